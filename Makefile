@@ -1,0 +1,105 @@
+# VexLake - build, run and test.  `make help` lists the targets.
+#
+# Layers are folders (src/network, src/commands, src/core, src/storage,
+# src/server, src/util); every .c file in them is part of the library that
+# the server binary and the unit tests link, except src/server/main.c.
+
+CC      ?= cc
+PORT    ?= 6379
+DIR     ?= ./data
+ARGS    ?=
+VENV    := .venv
+PY      := $(VENV)/bin/python
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+           -Wcast-align -Wformat=2 -Wvla
+CSTD    := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -MMD -MP
+CFLAGS  ?= -O2 -g
+LDLIBS  := -pthread -lm
+
+LIB_SRC := $(filter-out src/server/main.c, \
+             $(wildcard src/util/*.c src/storage/*.c src/core/*.c src/network/*.c \
+                        src/commands/*.c src/server/*.c))
+TESTS   := $(basename $(notdir $(wildcard tests/unit/test_*.c)))
+
+REL_OBJ := $(LIB_SRC:src/%.c=build/rel/%.o)
+SAN_OBJ := $(LIB_SRC:src/%.c=build/san/%.o)
+SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.PHONY: all build run test test-unit test-asan test-e2e deps deps-test fmt fmt-check lint verify \
+        doc bench clean help
+
+all: build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+deps: ## install missing Debian packages needed to build
+	@scripts/install-deps.sh build
+
+deps-test: ## install missing packages and the Python test tools (.venv)
+	@scripts/install-deps.sh test
+
+build: bin/vexlake-server ## build bin/vexlake-server
+
+bin/vexlake-server: $(REL_OBJ) build/rel/server/main.o
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/rel/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -c -o $@ $<
+
+build/san/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(SANFLAGS) -c -o $@ $<
+
+build/rel/test/%: tests/unit/%.c $(REL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(CFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+build/san/test/%: tests/unit/%.c $(SAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(SANFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+run: deps build ## install what is missing, build, serve 127.0.0.1:$(PORT) with data in $(DIR)
+	bin/vexlake-server --port $(PORT) --dir $(DIR) $(ARGS)
+
+unit-bins: $(TESTS:%=build/rel/test/%)
+san-bins: $(TESTS:%=build/san/test/%)
+
+test: deps-test build unit-bins san-bins ## install what is missing, build, run every test
+	@scripts/run-tests.sh all
+
+test-unit: deps-test unit-bins ## C unit tests only
+	@scripts/run-tests.sh unit
+
+test-asan: deps-test san-bins ## C unit tests under AddressSanitizer + UBSan
+	@scripts/run-tests.sh asan
+
+test-e2e: deps-test build ## end-to-end tests with redis-cli and redis-py
+	@scripts/run-tests.sh e2e
+
+bench: deps-test build ## benchmarks against peers; figures go to bench/results/
+	@bench/run.sh
+
+fmt: ## format the C sources with clang-format
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+fmt-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+lint: deps ## warnings as errors, then cppcheck
+	$(MAKE) -B $(REL_OBJ) build/rel/server/main.o EXTRA_CFLAGS=-Werror
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
+	  --inline-suppr --suppress=missingIncludeSystem -Iinclude -Isrc src include
+
+verify: fmt-check lint test ## format check, lint and every test
+
+doc: ## Doxygen HTML of include/vexlake.h into docs/api
+	doxygen Doxyfile
+
+clean: ## remove build output (never the data directory)
+	rm -rf build bin docs/api
+
+-include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d) build/rel/server/main.d

@@ -1,0 +1,216 @@
+/*
+ * vexlake.h - the embedded VexLake engine.
+ *
+ * This header is the whole contract between the engine (core + storage) and
+ * anything that uses it: the RESP server in src/server uses nothing else, and
+ * tests may drive the engine through it directly.
+ *
+ * Model
+ * -----
+ * An engine owns one data directory.  Inside it live named collections; each
+ * collection holds (key -> float32 vector) pairs of one fixed dimension and is
+ * searched with one metric.  The first vl_put into an empty collection fixes
+ * its dimension; vl_clear empties it and unfixes the dimension again.  The
+ * metric is chosen when the collection is created and stored with it.
+ *
+ * Durability
+ * ----------
+ * Every change is appended to a write-ahead log (WAL) with a per-record CRC.
+ * When a call that changes data returns VL_OK the change is durable according
+ * to vl_options.fsync, unless vl_options.deferred_sync is set: then changes
+ * are durable only after the next successful vl_sync() (group commit: the
+ * server calls it once per event-loop turn for all clients' writes).
+ *
+ * Threads
+ * -------
+ * The engine is single-writer: every function except vl_snapshot_search()
+ * and vl_snapshot_close() must be called by one thread at a time (the owner).
+ * A snapshot is an immutable view of one collection; it may be searched and
+ * closed from any thread, concurrently with writes by the owner, and never
+ * sees a write made after it was opened (MVCC).
+ *
+ * Errors
+ * ------
+ * Functions return a vl_status.  Those that take a vl_error* fill it (when
+ * not NULL) with a one-line, human readable message on failure.
+ */
+#ifndef VEXLAKE_H
+#define VEXLAKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VL_VERSION "0.1.0"
+
+/** Largest supported vector dimension. */
+#define VL_MAX_DIM 16384
+/** Largest key, in bytes. Keys are binary safe. */
+#define VL_MAX_KEY_LEN 65536
+/** Largest K accepted by a search. */
+#define VL_MAX_K 10000
+/** Longest collection name; names use [A-Za-z0-9_.-] only. */
+#define VL_MAX_COLLECTION_NAME 64
+
+/** Status codes returned by every engine call. */
+typedef enum {
+    VL_OK = 0,
+    VL_ERR_ARG,      /**< invalid argument (bad vector, bad name, ...) */
+    VL_ERR_DIM,      /**< dimension does not match the collection's */
+    VL_ERR_NOTFOUND, /**< key or collection does not exist */
+    VL_ERR_IO,       /**< the operating system refused a read or write */
+    VL_ERR_CORRUPT,  /**< stored data failed a checksum or format check */
+    VL_ERR_NOMEM,    /**< out of memory */
+    VL_ERR_LIMIT,    /**< a documented limit was exceeded */
+    VL_ERR_CONFLICT  /**< another writer committed the same object first */
+} vl_status;
+
+/** Distance metric of a collection. See vl_hit.score for what scores mean. */
+typedef enum {
+    VL_METRIC_L2 = 0, /**< Euclidean distance */
+    VL_METRIC_COSINE, /**< cosine distance, 1 - cos(a, b) */
+    VL_METRIC_IP      /**< inner product, larger is nearer */
+} vl_metric;
+
+/** When WAL writes are forced to stable storage (Redis' appendfsync). */
+typedef enum {
+    VL_FSYNC_ALWAYS = 0, /**< fsync before a write is acknowledged */
+    VL_FSYNC_EVERYSEC,   /**< fsync once a second in the background */
+    VL_FSYNC_NO          /**< leave flushing to the operating system */
+} vl_fsync;
+
+/** Engine options; initialise with vl_options_init() then adjust. */
+typedef struct {
+    vl_metric default_metric; /**< metric of collections created by this engine */
+    vl_fsync fsync;           /**< WAL fsync policy */
+    int deferred_sync;        /**< 1: writes wait for vl_sync() (group commit) */
+} vl_options;
+
+/** Error message buffer filled by failing calls. */
+typedef struct {
+    char msg[256];
+} vl_error;
+
+typedef struct vl_engine vl_engine;
+typedef struct vl_snapshot vl_snapshot;
+
+/** One search result. key points into the snapshot and lives as long as it. */
+typedef struct {
+    const char *key;
+    size_t keylen;
+    /** l2: Euclidean distance; cosine: 1 - cosine similarity (0..2);
+     *  ip: inner product.  Hits are ordered nearest first: ascending score
+     *  for l2 and cosine, descending for ip. Ties keep insertion order. */
+    double score;
+} vl_hit;
+
+/** Facts about one collection. */
+typedef struct {
+    uint32_t dim; /**< 0 while the collection is empty of any fixed dimension */
+    vl_metric metric;
+    uint64_t count; /**< live vectors */
+} vl_collection_info;
+
+/** Facts about the whole engine. */
+typedef struct {
+    uint64_t vectors;       /**< live vectors in all collections */
+    uint64_t bytes_on_disk; /**< WAL files and descriptors */
+    uint64_t wal_lsn;       /**< sequence number of the last logged change */
+    uint64_t wal_files;
+    uint64_t wal_bytes;
+    uint64_t fsyncs;            /**< WAL fsyncs performed since open */
+    uint64_t wal_dropped_bytes; /**< torn tail removed by the last open */
+    uint64_t collections;
+} vl_engine_stats;
+
+/** Fill opt with defaults: cosine, fsync always, no deferred sync. */
+void vl_options_init(vl_options *opt);
+
+/** Parse "l2" | "cosine" | "ip" into *out; returns VL_ERR_ARG otherwise. */
+vl_status vl_metric_parse(const char *name, vl_metric *out);
+/** Name of a metric ("l2", "cosine", "ip"). */
+const char *vl_metric_name(vl_metric m);
+/** Parse "always" | "everysec" | "no" into *out. */
+vl_status vl_fsync_parse(const char *name, vl_fsync *out);
+const char *vl_fsync_name(vl_fsync f);
+
+/**
+ * Open (creating if needed) the engine stored in directory dir, replaying
+ * its WAL.  A torn final WAL record (crash mid-write) is dropped and the log
+ * truncated before it; damage anywhere else makes the open fail with
+ * VL_ERR_CORRUPT and a message naming the file and offset.  On success
+ * *out owns the engine; release it with vl_close().
+ */
+vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_error *err);
+
+/** Sync pending writes, stop background work and free the engine.
+ *  Snapshots still open keep their data alive until vl_snapshot_close(). */
+void vl_close(vl_engine *e);
+
+/**
+ * Store vec (dim floats, all finite) under key in collection coll,
+ * replacing any previous vector.  Creates the collection if absent.
+ * VL_ERR_DIM when dim differs from the collection's fixed dimension.
+ */
+vl_status vl_put(vl_engine *e, const char *coll, const void *key, size_t keylen,
+                 const float *vec, uint32_t dim, vl_error *err);
+
+/**
+ * Copy the vector stored under key into out (room for cap floats) and set
+ * *dim.  VL_ERR_NOTFOUND when absent; VL_ERR_LIMIT when cap is too small
+ * (then *dim still says how many are needed).
+ */
+vl_status vl_get(vl_engine *e, const char *coll, const void *key, size_t keylen,
+                 float *out, uint32_t cap, uint32_t *dim);
+
+/** Delete key; *deleted is set to 1 if it existed, 0 otherwise. */
+vl_status vl_delete(vl_engine *e, const char *coll, const void *key, size_t keylen,
+                    int *deleted, vl_error *err);
+
+/** Remove every vector of coll and unfix its dimension (metric is kept). */
+vl_status vl_clear(vl_engine *e, const char *coll, vl_error *err);
+
+/** Make every change made so far durable (one write + one fsync).
+ *  After a failed WAL write or fsync the engine refuses further changes
+ *  (VL_ERR_IO) because what reached the disk is unknown; reads go on.
+ *  Reopen the engine to recover from the log. */
+vl_status vl_sync(vl_engine *e, vl_error *err);
+
+/** 1 if changes are waiting for vl_sync(), else 0. */
+int vl_sync_pending(const vl_engine *e);
+
+/** Describe collection coll; VL_ERR_NOTFOUND if it was never created. */
+vl_status vl_collection_describe(vl_engine *e, const char *coll, vl_collection_info *info);
+
+/** Fill *st with engine-wide figures. */
+void vl_engine_stats_get(vl_engine *e, vl_engine_stats *st);
+
+/**
+ * Pin the current state of collection coll.  Never fails for a missing
+ * collection: that gives an empty snapshot.  Returns NULL only when out of
+ * memory.  Release with vl_snapshot_close(), from any thread.
+ */
+vl_snapshot *vl_snapshot_open(vl_engine *e, const char *coll);
+
+/** Release a snapshot; thread safe. */
+void vl_snapshot_close(vl_snapshot *s);
+
+/** Number of live vectors the snapshot sees. */
+uint64_t vl_snapshot_count(const vl_snapshot *s);
+
+/**
+ * Exact k-nearest-neighbour search of the snapshot.  hits must have room
+ * for k entries; *nhits receives how many were filled (fewer than k when
+ * the snapshot holds fewer vectors, 0 when empty).  VL_ERR_DIM when the
+ * query's dimension differs from the collection's.  Thread safe.
+ */
+vl_status vl_snapshot_search(const vl_snapshot *s, const float *query, uint32_t dim, uint32_t k,
+                             vl_hit *hits, uint32_t *nhits, vl_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

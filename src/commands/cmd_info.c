@@ -1,0 +1,145 @@
+/*
+ * cmd_info.c - INFO (alias STATS) and DBSIZE.
+ *
+ * INFO uses Redis' text format: "# Section" headers, "field:value" lines,
+ * CRLF line ends, a blank line between sections.  redis_version is
+ * included because some clients read it to pick features.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands/commands.h"
+#include "core/distance.h"
+#include "server/server.h"
+#include "util/alloc.h"
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} text;
+
+static void add(text *t, const char *fmt, ...) VL_PRINTF(2, 3);
+
+static void add(text *t, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        t->cap = t->cap * 2 + (size_t)(n > 0 ? n : 0) + 256;
+        t->data = vl_realloc(t->data, t->cap);
+    }
+}
+
+static void section_server(text *t)
+{
+    int64_t up = (int64_t)time(NULL) - server.start_time;
+    add(t, "# Server\r\nvexlake_version:%s\r\nredis_version:7.4.0\r\nredis_mode:standalone\r\n",
+        VL_VERSION);
+    add(t, "process_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\n",
+        (int)getpid(), server.cfg.port, (long long)up, (long long)(up / 86400));
+    add(t, "search_threads:%d\r\ndistance_kernel:%s\r\n", server.cfg.threads,
+        vl_distance_kernel_name());
+}
+
+static void section_clients(text *t)
+{
+    uint64_t blocked = 0;
+    for (vl_client *c = server.clients.head; c; c = c->next)
+        blocked += (c->flags & VL_CLIENT_BLOCKED) != 0;
+    add(t, "# Clients\r\nconnected_clients:%llu\r\nblocked_clients:%llu\r\nmaxclients:%d\r\n",
+        (unsigned long long)server.clients.connected, (unsigned long long)blocked,
+        server.cfg.max_clients);
+}
+
+static void section_stats(text *t)
+{
+    add(t, "# Stats\r\ntotal_connections_received:%llu\r\nrejected_connections:%llu\r\n",
+        (unsigned long long)server.clients.total_connections,
+        (unsigned long long)server.clients.rejected_connections);
+    add(t, "total_commands_processed:%llu\r\ntotal_error_replies:%llu\r\n",
+        (unsigned long long)server.commands_processed, (unsigned long long)server.error_replies);
+    add(t, "total_writes:%llu\r\ntotal_searches:%llu\r\n", (unsigned long long)server.writes,
+        (unsigned long long)server.searches);
+}
+
+static void section_persistence(text *t, const vl_engine_stats *st)
+{
+    add(t, "# Persistence\r\ndir:%s\r\nappendfsync:%s\r\n", server.cfg.dir,
+        vl_fsync_name(server.cfg.fsync));
+    add(t, "wal_files:%llu\r\nwal_bytes:%llu\r\nwal_lsn:%llu\r\nwal_fsyncs:%llu\r\n",
+        (unsigned long long)st->wal_files, (unsigned long long)st->wal_bytes,
+        (unsigned long long)st->wal_lsn, (unsigned long long)st->fsyncs);
+    add(t, "group_commits:%llu\r\nwal_torn_bytes_dropped_at_start:%llu\r\n",
+        (unsigned long long)server.group_commits, (unsigned long long)st->wal_dropped_bytes);
+}
+
+static void section_vectors(text *t, const vl_engine_stats *st)
+{
+    vl_collection_info info = {0, server.cfg.metric, 0};
+    vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info);
+    add(t, "# Vectors\r\ncollection:%s\r\nvectors:%llu\r\ndimension:%u\r\nmetric:%s\r\n",
+        VL_DEFAULT_COLLECTION, (unsigned long long)info.count, info.dim,
+        vl_metric_name(info.metric));
+    add(t, "collections:%llu\r\ntotal_vectors:%llu\r\nbytes_on_disk:%llu\r\n",
+        (unsigned long long)st->collections, (unsigned long long)st->vectors,
+        (unsigned long long)st->bytes_on_disk);
+    add(t, "max_dimension:%u\r\nmax_k:%u\r\n", VL_MAX_DIM, VL_MAX_K);
+}
+
+typedef enum { SERVER, CLIENTS, STATS, PERSISTENCE, VECTORS, NSECTIONS } section;
+static const char *const section_names[NSECTIONS] = {"server", "clients", "stats", "persistence",
+                                                     "vectors"};
+
+vl_dispatch_result vl_cmd_info(vl_client *c, int argc, const char **argv, const size_t *lens)
+{
+    int want[NSECTIONS] = {0};
+    for (int i = 1; i < argc; i++) {
+        int all = vl_arg_is(argv[i], lens[i], "all") || vl_arg_is(argv[i], lens[i], "everything") ||
+                  vl_arg_is(argv[i], lens[i], "default");
+        for (int s = 0; s < NSECTIONS; s++)
+            if (all || vl_arg_is(argv[i], lens[i], section_names[s]))
+                want[s] = 1;
+    }
+    if (argc == 1)
+        for (int s = 0; s < NSECTIONS; s++)
+            want[s] = 1;
+    vl_engine_stats st;
+    vl_engine_stats_get(server.engine, &st);
+    text t = {vl_malloc(1024), 0, 1024};
+    t.data[0] = '\0';
+    for (int s = 0; s < NSECTIONS; s++) {
+        if (!want[s])
+            continue;
+        if (t.len)
+            add(&t, "\r\n");
+        switch ((section)s) {
+        case SERVER: section_server(&t); break;
+        case CLIENTS: section_clients(&t); break;
+        case STATS: section_stats(&t); break;
+        case PERSISTENCE: section_persistence(&t, &st); break;
+        case VECTORS: section_vectors(&t, &st); break;
+        case NSECTIONS: break;
+        }
+    }
+    vl_reply_bulk(&c->out, t.data, t.len);
+    free(t.data);
+    return VL_DISPATCH_DONE;
+}
+
+vl_dispatch_result vl_cmd_dbsize(vl_client *c, int argc, const char **argv, const size_t *lens)
+{
+    (void)argc, (void)argv, (void)lens;
+    vl_collection_info info = {0, server.cfg.metric, 0};
+    vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info);
+    vl_reply_int(&c->out, (long long)info.count);
+    return VL_DISPATCH_DONE;
+}

@@ -1,0 +1,24 @@
+/*
+ * vector_args.h - reading a vector argument: text "[1, 2, 3]" or
+ * FP32 <little-endian float32 blob> (two words, the fast path).
+ */
+#ifndef VL_COMMANDS_VECTOR_ARGS_H
+#define VL_COMMANDS_VECTOR_ARGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vexlake.h"
+
+/**
+ * Parse the vector starting at argv[i] into out (room for VL_MAX_DIM
+ * floats, aligned for float).  *used receives how many words it took (1 or
+ * 2).  On error err holds a message suitable for "-ERR <msg>".
+ */
+vl_status vl_vector_arg(int argc, const char **argv, const size_t *lens, int i, float *out,
+                        uint32_t *dim, int *used, vl_error *err);
+
+/** Parse a positive integer K (1..VL_MAX_K) from a word. */
+vl_status vl_k_arg(const char *s, size_t len, uint32_t *k, vl_error *err);
+
+#endif

@@ -1,0 +1,327 @@
+/*
+ * engine.c - the embedded engine: collections, the write path, replay.
+ *
+ * Every change takes the same path, live or replayed: validate, log (live
+ * only), then apply().  Live changes are logged before they are applied, so
+ * memory never holds a change the log could not reproduce.  A collection's
+ * descriptor is written (durably) before the first log record that names
+ * the collection.
+ *
+ * After a failed WAL write the engine stops taking changes: the kernel may
+ * have dropped the dirty pages, so memory and disk could disagree, and only
+ * a restart (replaying what really reached the disk) is honest.  Redis makes
+ * the same call for appendfsync always.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_internal.h"
+#include "core/vector_text.h"
+#include "storage/descriptor.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+/* Keeps row indexes inside the keymap's 32-bit range. */
+#define MAX_ROWS_PER_GENERATION (UINT32_MAX - 1u)
+
+vl_collection *vl_engine_find(vl_engine *e, const char *name)
+{
+    for (size_t i = 0; i < e->ncolls; i++)
+        if (strcmp(e->colls[i].name, name) == 0)
+            return &e->colls[i];
+    return NULL;
+}
+
+static vl_collection *add_collection(vl_engine *e, const char *name, vl_metric metric)
+{
+    if (e->ncolls == e->cap_colls) {
+        e->cap_colls = e->cap_colls ? e->cap_colls * 2 : 4;
+        e->colls = vl_realloc(e->colls, e->cap_colls * sizeof *e->colls);
+    }
+    vl_collection *c = &e->colls[e->ncolls++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->metric = metric;
+    c->rows = vl_rowstore_new(metric);
+    return c;
+}
+
+/* ---- applying changes (shared by live writes and replay) ---- */
+
+static void apply(vl_engine *e, vl_collection *c, const vl_wal_record *rec)
+{
+    switch (rec->type) {
+    case VL_WAL_PUT:
+        vl_rowstore_put(c->rows, rec->key, rec->key_len, rec->vec, rec->dim, rec->lsn);
+        break;
+    case VL_WAL_DEL:
+        vl_rowstore_delete(c->rows, rec->key, rec->key_len, rec->lsn);
+        break;
+    case VL_WAL_CLEAR:
+        vl_rowstore_unref(c->rows);
+        c->rows = vl_rowstore_new(c->metric);
+        break;
+    }
+    e->applied_lsn = rec->lsn;
+}
+
+static vl_status replay_record(void *ctx, const vl_wal_record *rec, vl_error *err)
+{
+    vl_engine *e = ctx;
+    char name[VL_MAX_COLLECTION_NAME + 1];
+    snprintf(name, sizeof name, "%.*s", (int)rec->coll_len, rec->coll);
+    vl_collection *c = vl_engine_find(e, name);
+    if (!c)
+        return vl_fail(err, VL_ERR_CORRUPT,
+                       "WAL record %llu names collection '%s' whose descriptor "
+                       "collections/%s.desc is missing",
+                       (unsigned long long)rec->lsn, name, name);
+    if (rec->type == VL_WAL_PUT && c->rows->dim && c->rows->dim != rec->dim)
+        return vl_fail(err, VL_ERR_CORRUPT,
+                       "WAL record %llu puts a %u-dimensional vector into '%s' (dimension %u)",
+                       (unsigned long long)rec->lsn, rec->dim, name, c->rows->dim);
+    apply(e, c, rec);
+    return VL_OK;
+}
+
+/* ---- open / close ---- */
+
+static vl_status load_collections(vl_engine *e, vl_error *err)
+{
+    vl_descriptor *descs = NULL;
+    size_t n = 0;
+    vl_status st = vl_descriptor_load_all(e->store, &descs, &n, err);
+    if (st != VL_OK)
+        return st;
+    for (size_t i = 0; i < n; i++)
+        add_collection(e, descs[i].name, descs[i].metric);
+    free(descs);
+    return VL_OK;
+}
+
+vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_error *err)
+{
+    vl_engine *e = vl_calloc(1, sizeof *e);
+    if (opt)
+        e->opt = *opt;
+    else
+        vl_options_init(&e->opt);
+    vl_status st = vl_objstore_local_open(dir, &e->store, err);
+    if (st == VL_OK)
+        st = load_collections(e, err);
+    if (st == VL_OK)
+        st = vl_wal_open(dir, e->opt.fsync, replay_record, e, &e->wal, &e->wal_dropped_bytes, err);
+    if (st != VL_OK) {
+        vl_close(e);
+        return st;
+    }
+    *out = e;
+    return VL_OK;
+}
+
+void vl_close(vl_engine *e)
+{
+    if (!e)
+        return;
+    if (e->wal)
+        vl_wal_close(e->wal);
+    for (size_t i = 0; i < e->ncolls; i++)
+        vl_rowstore_unref(e->colls[i].rows);
+    free(e->colls);
+    vl_obj_close(e->store);
+    free(e);
+}
+
+/* ---- the write path ---- */
+
+static vl_status check_writable(vl_engine *e, const char *coll, vl_error *err)
+{
+    if (e->failed)
+        return vl_fail(err, VL_ERR_IO, "writes disabled after a WAL failure (%s); restart to recover",
+                       e->failure.msg);
+    if (!vl_collection_name_valid(coll))
+        return vl_fail(err, VL_ERR_ARG, "invalid collection name");
+    return VL_OK;
+}
+
+static vl_status check_key(size_t keylen, vl_error *err)
+{
+    if (keylen == 0)
+        return vl_fail(err, VL_ERR_ARG, "empty key");
+    if (keylen > VL_MAX_KEY_LEN)
+        return vl_fail(err, VL_ERR_LIMIT, "key is %zu bytes; the maximum is %u", keylen,
+                       VL_MAX_KEY_LEN);
+    return VL_OK;
+}
+
+/* Flush the log unless the caller batches syncs; a failure poisons writes. */
+static vl_status sync_now(vl_engine *e, vl_error *err)
+{
+    if (!vl_wal_has_pending(e->wal))
+        return VL_OK;
+    vl_status st = vl_wal_flush(e->wal, &e->failure);
+    if (st != VL_OK) {
+        e->failed = 1;
+        return vl_fail(err, st, "%s", e->failure.msg);
+    }
+    return VL_OK;
+}
+
+static vl_status log_and_apply(vl_engine *e, vl_collection *c, vl_wal_record *rec, vl_error *err)
+{
+    rec->coll = c->name;
+    rec->coll_len = (uint32_t)strlen(c->name);
+    vl_status st = vl_wal_append(e->wal, rec, err);
+    if (st != VL_OK)
+        return st;
+    apply(e, c, rec);
+    return e->opt.deferred_sync ? VL_OK : sync_now(e, err);
+}
+
+static vl_status create_collection(vl_engine *e, const char *coll, vl_collection **out,
+                                   vl_error *err)
+{
+    vl_descriptor d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.name, sizeof d.name, "%s", coll);
+    d.metric = e->opt.default_metric;
+    vl_status st = vl_descriptor_write(e->store, &d, err);
+    if (st != VL_OK)
+        return st;
+    *out = add_collection(e, coll, d.metric);
+    return VL_OK;
+}
+
+static vl_status check_vector(const vl_collection *c, vl_metric metric, const float *vec,
+                              uint32_t dim, vl_error *err)
+{
+    if (dim == 0)
+        return vl_fail(err, VL_ERR_ARG, "empty vector");
+    if (dim > VL_MAX_DIM)
+        return vl_fail(err, VL_ERR_LIMIT, "vector has %u dimensions; the maximum is %u", dim,
+                       VL_MAX_DIM);
+    if (c && c->rows->dim && c->rows->dim != dim)
+        return vl_fail(err, VL_ERR_DIM, "dimension mismatch: expected %u, got %u", c->rows->dim,
+                       dim);
+    vl_status st = vl_vector_check_finite(vec, dim, err);
+    if (st != VL_OK)
+        return st;
+    if (metric == VL_METRIC_COSINE) {
+        int zero = 1;
+        for (uint32_t i = 0; i < dim && zero; i++)
+            zero = vec[i] == 0.0f;
+        if (zero)
+            return vl_fail(err, VL_ERR_ARG, "zero vector has no direction (metric is cosine)");
+    }
+    return VL_OK;
+}
+
+vl_status vl_put(vl_engine *e, const char *coll, const void *key, size_t keylen, const float *vec,
+                 uint32_t dim, vl_error *err)
+{
+    vl_status st = check_writable(e, coll, err);
+    if (st == VL_OK)
+        st = check_key(keylen, err);
+    vl_collection *c = st == VL_OK ? vl_engine_find(e, coll) : NULL;
+    if (st == VL_OK)
+        st = check_vector(c, c ? c->metric : e->opt.default_metric, vec, dim, err);
+    if (st != VL_OK)
+        return st;
+    if (c && atomic_load(&c->rows->nrows) >= MAX_ROWS_PER_GENERATION)
+        return vl_fail(err, VL_ERR_LIMIT, "collection '%s' holds the maximum number of rows", coll);
+    if (!c && (st = create_collection(e, coll, &c, err)) != VL_OK)
+        return st;
+    vl_wal_record rec = {.type = VL_WAL_PUT, .key = key, .key_len = (uint32_t)keylen,
+                         .vec = vec, .dim = dim};
+    return log_and_apply(e, c, &rec, err);
+}
+
+vl_status vl_get(vl_engine *e, const char *coll, const void *key, size_t keylen, float *out,
+                 uint32_t cap, uint32_t *dim)
+{
+    vl_collection *c = vl_engine_find(e, coll);
+    const float *v = c ? vl_rowstore_get(c->rows, key, keylen) : NULL;
+    if (!v)
+        return VL_ERR_NOTFOUND;
+    *dim = c->rows->dim;
+    if (cap < c->rows->dim)
+        return VL_ERR_LIMIT;
+    memcpy(out, v, (size_t)c->rows->dim * sizeof(float));
+    return VL_OK;
+}
+
+vl_status vl_delete(vl_engine *e, const char *coll, const void *key, size_t keylen, int *deleted,
+                    vl_error *err)
+{
+    *deleted = 0;
+    vl_status st = check_writable(e, coll, err);
+    if (st != VL_OK)
+        return st;
+    vl_collection *c = vl_engine_find(e, coll);
+    if (!c || !vl_rowstore_get(c->rows, key, keylen))
+        return VL_OK; /* nothing to log: deleting an absent key changes nothing */
+    *deleted = 1;
+    vl_wal_record rec = {.type = VL_WAL_DEL, .key = key, .key_len = (uint32_t)keylen};
+    return log_and_apply(e, c, &rec, err);
+}
+
+vl_status vl_clear(vl_engine *e, const char *coll, vl_error *err)
+{
+    vl_status st = check_writable(e, coll, err);
+    if (st != VL_OK)
+        return st;
+    vl_collection *c = vl_engine_find(e, coll);
+    if (!c || (c->rows->dim == 0 && atomic_load(&c->rows->nrows) == 0))
+        return VL_OK; /* already empty */
+    vl_wal_record rec = {.type = VL_WAL_CLEAR};
+    return log_and_apply(e, c, &rec, err);
+}
+
+vl_status vl_sync(vl_engine *e, vl_error *err)
+{
+    if (e->failed)
+        return vl_fail(err, VL_ERR_IO, "%s", e->failure.msg);
+    return sync_now(e, err);
+}
+
+int vl_sync_pending(const vl_engine *e)
+{
+    return vl_wal_has_pending(e->wal);
+}
+
+/* ---- introspection ---- */
+
+vl_status vl_collection_describe(vl_engine *e, const char *coll, vl_collection_info *info)
+{
+    vl_collection *c = vl_engine_find(e, coll);
+    if (!c)
+        return VL_ERR_NOTFOUND;
+    info->dim = c->rows->dim;
+    info->metric = c->metric;
+    info->count = c->rows->live;
+    return VL_OK;
+}
+
+void vl_engine_stats_get(vl_engine *e, vl_engine_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    for (size_t i = 0; i < e->ncolls; i++)
+        st->vectors += e->colls[i].rows->live;
+    st->collections = e->ncolls;
+    vl_wal_stats ws;
+    vl_wal_stats_get(e->wal, &ws);
+    st->wal_files = ws.files;
+    st->wal_bytes = ws.bytes;
+    st->fsyncs = ws.fsyncs;
+    st->wal_lsn = vl_wal_last_lsn(e->wal);
+    st->wal_dropped_bytes = e->wal_dropped_bytes;
+    st->bytes_on_disk = ws.bytes;
+    vl_objinfo *objs = NULL;
+    size_t n = 0;
+    if (vl_obj_list(e->store, "collections/", &objs, &n, NULL) == VL_OK) {
+        for (size_t i = 0; i < n; i++)
+            st->bytes_on_disk += objs[i].size;
+        vl_objinfo_free(objs, n);
+    }
+}

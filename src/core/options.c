@@ -1,0 +1,50 @@
+/* options.c - engine options and the names of metrics and fsync policies. */
+#include <string.h>
+
+#include "vexlake.h"
+
+static const char *const metric_names[] = {"l2", "cosine", "ip"};
+static const char *const fsync_names[] = {"always", "everysec", "no"};
+
+void vl_options_init(vl_options *opt)
+{
+    opt->default_metric = VL_METRIC_COSINE;
+    opt->fsync = VL_FSYNC_ALWAYS;
+    opt->deferred_sync = 0;
+}
+
+static int lookup(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; name && i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+vl_status vl_metric_parse(const char *name, vl_metric *out)
+{
+    int i = lookup(metric_names, 3, name);
+    if (i < 0)
+        return VL_ERR_ARG;
+    *out = (vl_metric)i;
+    return VL_OK;
+}
+
+const char *vl_metric_name(vl_metric m)
+{
+    return (unsigned)m < 3 ? metric_names[m] : "unknown";
+}
+
+vl_status vl_fsync_parse(const char *name, vl_fsync *out)
+{
+    int i = lookup(fsync_names, 3, name);
+    if (i < 0)
+        return VL_ERR_ARG;
+    *out = (vl_fsync)i;
+    return VL_OK;
+}
+
+const char *vl_fsync_name(vl_fsync f)
+{
+    return (unsigned)f < 3 ? fsync_names[f] : "unknown";
+}

@@ -1,0 +1,150 @@
+/* rowstore.c - see rowstore.h for the concurrency design. */
+#include "core/rowstore.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/distance.h"
+#include "util/alloc.h"
+
+static void key_of_row(void *ctx, uint32_t row, const char **key, size_t *len)
+{
+    vl_rowstore *rs = ctx;
+    vl_chunk_dir *dir = atomic_load_explicit(&rs->dir, memory_order_relaxed);
+    vl_key *k = vl_rowstore_chunk(dir, row)->keys[row % VL_CHUNK_ROWS];
+    *key = k->data;
+    *len = k->len;
+}
+
+vl_rowstore *vl_rowstore_new(vl_metric metric)
+{
+    vl_rowstore *rs = vl_calloc(1, sizeof *rs);
+    atomic_init(&rs->refs, 1);
+    rs->metric = metric;
+    vl_chunk_dir *dir = vl_calloc(1, sizeof *dir + 16 * sizeof(vl_chunk *));
+    dir->cap = 16;
+    atomic_init(&rs->dir, dir);
+    atomic_init(&rs->nrows, 0);
+    vl_keymap_init(&rs->map, key_of_row, rs);
+    return rs;
+}
+
+void vl_rowstore_ref(vl_rowstore *rs)
+{
+    atomic_fetch_add_explicit(&rs->refs, 1, memory_order_relaxed);
+}
+
+static void free_chunk(vl_chunk *c, uint32_t used)
+{
+    for (uint32_t i = 0; i < used; i++)
+        free(c->keys[i]);
+    free(c->vecs);
+    free(c->inv_norms);
+    free(c->keys);
+    free(c->put_lsn);
+    free(c);
+}
+
+void vl_rowstore_unref(vl_rowstore *rs)
+{
+    if (!rs || atomic_fetch_sub_explicit(&rs->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    vl_chunk_dir *dir = atomic_load_explicit(&rs->dir, memory_order_acquire);
+    uint64_t n = atomic_load_explicit(&rs->nrows, memory_order_acquire);
+    for (uint64_t c = 0; c * VL_CHUNK_ROWS < n; c++) {
+        uint64_t left = n - c * VL_CHUNK_ROWS;
+        free_chunk(dir->chunks[c], left < VL_CHUNK_ROWS ? (uint32_t)left : VL_CHUNK_ROWS);
+    }
+    free(dir);
+    for (vl_chunk_dir *d = rs->retired; d;) {
+        vl_chunk_dir *next = d->retired_next;
+        free(d);
+        d = next;
+    }
+    vl_keymap_free(&rs->map);
+    free(rs);
+}
+
+static vl_chunk *new_chunk(uint32_t dim)
+{
+    vl_chunk *c = vl_aligned_alloc(sizeof *c);
+    memset(c, 0, sizeof *c);
+    c->vecs = vl_aligned_alloc((size_t)VL_CHUNK_ROWS * dim * sizeof(float));
+    c->inv_norms = vl_malloc(VL_CHUNK_ROWS * sizeof(float));
+    c->keys = vl_calloc(VL_CHUNK_ROWS, sizeof(vl_key *));
+    c->put_lsn = vl_malloc(VL_CHUNK_ROWS * sizeof(uint64_t));
+    return c;
+}
+
+/* Make sure the chunk for row exists, replacing the directory if full.
+ * The new directory is published before the row count that needs it. */
+static vl_chunk *chunk_for_append(vl_rowstore *rs, uint64_t row)
+{
+    vl_chunk_dir *dir = atomic_load_explicit(&rs->dir, memory_order_relaxed);
+    uint64_t ci = row / VL_CHUNK_ROWS;
+    if (row % VL_CHUNK_ROWS)
+        return dir->chunks[ci];
+    if (ci >= dir->cap) {
+        vl_chunk_dir *bigger = vl_calloc(1, sizeof *bigger + 2 * dir->cap * sizeof(vl_chunk *));
+        bigger->cap = 2 * dir->cap;
+        memcpy(bigger->chunks, dir->chunks, dir->cap * sizeof(vl_chunk *));
+        dir->retired_next = rs->retired;
+        rs->retired = dir;
+        dir = bigger;
+    }
+    dir->chunks[ci] = new_chunk(rs->dim);
+    atomic_store_explicit(&rs->dir, dir, memory_order_release);
+    return dir->chunks[ci];
+}
+
+static void mark_deleted(vl_rowstore *rs, uint32_t row, uint64_t lsn)
+{
+    vl_chunk_dir *dir = atomic_load_explicit(&rs->dir, memory_order_relaxed);
+    atomic_store_explicit(&vl_rowstore_chunk(dir, row)->del_lsn[row % VL_CHUNK_ROWS], lsn,
+                          memory_order_release);
+    rs->live--;
+}
+
+void vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const float *vec,
+                     uint32_t dim, uint64_t lsn)
+{
+    if (rs->dim == 0)
+        rs->dim = dim;
+    uint64_t row = atomic_load_explicit(&rs->nrows, memory_order_relaxed);
+    vl_chunk *c = chunk_for_append(rs, row);
+    uint32_t slot = (uint32_t)(row % VL_CHUNK_ROWS);
+    float *dst = c->vecs + (size_t)slot * dim;
+    memcpy(dst, vec, (size_t)dim * sizeof(float));
+    double norm = sqrt(vl_dot(dst, dst, dim));
+    c->inv_norms[slot] = norm > 0 ? (float)(1.0 / norm) : 0.0f;
+    vl_key *k = vl_malloc(sizeof *k + keylen);
+    k->len = (uint32_t)keylen;
+    memcpy(k->data, key, keylen);
+    c->keys[slot] = k;
+    c->put_lsn[slot] = lsn;
+    atomic_store_explicit(&c->del_lsn[slot], 0, memory_order_relaxed);
+    uint32_t prev = vl_keymap_set(&rs->map, key, keylen, vl_keymap_hash(key, keylen), (uint32_t)row);
+    atomic_store_explicit(&rs->nrows, row + 1, memory_order_release);
+    rs->live++;
+    if (prev != VL_KEYMAP_NONE)
+        mark_deleted(rs, prev, lsn);
+}
+
+int vl_rowstore_delete(vl_rowstore *rs, const void *key, size_t keylen, uint64_t lsn)
+{
+    uint32_t row = vl_keymap_remove(&rs->map, key, keylen, vl_keymap_hash(key, keylen));
+    if (row == VL_KEYMAP_NONE)
+        return 0;
+    mark_deleted(rs, row, lsn);
+    return 1;
+}
+
+const float *vl_rowstore_get(const vl_rowstore *rs, const void *key, size_t keylen)
+{
+    uint32_t row = vl_keymap_get(&rs->map, key, keylen, vl_keymap_hash(key, keylen));
+    if (row == VL_KEYMAP_NONE)
+        return NULL;
+    vl_chunk_dir *dir = atomic_load_explicit(&rs->dir, memory_order_relaxed);
+    return vl_rowstore_chunk(dir, row)->vecs + (size_t)(row % VL_CHUNK_ROWS) * rs->dim;
+}

@@ -1,0 +1,83 @@
+/*
+ * rowstore.h - the in-memory rows of one collection generation, readable
+ * by searches while the writer appends (MVCC without locks).
+ *
+ * Decisions:
+ *  - Rows are append-only.  An overwrite appends a new row and stamps the
+ *    old one with the LSN of the change (del_lsn); a delete only stamps.
+ *    A snapshot is (row count, LSN): row r is visible iff r < count and
+ *    its del_lsn is 0 or greater than the snapshot's LSN.  Readers never
+ *    wait for the writer and never see a half-written row.
+ *  - Rows live in fixed-size chunks (VL_CHUNK_ROWS) that never move; the
+ *    chunk directory is replaced (copy, then publish with a release store)
+ *    when it fills, and old directories are retired, not freed, until the
+ *    generation dies, so a reader holding an old directory stays safe.
+ *  - The row count is published with a release store after the row is
+ *    complete; readers load it with acquire before touching rows.
+ *  - A generation is reference counted.  CLEAR starts a new generation;
+ *    snapshots keep the old one alive until they close.
+ *  - Dead rows are reclaimed only when the generation is replaced; the
+ *    lake issue adds compaction.
+ */
+#ifndef VL_CORE_ROWSTORE_H
+#define VL_CORE_ROWSTORE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/keymap.h"
+#include "vexlake.h"
+
+#define VL_CHUNK_ROWS 4096u
+
+typedef struct {
+    uint32_t len;
+    char data[];
+} vl_key;
+
+typedef struct {
+    float *vecs;                            /* VL_CHUNK_ROWS * dim, 64-byte aligned */
+    float *inv_norms;                       /* 1/|v| per row, for cosine */
+    vl_key **keys;                          /* per row, immutable once set */
+    uint64_t *put_lsn;                      /* LSN that wrote the row */
+    _Atomic uint64_t del_lsn[VL_CHUNK_ROWS]; /* 0 while live */
+} vl_chunk;
+
+typedef struct vl_chunk_dir {
+    uint32_t cap;
+    struct vl_chunk_dir *retired_next; /* chain of replaced directories */
+    vl_chunk *chunks[];
+} vl_chunk_dir;
+
+typedef struct {
+    _Atomic uint32_t refs;
+    uint32_t dim; /* 0 until the first put */
+    vl_metric metric;
+    _Atomic(vl_chunk_dir *) dir;
+    _Atomic uint64_t nrows;
+    uint64_t live; /* writer only */
+    vl_keymap map; /* writer only */
+    vl_chunk_dir *retired;
+} vl_rowstore;
+
+vl_rowstore *vl_rowstore_new(vl_metric metric);
+void vl_rowstore_ref(vl_rowstore *rs);
+/** Drop a reference; the last one frees everything. Thread safe. */
+void vl_rowstore_unref(vl_rowstore *rs);
+
+/** Writer: store key -> vec at lsn (dim already validated). */
+void vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const float *vec,
+                     uint32_t dim, uint64_t lsn);
+/** Writer: delete key at lsn; returns 1 if it existed. */
+int vl_rowstore_delete(vl_rowstore *rs, const void *key, size_t keylen, uint64_t lsn);
+/** Writer: the live vector of key, or NULL. */
+const float *vl_rowstore_get(const vl_rowstore *rs, const void *key, size_t keylen);
+
+/* Reader helpers (any thread, given a count loaded with acquire). */
+static inline vl_chunk *vl_rowstore_chunk(vl_chunk_dir *dir, uint64_t row)
+{
+    return dir->chunks[row / VL_CHUNK_ROWS];
+}
+
+#endif

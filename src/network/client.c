@@ -1,0 +1,320 @@
+/*
+ * client.c - accepting, reading, dispatching and writing for clients.
+ *
+ * Flow per readable event: read into the query buffer, then run as many
+ * complete requests as it holds (pipelining), stopping early if a handler
+ * blocks the client or its unsent output grows past VL_OUTPUT_PAUSE_BYTES
+ * (back-pressure: we stop reading until it drains).  Output is only
+ * queued here; vl_clients_flush() writes it after the group commit.
+ */
+#include "network/client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+
+#define READ_CHUNK (64 * 1024)
+
+static void on_client_event(vl_loop *l, int fd, int events, void *data);
+
+void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uint64_t max_clients)
+{
+    memset(cs, 0, sizeof *cs);
+    cs->loop = loop;
+    cs->dispatch = dispatch;
+    cs->next_id = 1;
+    cs->max_clients = max_clients;
+}
+
+static void set_peer_addr(vl_client *c)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof sa;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(c->fd, (struct sockaddr *)&sa, &salen) == 0) {
+        if (sa.ss_family == AF_INET) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
+            inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+            port = ntohs(s4->sin_port);
+        } else if (sa.ss_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
+            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+            port = ntohs(s6->sin6_port);
+        }
+    }
+    snprintf(c->addr, sizeof c->addr, "%s:%d", ip, port);
+}
+
+static vl_client *client_new(vl_clients *cs, int fd)
+{
+    vl_client *c = vl_calloc(1, sizeof *c);
+    c->fd = fd;
+    c->id = cs->next_id++;
+    c->owner = cs;
+    c->created = (int64_t)time(NULL);
+    vl_resp_parser_init(&c->parser);
+    vl_reply_init(&c->out);
+    set_peer_addr(c);
+    c->next = cs->head;
+    if (cs->head)
+        cs->head->prev = c;
+    cs->head = c;
+    cs->connected++;
+    cs->total_connections++;
+    return c;
+}
+
+static void client_free(vl_client *c)
+{
+    vl_clients *cs = c->owner;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        cs->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    /* Unlink from the pending list too. */
+    for (vl_client **pp = &cs->pending; *pp; pp = &(*pp)->next_pending) {
+        if (*pp == c) {
+            *pp = c->next_pending;
+            break;
+        }
+    }
+    vl_resp_parser_free(&c->parser);
+    vl_reply_free(&c->out);
+    free(c->qbuf);
+    free(c->name);
+    free(c->lib_name);
+    free(c->lib_ver);
+    free(c);
+}
+
+/* Close the socket now; free the client unless async work still refers
+ * to it (then vl_client_unblock frees it). */
+static void client_close(vl_client *c)
+{
+    vl_clients *cs = c->owner;
+    if (!(c->flags & VL_CLIENT_CLOSED)) {
+        vl_loop_unwatch(cs->loop, c->fd);
+        close(c->fd);
+        c->flags |= VL_CLIENT_CLOSED;
+        cs->connected--;
+    }
+    if (!(c->flags & VL_CLIENT_BLOCKED))
+        client_free(c);
+}
+
+void vl_client_mark_pending(vl_clients *cs, vl_client *c)
+{
+    if (c->flags & (VL_CLIENT_PENDING_WRITE | VL_CLIENT_CLOSED))
+        return;
+    c->flags |= VL_CLIENT_PENDING_WRITE;
+    c->next_pending = cs->pending;
+    cs->pending = c;
+}
+
+static void reject_client(vl_clients *cs, int fd)
+{
+    static const char msg[] = "-ERR max number of clients reached\r\n";
+    ssize_t ignored = write(fd, msg, sizeof msg - 1);
+    (void)ignored;
+    close(fd);
+    cs->rejected_connections++;
+}
+
+void vl_clients_on_accept(vl_loop *l, int lfd, int events, void *data)
+{
+    vl_clients *cs = data;
+    (void)events;
+    for (int i = 0; i < 64; i++) { /* bounded, so one busy listener can't starve clients */
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN, or a transient error such as EMFILE: retried next turn */
+        if (cs->connected >= cs->max_clients) {
+            reject_client(cs, fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        vl_client *c = client_new(cs, fd);
+        if (vl_loop_watch(l, fd, VL_EV_READ, on_client_event, c) != 0)
+            client_close(c);
+    }
+}
+
+static void protocol_error(vl_client *c)
+{
+    vl_reply_error(&c->out, "ERR %s", c->parser.error);
+    c->flags |= VL_CLIENT_CLOSE_AFTER_REPLY;
+    vl_client_mark_pending(c->owner, c);
+}
+
+static int output_backlogged(const vl_client *c)
+{
+    return c->out.len > VL_OUTPUT_PAUSE_BYTES;
+}
+
+/* Run complete requests from the query buffer until it is empty, the
+ * client blocks, or its output backs up. */
+static void process_input(vl_client *c)
+{
+    size_t used = 0;
+    while (!(c->flags & (VL_CLIENT_BLOCKED | VL_CLIENT_CLOSE_AFTER_REPLY)) &&
+           !output_backlogged(c) && used < c->qlen) {
+        vl_resp_result r = vl_resp_parse(&c->parser, c->qbuf + used, c->qlen - used);
+        if (r == VL_RESP_INCOMPLETE)
+            break;
+        if (r == VL_RESP_PROTOCOL_ERROR) {
+            protocol_error(c);
+            break;
+        }
+        const char *argv[64];
+        const char **args = c->parser.argc <= 64 ? argv : vl_malloc(c->parser.argc * sizeof *args);
+        for (size_t i = 0; i < c->parser.argc; i++)
+            args[i] = c->qbuf + used + c->parser.offs[i];
+        vl_dispatch_result d = VL_DISPATCH_DONE;
+        if (c->parser.argc > 0)
+            d = c->owner->dispatch(c, (int)c->parser.argc, args, c->parser.lens);
+        if (args != argv)
+            free(args);
+        used += c->parser.pos;
+        vl_resp_parser_reset(&c->parser);
+        if (d == VL_DISPATCH_DONE)
+            vl_client_mark_pending(c->owner, c);
+    }
+    if (used) {
+        memmove(c->qbuf, c->qbuf + used, c->qlen - used);
+        c->qlen -= used;
+    }
+}
+
+/* 0 on success, -1 when the client must be closed. */
+static int read_input(vl_client *c)
+{
+    if (c->qcap - c->qlen < READ_CHUNK) {
+        c->qcap = c->qlen + READ_CHUNK * 2;
+        c->qbuf = vl_realloc(c->qbuf, c->qcap);
+    }
+    ssize_t n = read(c->fd, c->qbuf + c->qlen, c->qcap - c->qlen);
+    if (n == 0)
+        return -1;
+    if (n < 0)
+        return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+    c->qlen += (size_t)n;
+    if (c->qlen > VL_MAX_QUERY_BUFFER) {
+        snprintf(c->parser.error, sizeof c->parser.error,
+                 "Protocol error: request larger than %u bytes", VL_MAX_QUERY_BUFFER);
+        c->qlen = 0;
+        protocol_error(c);
+    }
+    return 0;
+}
+
+/* Which events the client should be watched for right now. */
+static int wanted_events(const vl_client *c)
+{
+    int mask = 0;
+    if (!(c->flags & (VL_CLIENT_BLOCKED | VL_CLIENT_CLOSE_AFTER_REPLY)) && !output_backlogged(c))
+        mask |= VL_EV_READ;
+    if (c->out.len && !(c->flags & VL_CLIENT_PENDING_WRITE))
+        mask |= VL_EV_WRITE;
+    return mask;
+}
+
+static void rewatch(vl_client *c)
+{
+    if (!(c->flags & VL_CLIENT_CLOSED))
+        vl_loop_watch(c->owner->loop, c->fd, wanted_events(c), on_client_event, c);
+}
+
+static void on_client_event(vl_loop *l, int fd, int events, void *data)
+{
+    vl_client *c = data;
+    (void)l;
+    (void)fd;
+    if (events & VL_EV_WRITE) /* written in flush, after the group commit */
+        vl_client_mark_pending(c->owner, c);
+    if (events & VL_EV_READ) {
+        if (read_input(c) != 0) {
+            client_close(c);
+            return;
+        }
+        process_input(c);
+    }
+    rewatch(c);
+}
+
+/* Write what the socket takes; 0 while the client lives, -1 if closed. */
+static int write_output(vl_client *c)
+{
+    size_t sent = 0;
+    while (sent < c->out.len) {
+        ssize_t n = write(c->fd, c->out.data + sent, c->out.len - sent);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) {
+            client_close(c);
+            return -1;
+        }
+        sent += (size_t)n;
+    }
+    vl_reply_consume(&c->out, sent);
+    if (c->out.len == 0 && (c->flags & VL_CLIENT_CLOSE_AFTER_REPLY)) {
+        client_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+int vl_clients_flush(vl_clients *cs)
+{
+    /* Detach the list: replies produced while we go (held-back requests
+     * run below) join a new list and wait for the next group commit. */
+    vl_client *list = cs->pending;
+    cs->pending = NULL;
+    while (list) {
+        vl_client *c = list;
+        list = c->next_pending;
+        c->flags &= ~VL_CLIENT_PENDING_WRITE;
+        if (write_output(c) != 0)
+            continue;
+        /* Output drained below the pause mark: run requests we held back. */
+        if (c->qlen && !(c->flags & VL_CLIENT_BLOCKED) && !output_backlogged(c))
+            process_input(c);
+        rewatch(c);
+    }
+    return cs->pending != NULL;
+}
+
+void vl_client_unblock(vl_clients *cs, vl_client *c)
+{
+    c->flags &= ~VL_CLIENT_BLOCKED;
+    if (c->flags & VL_CLIENT_CLOSED) {
+        client_free(c);
+        return;
+    }
+    vl_client_mark_pending(cs, c);
+    process_input(c);
+    rewatch(c);
+}
+
+void vl_clients_close_all(vl_clients *cs)
+{
+    while (cs->head) {
+        vl_client *c = cs->head;
+        c->flags &= ~VL_CLIENT_BLOCKED;
+        client_close(c);
+    }
+}

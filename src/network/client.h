@@ -1,0 +1,88 @@
+/*
+ * client.h - one client connection: its buffers, protocol state and flags.
+ *
+ * The network layer owns reading, parsing and writing; it hands each
+ * complete request to a dispatch function (the command layer) and never
+ * looks at what the command means.  A handler may "block" the client while
+ * work runs elsewhere (a search on a worker thread): the client's further
+ * requests wait, in order, until vl_client_unblock().
+ *
+ * Replies are written only from vl_clients_flush(), which the server calls
+ * after its group commit, so no client can receive an acknowledgement of a
+ * write that is not yet durable.
+ */
+#ifndef VL_NETWORK_CLIENT_H
+#define VL_NETWORK_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "network/event_loop.h"
+#include "network/reply.h"
+#include "network/resp_parser.h"
+
+/** Bytes a client may have buffered in one incomplete request. */
+#define VL_MAX_QUERY_BUFFER (64u * 1024 * 1024)
+/** Stop reading a client while this many reply bytes wait to be sent. */
+#define VL_OUTPUT_PAUSE_BYTES (16u * 1024 * 1024)
+
+enum {
+    VL_CLIENT_CLOSE_AFTER_REPLY = 1 << 0, /* QUIT or protocol error */
+    VL_CLIENT_BLOCKED = 1 << 1,           /* waiting for async work */
+    VL_CLIENT_PENDING_WRITE = 1 << 2,     /* in the pending-write list */
+    VL_CLIENT_CLOSED = 1 << 3             /* socket gone; freed when unblocked */
+};
+
+typedef struct vl_client vl_client;
+
+/** Result of a dispatched request. */
+typedef enum { VL_DISPATCH_DONE, VL_DISPATCH_BLOCKED } vl_dispatch_result;
+
+typedef vl_dispatch_result (*vl_dispatch_fn)(vl_client *c, int argc, const char **argv,
+                                             const size_t *lens);
+
+struct vl_client {
+    int fd;
+    uint64_t id;
+    int flags;
+    char *qbuf;
+    size_t qlen, qcap;
+    vl_resp_parser parser;
+    vl_reply out;
+    char *name;      /* CLIENT SETNAME */
+    char *lib_name;  /* CLIENT SETINFO LIB-NAME */
+    char *lib_ver;   /* CLIENT SETINFO LIB-VER */
+    char addr[64];   /* peer address, "ip:port" */
+    int64_t created; /* unix seconds */
+    struct vl_clients *owner;
+    vl_client *prev, *next, *next_pending;
+};
+
+/** Clients registry, owned by the server. */
+typedef struct vl_clients {
+    vl_loop *loop;
+    vl_dispatch_fn dispatch;
+    vl_client *head;
+    vl_client *pending; /* have replies to write */
+    uint64_t next_id;
+    uint64_t connected;
+    uint64_t total_connections;
+    uint64_t max_clients;
+    uint64_t rejected_connections;
+} vl_clients;
+
+void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uint64_t max_clients);
+/** Accept-handler data: the listening socket's events land here. */
+void vl_clients_on_accept(vl_loop *l, int fd, int events, void *data);
+/** Write every pending reply (after the group commit).  Returns 1 when
+ *  new replies were queued meanwhile (they need another commit first). */
+int vl_clients_flush(vl_clients *cs);
+/** Close every client (shutdown). */
+void vl_clients_close_all(vl_clients *cs);
+
+/** Resume a blocked client: queue its reply, then run its buffered requests. */
+void vl_client_unblock(vl_clients *cs, vl_client *c);
+/** Mark that c has reply bytes to send. */
+void vl_client_mark_pending(vl_clients *cs, vl_client *c);
+
+#endif

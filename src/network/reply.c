@@ -1,0 +1,145 @@
+/* reply.c - see reply.h. */
+#include "network/reply.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+
+void vl_reply_init(vl_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    r->proto = 2;
+}
+
+void vl_reply_free(vl_reply *r)
+{
+    free(r->data);
+    r->data = NULL;
+    r->len = r->cap = 0;
+}
+
+void vl_reply_consume(vl_reply *r, size_t n)
+{
+    if (n >= r->len) {
+        r->len = 0;
+        return;
+    }
+    memmove(r->data, r->data + n, r->len - n);
+    r->len -= n;
+}
+
+static void reserve(vl_reply *r, size_t extra)
+{
+    if (r->len + extra <= r->cap)
+        return;
+    size_t cap = r->cap ? r->cap : 1024;
+    while (cap < r->len + extra)
+        cap *= 2;
+    r->data = vl_realloc(r->data, cap);
+    r->cap = cap;
+}
+
+void vl_reply_raw(vl_reply *r, const void *data, size_t len)
+{
+    reserve(r, len);
+    memcpy(r->data + r->len, data, len);
+    r->len += len;
+}
+
+static void line(vl_reply *r, char type, const char *s, size_t len)
+{
+    reserve(r, len + 3);
+    r->data[r->len++] = type;
+    memcpy(r->data + r->len, s, len);
+    r->len += len;
+    r->data[r->len++] = '\r';
+    r->data[r->len++] = '\n';
+}
+
+static void number_line(vl_reply *r, char type, long long v)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%lld", v);
+    line(r, type, buf, (size_t)n);
+}
+
+void vl_reply_simple(vl_reply *r, const char *s)
+{
+    line(r, '+', s, strlen(s));
+}
+
+void vl_reply_simple_n(vl_reply *r, const char *s, size_t len)
+{
+    line(r, '+', s, len);
+}
+
+void vl_reply_error(vl_reply *r, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof buf)
+        n = sizeof buf - 1;
+    for (int i = 0; i < n; i++) /* an error is one line: never let CR/LF through */
+        if (buf[i] == '\r' || buf[i] == '\n')
+            buf[i] = ' ';
+    line(r, '-', buf, (size_t)n);
+}
+
+void vl_reply_int(vl_reply *r, long long v)
+{
+    number_line(r, ':', v);
+}
+
+void vl_reply_bulk(vl_reply *r, const void *data, size_t len)
+{
+    number_line(r, '$', (long long)len);
+    reserve(r, len + 2);
+    memcpy(r->data + r->len, data, len);
+    r->len += len;
+    r->data[r->len++] = '\r';
+    r->data[r->len++] = '\n';
+}
+
+void vl_reply_bulk_str(vl_reply *r, const char *s)
+{
+    vl_reply_bulk(r, s, strlen(s));
+}
+
+void vl_reply_null(vl_reply *r)
+{
+    if (r->proto == 3)
+        vl_reply_raw(r, "_\r\n", 3);
+    else
+        vl_reply_raw(r, "$-1\r\n", 5);
+}
+
+void vl_reply_array(vl_reply *r, size_t n)
+{
+    number_line(r, '*', (long long)n);
+}
+
+void vl_reply_map(vl_reply *r, size_t n)
+{
+    if (r->proto == 3)
+        number_line(r, '%', (long long)n);
+    else
+        number_line(r, '*', (long long)(2 * n));
+}
+
+void vl_reply_double(vl_reply *r, double v)
+{
+    char buf[40];
+    int n = snprintf(buf, sizeof buf, "%.17g", v);
+    if (r->proto == 3)
+        line(r, ',', buf, (size_t)n);
+    else
+        vl_reply_bulk(r, buf, (size_t)n);
+}

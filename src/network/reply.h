@@ -1,0 +1,42 @@
+/*
+ * reply.h - building RESP2 / RESP3 replies into a connection's buffer.
+ *
+ * Handlers write replies through these calls only, so the protocol
+ * version a client chose with HELLO is applied in one place: maps become
+ * flat arrays, doubles become bulk strings and nulls become $-1 for RESP2
+ * clients.
+ */
+#ifndef VL_NETWORK_REPLY_H
+#define VL_NETWORK_REPLY_H
+
+#include <stddef.h>
+
+#include "util/error.h"
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int proto; /* 2 or 3 */
+} vl_reply;
+
+void vl_reply_init(vl_reply *r);
+void vl_reply_free(vl_reply *r);
+/** Drop the first n bytes (already sent). */
+void vl_reply_consume(vl_reply *r, size_t n);
+
+void vl_reply_raw(vl_reply *r, const void *data, size_t len);
+void vl_reply_simple(vl_reply *r, const char *s);
+void vl_reply_simple_n(vl_reply *r, const char *s, size_t len);
+/** msg must start with an error code word, e.g. "ERR ..." or "WRONGTYPE ...". */
+void vl_reply_error(vl_reply *r, const char *fmt, ...) VL_PRINTF(2, 3);
+void vl_reply_int(vl_reply *r, long long v);
+void vl_reply_bulk(vl_reply *r, const void *data, size_t len);
+void vl_reply_bulk_str(vl_reply *r, const char *s);
+void vl_reply_null(vl_reply *r);
+void vl_reply_array(vl_reply *r, size_t n);
+/** A map of n pairs (RESP2: an array of 2n elements). */
+void vl_reply_map(vl_reply *r, size_t n);
+/** RESP3 double, or a bulk string with the same text for RESP2. */
+void vl_reply_double(vl_reply *r, double v);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * server.c - wiring: engine + listener + clients + workers + event loop.
+ *
+ * Group commit lives in before_sleep(): every write handled during a loop
+ * turn is appended to the WAL buffer; before the loop sleeps again we
+ * write the buffer once and (appendfsync always) fsync once, and only then
+ * send replies.  Fifty clients writing at once share one fsync, and no
+ * client ever holds an acknowledgement the disk does not.
+ *
+ * If that write or fsync fails we exit at once without replying: the
+ * writes in flight were never acknowledged, and a restart replays exactly
+ * what reached the disk (Redis does the same for appendfsync always).
+ */
+#include "server/server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands/commands.h"
+#include "network/listener.h"
+#include "util/log.h"
+
+vl_server server;
+
+void vl_config_defaults(vl_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->port = 6379;
+    snprintf(cfg->bind, sizeof cfg->bind, "127.0.0.1");
+    snprintf(cfg->dir, sizeof cfg->dir, "./data");
+    cfg->metric = VL_METRIC_COSINE;
+    cfg->fsync = VL_FSYNC_ALWAYS;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->threads = n > 0 ? (int)n : 2;
+    cfg->max_clients = 10000;
+}
+
+static int before_sleep(vl_loop *l, void *data)
+{
+    (void)l, (void)data;
+    for (int round = 0; round < 8; round++) {
+        if (vl_sync_pending(server.engine)) {
+            vl_error err;
+            if (vl_sync(server.engine, &err) != VL_OK) {
+                vl_log(VL_LOG_ERROR, "WAL write failed, exiting without acknowledging: %s",
+                       err.msg);
+                _exit(1);
+            }
+            server.group_commits++;
+        }
+        if (!vl_clients_flush(&server.clients))
+            return 0;
+    }
+    return 1; /* replies still queued: poll again without sleeping */
+}
+
+static void on_signal(vl_loop *l, int fd, int events, void *data)
+{
+    (void)events, (void)data;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
+        vl_log(VL_LOG_INFO, "received %s, shutting down", strsignal((int)si.ssi_signo));
+    vl_loop_stop(l);
+}
+
+static int watch_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd >= 0)
+        vl_loop_watch(server.loop, fd, VL_EV_READ, on_signal, NULL);
+    return fd;
+}
+
+static int open_engine(const vl_config *cfg)
+{
+    vl_options opt;
+    vl_options_init(&opt);
+    opt.default_metric = cfg->metric;
+    opt.fsync = cfg->fsync;
+    opt.deferred_sync = 1; /* before_sleep() commits once per loop turn */
+    vl_error err;
+    if (vl_open(cfg->dir, &opt, &server.engine, &err) != VL_OK) {
+        vl_log(VL_LOG_ERROR, "cannot open data directory %s: %s", cfg->dir, err.msg);
+        return -1;
+    }
+    vl_engine_stats st;
+    vl_engine_stats_get(server.engine, &st);
+    if (st.wal_dropped_bytes)
+        vl_log(VL_LOG_WARNING, "dropped a torn WAL tail of %llu bytes (a crash interrupted a write "
+                               "that was never acknowledged)",
+               (unsigned long long)st.wal_dropped_bytes);
+    vl_collection_info info;
+    if (vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info) == VL_OK) {
+        if (info.metric != cfg->metric)
+            vl_log(VL_LOG_WARNING, "collection '%s' keeps its stored metric %s (--metric %s applies "
+                                   "to new collections only)",
+                   VL_DEFAULT_COLLECTION, vl_metric_name(info.metric), vl_metric_name(cfg->metric));
+        vl_log(VL_LOG_INFO, "loaded %llu vectors (dimension %u, metric %s) up to WAL LSN %llu",
+               (unsigned long long)info.count, info.dim, vl_metric_name(info.metric),
+               (unsigned long long)st.wal_lsn);
+    }
+    return 0;
+}
+
+static void shutdown_server(int sigfd)
+{
+    close(server.listen_fd);
+    vl_pool_free(server.pool); /* finishes searches and delivers their replies */
+    before_sleep(server.loop, NULL);
+    vl_clients_close_all(&server.clients);
+    vl_close(server.engine);
+    if (sigfd >= 0)
+        close(sigfd);
+    vl_loop_free(server.loop);
+    vl_log(VL_LOG_INFO, "bye");
+}
+
+int vl_server_main(const vl_config *cfg)
+{
+    memset(&server, 0, sizeof server);
+    server.cfg = *cfg;
+    server.start_time = (int64_t)time(NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (open_engine(cfg) != 0)
+        return 1;
+    char err[256];
+    server.listen_fd = vl_listen_tcp(cfg->bind, cfg->port, err, sizeof err);
+    if (server.listen_fd < 0) {
+        vl_log(VL_LOG_ERROR, "%s", err);
+        vl_close(server.engine);
+        return 1;
+    }
+    server.loop = vl_loop_new();
+    vl_clients_init(&server.clients, server.loop, vl_command_dispatch, (uint64_t)cfg->max_clients);
+    server.pool = server.loop ? vl_pool_new(cfg->threads, server.loop) : NULL;
+    if (!server.pool) {
+        vl_log(VL_LOG_ERROR, "cannot start the event loop or worker threads");
+        return 1;
+    }
+    vl_loop_watch(server.loop, server.listen_fd, VL_EV_READ, vl_clients_on_accept, &server.clients);
+    vl_loop_set_before_sleep(server.loop, before_sleep, NULL);
+    int sigfd = watch_signals();
+    vl_log(VL_LOG_INFO, "VexLake %s ready on %s:%d, data in %s (appendfsync %s, %d search threads)",
+           VL_VERSION, cfg->bind, cfg->port, cfg->dir, vl_fsync_name(cfg->fsync), cfg->threads);
+    vl_loop_run(server.loop);
+    shutdown_server(sigfd);
+    return 0;
+}

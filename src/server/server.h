@@ -1,0 +1,58 @@
+/*
+ * server.h - the one server process: configuration and shared state.
+ *
+ * Like Redis' `server` global, this is the wiring point between layers:
+ * the network layer hands requests to the command table, commands reach
+ * the engine through include/vexlake.h, and slow work goes to the worker
+ * pool.  Everything here is touched by the event-loop thread only.
+ */
+#ifndef VL_SERVER_SERVER_H
+#define VL_SERVER_SERVER_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "network/client.h"
+#include "network/event_loop.h"
+#include "server/worker_pool.h"
+#include "vexlake.h"
+
+/** The collection the seed commands (VSET, VGET, ...) act on. */
+#define VL_DEFAULT_COLLECTION "default"
+
+typedef struct {
+    int port;
+    char bind[256];
+    char dir[PATH_MAX];
+    vl_metric metric;
+    vl_fsync fsync;
+    int threads;
+    int max_clients;
+} vl_config;
+
+typedef struct {
+    vl_config cfg;
+    vl_engine *engine;
+    vl_loop *loop;
+    vl_clients clients;
+    vl_pool *pool;
+    int listen_fd;
+    int64_t start_time; /* unix seconds */
+    uint64_t commands_processed;
+    uint64_t error_replies;
+    uint64_t writes;
+    uint64_t searches;
+    uint64_t group_commits;
+    volatile int shutdown_asap;
+} vl_server;
+
+extern vl_server server;
+
+/** Defaults for every flag. */
+void vl_config_defaults(vl_config *cfg);
+
+/** Open the engine, listen, and run until SIGINT/SIGTERM. Returns the
+ *  process exit code. */
+int vl_server_main(const vl_config *cfg);
+
+#endif

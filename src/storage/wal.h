@@ -1,0 +1,96 @@
+/*
+ * wal.h - the write-ahead log: every change, checksummed, in order.
+ *
+ * Layout: files <dir>/wal/<16 hex digits>.log, numbered from 1, replayed in
+ * ascending order.  A file is a plain sequence of records (no header); the
+ * byte layout is specified in docs/storage-format.md.  A file is closed
+ * (rotated) after VL_WAL_ROTATE_BYTES and fsynced before the next one is
+ * created, so only the last file can end in a torn record.
+ *
+ * Writing is two-phase so many writers share one fsync (group commit):
+ * vl_wal_append() encodes into an in-memory buffer and assigns the record's
+ * log sequence number (LSN); vl_wal_flush() writes the buffer with one
+ * write() and, under VL_FSYNC_ALWAYS, one fdatasync().  With
+ * VL_FSYNC_EVERYSEC a background thread fdatasyncs once a second.
+ *
+ * The WAL uses a plain local append file for speed; it lives beside the
+ * object store's root, inside the storage layer, and nothing above this
+ * layer knows its paths.
+ */
+#ifndef VL_STORAGE_WAL_H
+#define VL_STORAGE_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vexlake.h"
+
+#define VL_WAL_ROTATE_BYTES (64u * 1024 * 1024)
+
+/** Largest valid record body: type, reserved, lsn, the three length fields,
+ *  the longest collection name and key and a VL_MAX_DIM vector, plus 64
+ *  bytes of headroom.  Replay rejects a body_len above it before reading. */
+#define VL_WAL_MAX_BODY                                                                   \
+    (1u + 3u + 8u + 4u + VL_MAX_COLLECTION_NAME + 4u + VL_MAX_KEY_LEN + 4u +               \
+     4u * VL_MAX_DIM + 64u)
+
+typedef enum { VL_WAL_PUT = 1, VL_WAL_DEL = 2, VL_WAL_CLEAR = 3 } vl_wal_type;
+
+/** A decoded record.  Pointers refer to memory owned by the caller (on
+ *  append) or by the WAL for the duration of the apply callback (replay);
+ *  on replay vec is suitably aligned for float access. */
+typedef struct {
+    vl_wal_type type;
+    uint64_t lsn; /**< assigned by vl_wal_append */
+    const char *coll;
+    uint32_t coll_len;
+    const char *key; /**< PUT and DEL */
+    uint32_t key_len;
+    const float *vec; /**< PUT only */
+    uint32_t dim;
+} vl_wal_record;
+
+/** Called once per valid record during vl_wal_open, in LSN order.  A
+ *  non-VL_OK return stops the replay and fails the open. */
+typedef vl_status (*vl_wal_apply_fn)(void *ctx, const vl_wal_record *rec, vl_error *err);
+
+typedef struct vl_wal vl_wal;
+
+/**
+ * Open the log in <dir>/wal (created if missing), replay every record
+ * through apply, and position for appending.  A torn tail in the last file
+ * is truncated away (reported through *dropped_bytes, may be NULL); any
+ * other damage fails with VL_ERR_CORRUPT naming file and offset.
+ */
+vl_status vl_wal_open(const char *dir, vl_fsync policy, vl_wal_apply_fn apply, void *ctx,
+                      vl_wal **out, uint64_t *dropped_bytes, vl_error *err);
+
+/** Encode rec into the pending buffer; sets rec->lsn. Not yet written. */
+vl_status vl_wal_append(vl_wal *w, vl_wal_record *rec, vl_error *err);
+
+/** Write all pending records, fsync if the policy is ALWAYS, rotate if the
+ *  file is full.  On failure nothing pending may be acknowledged. */
+vl_status vl_wal_flush(vl_wal *w, vl_error *err);
+
+/** 1 when records are appended but not yet flushed. */
+int vl_wal_has_pending(const vl_wal *w);
+
+/** LSN of the last appended record (0 for an empty log). */
+uint64_t vl_wal_last_lsn(const vl_wal *w);
+
+typedef struct {
+    uint64_t files;
+    uint64_t bytes;
+    uint64_t fsyncs;
+} vl_wal_stats;
+
+void vl_wal_stats_get(vl_wal *w, vl_wal_stats *st);
+
+/** Flush, fsync, stop the background thread and free. */
+void vl_wal_close(vl_wal *w);
+
+/** Tests only: rotate after bytes instead of VL_WAL_ROTATE_BYTES, so
+ *  rotation can be exercised with a few records. */
+void vl_wal_set_rotate_bytes_for_test(vl_wal *w, uint64_t bytes);
+
+#endif
