@@ -40,6 +40,20 @@ vl_dispatch_result vl_cmd_quit(vl_client *c, int argc, const char **argv, const 
     return VL_DISPATCH_DONE;
 }
 
+/* SHUTDOWN [NOSAVE|SAVE]: every acknowledged write is already in the WAL,
+ * so both forms simply stop the server cleanly; the connection closes
+ * without a reply, as with Redis. */
+vl_dispatch_result vl_cmd_shutdown(vl_client *c, int argc, const char **argv, const size_t *lens)
+{
+    if (argc > 2 || (argc == 2 && !vl_arg_is(argv[1], lens[1], "NOSAVE") &&
+                     !vl_arg_is(argv[1], lens[1], "SAVE"))) {
+        vl_reply_error(&c->out, "ERR syntax error: SHUTDOWN [NOSAVE|SAVE]");
+        return VL_DISPATCH_DONE;
+    }
+    vl_loop_stop(server.loop);
+    return VL_DISPATCH_DONE;
+}
+
 static void set_string(char **field, const char *s, size_t len)
 {
     free(*field);

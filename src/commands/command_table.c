@@ -10,6 +10,7 @@ static const vl_command table[] = {
     {"ping", -1, vl_cmd_ping, "fast"},
     {"echo", 2, vl_cmd_echo, "fast"},
     {"quit", -1, vl_cmd_quit, "fast"},
+    {"shutdown", -1, vl_cmd_shutdown, "admin"},
     {"hello", -1, vl_cmd_hello, "fast"},
     {"client", -2, vl_cmd_client, "fast"},
     {"select", 2, vl_cmd_select, "fast"},

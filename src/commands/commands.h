@@ -38,6 +38,7 @@ int vl_arg_is(const char *arg, size_t len, const char *word);
 vl_dispatch_result vl_cmd_ping(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_echo(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_quit(vl_client *c, int argc, const char **argv, const size_t *lens);
+vl_dispatch_result vl_cmd_shutdown(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_hello(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_client(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_select(vl_client *c, int argc, const char **argv, const size_t *lens);

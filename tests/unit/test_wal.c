@@ -7,9 +7,11 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -818,6 +820,44 @@ static void test_apply_error_stops_open(void **state)
     collected_free(&c);
 }
 
+/* A write that fails half way (file size limit) leaves no partial record;
+ * the records stay pending and a later flush writes them. */
+static void test_write_failure_keeps_log_clean(void **state)
+{
+    fixture *f = *state;
+    collected c = {0};
+    vl_wal *w;
+    vl_error err;
+    assert_int_equal(open_collect(f->dir, VL_FSYNC_ALWAYS, &c, &w, NULL, &err), VL_OK);
+    append_script(w, 0, 3);
+    assert_int_equal(vl_wal_flush(w, &err), VL_OK);
+    long before = file_len(f->dir, 1);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)before + 20;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    append_script(w, 3, 6);
+    vl_status st = vl_wal_flush(w, &err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(st, VL_ERR_IO);
+    assert_non_null(strstr(err.msg, "wal/0000000000000001.log: write"));
+    assert_int_equal(file_len(f->dir, 1), before); /* partial write undone */
+    assert_int_equal(vl_wal_has_pending(w), 1);
+    assert_int_equal(vl_wal_last_lsn(w), 6);
+    assert_int_equal(vl_wal_flush(w, &err), VL_OK);
+    vl_wal_close(w);
+    uint64_t dropped;
+    assert_int_equal(open_collect(f->dir, VL_FSYNC_NO, &c, &w, &dropped, &err), VL_OK);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(c.n, 6);
+    check_script(&c, 0, 0, 6, 1);
+    vl_wal_close(w);
+    collected_free(&c);
+}
+
 static double now_sec(void)
 {
     struct timespec ts;
@@ -916,6 +956,7 @@ int main(void)
         T(test_damaged_first_record_followed_by_valid),
         T(test_apply_error_stops_open),
         T(test_fsync_policies),
+        T(test_write_failure_keeps_log_clean),
         T(test_foreign_files_ignored),
     };
 #undef T
