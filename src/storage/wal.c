@@ -366,9 +366,9 @@ static const char *damage_verdict(const unsigned char *map, size_t size, size_t 
     if (!is_last)
         return "in a file that is not the last";
     if (d->crc_ok)
-        return "although its checksum matches";
+        return "has a matching checksum, so it is not a torn write";
     if (valid_record_after(map, size, end, rs))
-        return "and is followed by valid records";
+        return "is followed by valid records";
     return NULL;
 }
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# bench/run.sh - `make bench`: VexLake against its peers, in the same run.
+#
+#   1. insert throughput: redis-benchmark, 50 clients, VSET of 128-d text
+#      vectors with --appendfsync always, against redis-server 7 (Debian)
+#      doing SET of the same payload with appendonly yes + appendfsync always
+#   2. exact search latency on the shared ANN datasets: VexLake VSEARCH over
+#      redis-py (FP32 blobs) against FAISS IndexFlatL2 called in-process
+# Figures are printed and appended to bench/results/<date>.txt together with
+# the command that produced them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+  else
+    echo "bench: run  sudo apt-get install -y redis-server redis-tools" >&2; exit 1
+  fi
+fi
+stamp=.venv/.bench.stamp
+if ! cmp -s bench/requirements.txt "$stamp"; then
+  .venv/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+  cp bench/requirements.txt "$stamp"
+fi
+
+mkdir -p bench/results
+out="bench/results/$(date -u +%Y-%m-%d).txt"
+{
+  echo "## $(date -u '+%Y-%m-%d %H:%M UTC')  make bench  ($(nproc) cores, $(uname -m), kernel $(uname -r))"
+  bench/insert_throughput.sh
+  .venv/bin/python bench/search_latency.py
+  echo
+} 2>&1 | tee -a "$out"
+echo "bench: results appended to $out"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# run-tests.sh all|unit|asan|e2e - run test suites and print one closing
+# line "N passed, N failed, N skipped" over all of them.
+#
+# unit: every tests/unit/test_* binary (build/rel/test/)
+# asan: the same binaries built with AddressSanitizer + UBSan (build/san/test/)
+# e2e:  pytest tests/e2e against real server processes (redis-py, redis-cli)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-all}
+passed=0 failed=0 skipped=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+count() { # extract a number printed by cmocka: "[  PASSED  ] 5 test(s)."
+  grep -Eo "\[  $1 *\] [0-9]+ test" "$log" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}'
+}
+
+run_c_suite() { # $1 = build/rel/test or build/san/test, $2 = label
+  for bin in "$1"/test_*; do
+    [ -x "$bin" ] || continue
+    echo "== $2 $(basename "$bin")"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      timeout 300 "$bin" >"$log" 2>&1
+    rc=$?
+    p=$(count PASSED) f=$(count FAILED) s=$(count SKIPPED)
+    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # a crash counts as a failure
+    [ "$f" -gt 0 ] && cat "$log" || tail -n 1 "$log"
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+  done
+}
+
+run_e2e() {
+  echo "== e2e (pytest)"
+  timeout 1800 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  line=$(grep -E '^=*.*[0-9]+ (passed|failed|error|skipped)' "$log" | tail -n 1)
+  p=$(grep -Eo '[0-9]+ passed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+  f=$(grep -Eo '[0-9]+ (failed|errors?)' <<<"$line" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+  s=$(grep -Eo '[0-9]+ skipped' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # collection error, timeout, no tests
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+case "$mode" in
+  unit) run_c_suite build/rel/test unit ;;
+  asan) run_c_suite build/san/test asan ;;
+  e2e) run_e2e ;;
+  all) run_c_suite build/rel/test unit; run_c_suite build/san/test asan; run_e2e ;;
+  *) echo "usage: $0 all|unit|asan|e2e" >&2; exit 2 ;;
+esac
+
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,249 @@
+/* test_vector_text.c - "[0.1, 0.2]" parsing, formatting and round trips. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/vector_text.h"
+
+static vl_status parse_str(const char *s, float *out, uint32_t cap, uint32_t *dim, vl_error *err)
+{
+    return vl_vector_parse_text(s, strlen(s), out, cap, dim, err);
+}
+
+static void test_parse_ok(void **state)
+{
+    (void)state;
+    float v[8];
+    uint32_t dim = 0;
+    vl_error err;
+    assert_int_equal(parse_str("[0.1, 0.2]", v, 8, &dim, &err), VL_OK);
+    assert_int_equal(dim, 2);
+    assert_true(v[0] == 0.1f && v[1] == 0.2f);
+
+    assert_int_equal(parse_str(" \t\n[\n\t0.5 ,\t-2e3\r\n,3,\n  -0 ]\n\t ", v, 8, &dim, &err), VL_OK);
+    assert_int_equal(dim, 4);
+    assert_true(v[0] == 0.5f && v[1] == -2000.0f && v[2] == 3.0f && v[3] == 0.0f);
+    assert_true(signbit(v[3]));
+
+    assert_int_equal(parse_str("[42]", v, 8, &dim, &err), VL_OK);
+    assert_int_equal(dim, 1);
+    assert_true(v[0] == 42.0f);
+
+    /* Exactly cap elements is fine. */
+    assert_int_equal(parse_str("[1,2,3]", v, 3, &dim, &err), VL_OK);
+    assert_int_equal(dim, 3);
+    assert_true(v[2] == 3.0f);
+
+    /* Not NUL terminated: only len bytes count. */
+    const char s[] = "[7, 8]garbage";
+    assert_int_equal(vl_vector_parse_text(s, 6, v, 8, &dim, &err), VL_OK);
+    assert_int_equal(dim, 2);
+    assert_true(v[1] == 8.0f);
+
+    /* Underflow to a subnormal keeps the tiny value. */
+    assert_int_equal(parse_str("[1e-45, 1e-40]", v, 8, &dim, &err), VL_OK);
+    assert_true(v[0] > 0 && v[0] < FLT_MIN);
+    assert_true(v[1] > 0 && v[1] < FLT_MIN);
+    assert_int_equal(parse_str("[3.4028235e38, -3.4028235e38]", v, 8, &dim, &err), VL_OK);
+    assert_true(v[0] == FLT_MAX && v[1] == -FLT_MAX);
+}
+
+static void expect_parse_error(const char *s, vl_status want, const char *needle)
+{
+    float v[4];
+    uint32_t dim = 12345;
+    vl_error err;
+    memset(&err, 0, sizeof err);
+    vl_status st = vl_vector_parse_text(s, strlen(s), v, 4, &dim, &err);
+    if (st != want)
+        fail_msg("'%s': status %d, want %d (%s)", s, (int)st, (int)want, err.msg);
+    if (!strstr(err.msg, needle))
+        fail_msg("'%s': message '%s' lacks '%s'", s, err.msg, needle);
+    assert_int_equal(dim, 12345); /* untouched on failure */
+}
+
+static void test_parse_errors(void **state)
+{
+    (void)state;
+    expect_parse_error("", VL_ERR_ARG, "expected '['");
+    expect_parse_error("   ", VL_ERR_ARG, "expected '['");
+    expect_parse_error("0.1, 0.2]", VL_ERR_ARG, "expected '['");
+    expect_parse_error("abc", VL_ERR_ARG, "expected '['");
+    expect_parse_error("[]", VL_ERR_ARG, "empty vector");
+    expect_parse_error("[ \t\n ]", VL_ERR_ARG, "empty vector");
+    expect_parse_error("[1, 2,]", VL_ERR_ARG, "missing number at element 2");
+    expect_parse_error("[1,,2]", VL_ERR_ARG, "missing number at element 1");
+    expect_parse_error("[,1]", VL_ERR_ARG, "missing number at element 0");
+    expect_parse_error("[abc]", VL_ERR_ARG, "element 0 ('abc') is not a number");
+    expect_parse_error("[1, 2x]", VL_ERR_ARG, "element 1 ('2x') is not a number");
+    expect_parse_error("[nan]", VL_ERR_ARG, "NaN or Inf");
+    expect_parse_error("[1, NaN]", VL_ERR_ARG, "element 1 is NaN or Inf");
+    expect_parse_error("[inf]", VL_ERR_ARG, "NaN or Inf");
+    expect_parse_error("[-Infinity]", VL_ERR_ARG, "NaN or Inf");
+    expect_parse_error("[1e39]", VL_ERR_ARG, "element 0 ('1e39') is out of float32 range");
+    expect_parse_error("[1, -1e39]", VL_ERR_ARG, "out of float32 range");
+    expect_parse_error("[1, 2] x", VL_ERR_ARG, "unexpected text after ']'");
+    expect_parse_error("[1, 2]]", VL_ERR_ARG, "unexpected text after ']'");
+    expect_parse_error("[1 2]", VL_ERR_ARG, "expected ',' or ']' after element 0");
+    expect_parse_error("[1, 2", VL_ERR_ARG, "expected ',' or ']' after element 1");
+    expect_parse_error("[", VL_ERR_ARG, "missing number");
+    expect_parse_error("[1,2,3,4,5]", VL_ERR_LIMIT, "more than 4 elements");
+    char longnum[100];
+    memset(longnum, '1', sizeof longnum);
+    longnum[0] = '[';
+    longnum[98] = ']';
+    longnum[99] = '\0';
+    expect_parse_error(longnum, VL_ERR_ARG, "too long");
+
+    /* An embedded NUL is not a number terminator. */
+    float v[4];
+    uint32_t dim;
+    vl_error err;
+    assert_int_equal(vl_vector_parse_text("[1\0002]", 6, v, 4, &dim, &err), VL_ERR_ARG);
+    /* err may be NULL. */
+    assert_int_equal(vl_vector_parse_text("[]", 2, v, 4, &dim, NULL), VL_ERR_ARG);
+}
+
+static void test_format(void **state)
+{
+    (void)state;
+    char buf[512];
+    float a[] = {0.1f};
+    size_t n = vl_vector_format_text(a, 1, buf);
+    assert_string_equal(buf, "[0.100000]");
+    assert_int_equal(n, strlen(buf));
+
+    float b[] = {1.0f, -2.5f, 0.0f, 100.0f};
+    n = vl_vector_format_text(b, 4, buf);
+    assert_string_equal(buf, "[1.000000, -2.500000, 0.000000, 100.000000]");
+    assert_int_equal(n, strlen(buf));
+
+    /* Values six decimals cannot carry use the shortest exact %g. */
+    float c[] = {0.1234567f, 1e-10f};
+    vl_vector_format_text(c, 2, buf);
+    assert_string_equal(buf, "[0.1234567, 1e-10]");
+
+    float z[] = {-0.0f};
+    vl_vector_format_text(z, 1, buf);
+    assert_string_equal(buf, "[-0.000000]");
+
+    /* The biggest elements fit the advertised size. */
+    float big[] = {-FLT_MAX, -FLT_MAX, -FLT_MAX};
+    size_t max = vl_vector_text_max(3);
+    n = vl_vector_format_text(big, 3, buf);
+    assert_true(n + 1 <= max);
+    assert_int_equal(n, strlen(buf));
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint64_t rnd(void)
+{
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    rng_state = x;
+    return x;
+}
+
+static float random_float(uint64_t i)
+{
+    uint32_t bits;
+    float f;
+    switch (i % 6) {
+    case 0: /* any finite bit pattern */
+        do {
+            bits = (uint32_t)rnd();
+            memcpy(&f, &bits, 4);
+        } while (!isfinite(f));
+        return f;
+    case 1: /* denormal */
+        bits = (uint32_t)(rnd() & 0x807FFFFFu);
+        memcpy(&f, &bits, 4);
+        return f;
+    case 2: /* "nice" decimals such as 0.1234567 */
+        return (float)((double)(int64_t)(rnd() % 20000001) / 1e7 - 1.0);
+    case 3: /* huge */
+        return (float)((rnd() & 1) ? 1 : -1) * FLT_MAX / (float)(1 + rnd() % 1000);
+    case 4:
+        return (rnd() & 1) ? -0.0f : 0.0f;
+    default: /* around 1 */
+        return (float)((double)rnd() / (double)UINT64_MAX * 4.0 - 2.0);
+    }
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    enum { DIM = 64, ROUNDS = 400 };
+    float v[DIM], w[DIM];
+    char *buf = malloc(vl_vector_text_max(DIM));
+    assert_non_null(buf);
+    uint64_t i = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int d = 0; d < DIM; d++)
+            v[d] = random_float(i++);
+        size_t n = vl_vector_format_text(v, DIM, buf);
+        assert_true(n < vl_vector_text_max(DIM));
+        assert_int_equal(n, strlen(buf));
+        uint32_t dim = 0;
+        vl_error err;
+        vl_status st = vl_vector_parse_text(buf, n, w, DIM, &dim, &err);
+        if (st != VL_OK)
+            fail_msg("parse of formatted text failed: %s", err.msg);
+        assert_int_equal(dim, DIM);
+        for (int d = 0; d < DIM; d++)
+            if (memcmp(&v[d], &w[d], sizeof(float)) != 0)
+                fail_msg("element %d: %a formatted and parsed back as %a", d, (double)v[d],
+                         (double)w[d]);
+    }
+    /* Specific tricky values. */
+    const float special[] = {0.1f,     0.1234567f, 1.0e-45f, FLT_MIN,  FLT_MAX, -FLT_MAX,
+                             16777217, 1e-7f,      0.3f,     123456.7f, -0.0f,  2.5e-39f};
+    const uint32_t ns = sizeof special / sizeof special[0];
+    size_t n = vl_vector_format_text(special, ns, buf);
+    uint32_t dim;
+    assert_int_equal(vl_vector_parse_text(buf, n, w, DIM, &dim, NULL), VL_OK);
+    assert_int_equal(dim, ns);
+    assert_memory_equal(special, w, sizeof special);
+    free(buf);
+}
+
+static void test_check_finite(void **state)
+{
+    (void)state;
+    float v[] = {1, 2, 3, 4};
+    vl_error err;
+    assert_int_equal(vl_vector_check_finite(v, 4, &err), VL_OK);
+    v[2] = NAN;
+    memset(&err, 0, sizeof err);
+    assert_int_equal(vl_vector_check_finite(v, 4, &err), VL_ERR_ARG);
+    assert_non_null(strstr(err.msg, "element 2"));
+    v[2] = 3;
+    v[3] = -INFINITY;
+    assert_int_equal(vl_vector_check_finite(v, 4, &err), VL_ERR_ARG);
+    assert_non_null(strstr(err.msg, "element 3"));
+    assert_int_equal(vl_vector_check_finite(v, 3, &err), VL_OK);
+    assert_int_equal(vl_vector_check_finite(v, 4, NULL), VL_ERR_ARG);
+    float tiny[] = {1e-45f, FLT_MAX, -0.0f};
+    assert_int_equal(vl_vector_check_finite(tiny, 3, NULL), VL_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_ok),    cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_format),      cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_check_finite),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
