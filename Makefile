@@ -32,7 +32,7 @@ SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 all: build
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed -E 's/^([a-z0-9-]+):.*## /\1\t/' | expand -t 14
 
 deps: ## install missing Debian packages needed to build
 	@scripts/install-deps.sh build
@@ -86,7 +86,7 @@ bench: deps-test build ## benchmarks against peers; figures go to bench/results/
 fmt: ## format the C sources with clang-format
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
-fmt-check:
+fmt-check: ## fail if any C file is not clang-formatted
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 lint: deps ## warnings as errors, then cppcheck

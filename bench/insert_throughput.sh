@@ -12,7 +12,7 @@ port_vl=$((20000 + RANDOM % 10000)) port_rd=$((port_vl + 1))
 
 wait_ping() { for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && return; sleep 0.05; done; echo "server on $1 did not start" >&2; exit 1; }
 rps() { # last "requests per second" figure of a redis-benchmark --csv run
-  tail -n 1 | cut -d, -f2 | tr -d '"'
+  tail -n 1 | awk -F'","' '{print $2}'
 }
 
 bin/vexlake-server --port "$port_vl" --dir "$tmp/vl" --appendfsync always >"$tmp/vl.log" 2>&1 &

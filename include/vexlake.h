@@ -210,6 +210,28 @@ uint64_t vl_snapshot_count(const vl_snapshot *s);
 vl_status vl_snapshot_search(const vl_snapshot *s, const float *query, uint32_t dim, uint32_t k,
                              vl_hit *hits, uint32_t *nhits, vl_error *err);
 
+/**
+ * A search split into parts that may run on different threads at once.
+ * vl_search_new() validates the query (same errors as vl_snapshot_search)
+ * and plans `parts` row ranges; call vl_search_run_part() once for each
+ * part, from any threads, then vl_search_finish() once every part has
+ * returned.  query and the snapshot must outlive the search; hit keys
+ * live as long as the snapshot.
+ */
+typedef struct vl_search vl_search;
+
+/** How many parts make sense for this snapshot on max_parts threads
+ *  (1 for small collections, where a thread hand-off costs more). */
+uint32_t vl_search_suggest_parts(const vl_snapshot *s, uint32_t max_parts);
+vl_status vl_search_new(const vl_snapshot *s, const float *query, uint32_t dim, uint32_t k,
+                        uint32_t parts, vl_search **out, vl_error *err);
+uint32_t vl_search_parts(const vl_search *x);
+/** Score one part's rows; thread safe across different parts. */
+void vl_search_run_part(vl_search *x, uint32_t part);
+/** Merge the parts into hits (room for k), best first. */
+vl_status vl_search_finish(vl_search *x, vl_hit *hits, uint32_t *nhits);
+void vl_search_free(vl_search *x);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,10 +1,11 @@
 /*
- * cmd_info.c - INFO (alias STATS) and DBSIZE.
+ * cmd_info.c - INFO (alias STATS), DBSIZE and CONFIG GET.
  *
  * INFO uses Redis' text format: "# Section" headers, "field:value" lines,
  * CRLF line ends, a blank line between sections.  redis_version is
  * included because some clients read it to pick features.
  */
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,5 +142,39 @@ vl_dispatch_result vl_cmd_dbsize(vl_client *c, int argc, const char **argv, cons
     vl_collection_info info = {0, server.cfg.metric, 0};
     vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info);
     vl_reply_int(&c->out, (long long)info.count);
+    return VL_DISPATCH_DONE;
+}
+
+/* CONFIG GET pattern: read-only view of the flags (redis-benchmark and
+ * some clients ask for "save" and "appendonly" on connect). */
+vl_dispatch_result vl_cmd_config(vl_client *c, int argc, const char **argv, const size_t *lens)
+{
+    if (!vl_arg_is(argv[1], lens[1], "GET") || argc != 3) {
+        vl_reply_error(&c->out, "ERR only CONFIG GET <pattern> is supported; settings are "
+                                "command-line flags");
+        return VL_DISPATCH_DONE;
+    }
+    char port[16], maxclients[16], threads[16], pattern[128];
+    snprintf(port, sizeof port, "%d", server.cfg.port);
+    snprintf(maxclients, sizeof maxclients, "%d", server.cfg.max_clients);
+    snprintf(threads, sizeof threads, "%d", server.cfg.threads);
+    snprintf(pattern, sizeof pattern, "%.*s", (int)(lens[2] < 127 ? lens[2] : 127), argv[2]);
+    const char *params[][2] = {
+        {"port", port},          {"bind", server.cfg.bind},
+        {"dir", server.cfg.dir}, {"appendfsync", vl_fsync_name(server.cfg.fsync)},
+        {"appendonly", "yes"},   {"save", ""},
+        {"maxclients", maxclients}, {"metric", vl_metric_name(server.cfg.metric)},
+        {"threads", threads},
+    };
+    size_t n = sizeof params / sizeof params[0], matches = 0;
+    for (size_t i = 0; i < n; i++)
+        matches += fnmatch(pattern, params[i][0], FNM_CASEFOLD) == 0;
+    vl_reply_map(&c->out, matches);
+    for (size_t i = 0; i < n; i++) {
+        if (fnmatch(pattern, params[i][0], FNM_CASEFOLD) == 0) {
+            vl_reply_bulk_str(&c->out, params[i][0]);
+            vl_reply_bulk_str(&c->out, params[i][1]);
+        }
+    }
     return VL_DISPATCH_DONE;
 }

@@ -4,9 +4,10 @@
  *
  * Writes return before they are durable; the reply waits in the client's
  * buffer until the server's group commit (see server.c), so +OK still
- * means "on disk".  VSEARCH pins a snapshot here, on the loop thread, then
- * scores on a worker thread and replies when done; the client's later
- * requests wait so replies keep their order.
+ * means "on disk".  VSEARCH validates and pins a snapshot here, on the
+ * loop thread, then scores it on worker threads (large collections in
+ * several parts at once) and replies when the last part is done; the
+ * client's later requests wait so replies keep their order.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -86,54 +87,84 @@ vl_dispatch_result vl_cmd_clear(vl_client *c, int argc, const char **argv, const
 
 /* ---- VSEARCH ---- */
 
+/* One VSEARCH in flight: its snapshot, its query and the parts still
+ * running.  Parts run on worker threads; their completions arrive on the
+ * loop thread, and the last one replies. */
 typedef struct {
-    vl_job job;
     vl_client *client;
     vl_snapshot *snap;
+    vl_search *search;
     float *query;
-    uint32_t dim, k;
+    uint32_t k;
     int withscores;
-    vl_hit *hits;
-    uint32_t nhits;
-    vl_status st;
-    vl_error err;
-} search_job;
+    uint32_t parts_left;
+} search_request;
 
-static void search_run(vl_job *j)
+typedef struct {
+    vl_job job;
+    search_request *req;
+    uint32_t part;
+} search_part;
+
+static void part_run(vl_job *j)
 {
-    search_job *s = (search_job *)j;
-    s->st = vl_snapshot_search(s->snap, s->query, s->dim, s->k, s->hits, &s->nhits, &s->err);
+    search_part *p = (search_part *)j;
+    vl_search_run_part(p->req->search, p->part);
 }
 
-static void reply_hits(vl_client *c, const search_job *s)
+static void reply_hits(vl_client *c, const vl_hit *hits, uint32_t n, int withscores)
 {
-    if (s->withscores)
-        vl_reply_map(&c->out, s->nhits);
+    if (withscores)
+        vl_reply_map(&c->out, n);
     else
-        vl_reply_array(&c->out, s->nhits);
-    for (uint32_t i = 0; i < s->nhits; i++) {
-        vl_reply_bulk(&c->out, s->hits[i].key, s->hits[i].keylen);
-        if (s->withscores)
-            vl_reply_double(&c->out, s->hits[i].score);
+        vl_reply_array(&c->out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        vl_reply_bulk(&c->out, hits[i].key, hits[i].keylen);
+        if (withscores)
+            vl_reply_double(&c->out, hits[i].score);
     }
 }
 
-/* Loop thread: reply (keys point into the snapshot, so before closing it). */
-static void search_done(vl_job *j)
+static void request_free(search_request *r)
 {
-    search_job *s = (search_job *)j;
-    vl_client *c = s->client;
+    vl_search_free(r->search);
+    vl_snapshot_close(r->snap);
+    free(r->query);
+    free(r);
+}
+
+/* Loop thread.  Keys point into the snapshot: reply before closing it. */
+static void part_done(vl_job *j)
+{
+    search_part *p = (search_part *)j;
+    search_request *r = p->req;
+    free(p);
+    if (--r->parts_left)
+        return;
+    vl_client *c = r->client;
     if (!(c->flags & VL_CLIENT_CLOSED)) {
-        if (s->st == VL_OK)
-            reply_hits(c, s);
-        else
-            vl_reply_error(&c->out, "ERR %s", s->err.msg);
+        vl_hit *hits = vl_malloc((size_t)r->k * sizeof *hits);
+        uint32_t n;
+        vl_search_finish(r->search, hits, &n);
+        reply_hits(c, hits, n, r->withscores);
+        free(hits);
     }
-    vl_snapshot_close(s->snap);
-    free(s->query);
-    free(s->hits);
-    free(s);
+    request_free(r);
     vl_client_unblock(&server.clients, c);
+}
+
+static vl_status parse_search_args(int argc, const char **argv, const size_t *lens, uint32_t *dim,
+                                   uint32_t *k, int *withscores, vl_error *err)
+{
+    int used;
+    vl_status st = vl_vector_arg(argc, argv, lens, 1, scratch, dim, &used, err);
+    if (st != VL_OK)
+        return st;
+    int ki = 1 + used;
+    *withscores = ki + 1 < argc && vl_arg_is(argv[ki + 1], lens[ki + 1], "WITHSCORES");
+    if (ki >= argc || ki + 1 + *withscores != argc)
+        return vl_fail(err, VL_ERR_ARG, "syntax error: VSEARCH vector K [WITHSCORES]");
+    return vl_k_arg(argv[ki], lens[ki], k, err);
 }
 
 /* VSEARCH vector K [WITHSCORES] | VSEARCH FP32 blob K [WITHSCORES] */
@@ -141,35 +172,33 @@ vl_dispatch_result vl_cmd_vsearch(vl_client *c, int argc, const char **argv, con
 {
     vl_error err;
     uint32_t dim, k;
-    int used, withscores = 0;
-    vl_status st = vl_vector_arg(argc, argv, lens, 1, scratch, &dim, &used, &err);
+    int withscores;
+    vl_status st = parse_search_args(argc, argv, lens, &dim, &k, &withscores, &err);
     if (st != VL_OK)
         return reply_status(c, st, &err);
-    int ki = 1 + used;
-    if (ki >= argc)
-        return reply_status(c, vl_fail(&err, VL_ERR_ARG, "syntax error: VSEARCH vector K [WITHSCORES]"),
-                            &err);
-    if ((st = vl_k_arg(argv[ki], lens[ki], &k, &err)) != VL_OK)
+    search_request *r = vl_calloc(1, sizeof *r);
+    r->client = c;
+    r->k = k;
+    r->withscores = withscores;
+    r->snap = vl_snapshot_open(server.engine, VL_DEFAULT_COLLECTION);
+    r->query = vl_aligned_alloc((size_t)dim * sizeof(float));
+    memcpy(r->query, scratch, (size_t)dim * sizeof(float));
+    uint32_t parts = vl_search_suggest_parts(r->snap, (uint32_t)server.cfg.threads);
+    st = vl_search_new(r->snap, r->query, dim, k, parts, &r->search, &err);
+    if (st != VL_OK) {
+        request_free(r);
         return reply_status(c, st, &err);
-    if (ki + 1 < argc && vl_arg_is(argv[ki + 1], lens[ki + 1], "WITHSCORES"))
-        withscores = 1;
-    if (ki + 1 + withscores != argc)
-        return reply_status(c, vl_fail(&err, VL_ERR_ARG, "syntax error: VSEARCH vector K [WITHSCORES]"),
-                            &err);
-
-    search_job *s = vl_calloc(1, sizeof *s);
-    s->job.run = search_run;
-    s->job.done = search_done;
-    s->client = c;
-    s->snap = vl_snapshot_open(server.engine, VL_DEFAULT_COLLECTION);
-    s->query = vl_aligned_alloc((size_t)dim * sizeof(float));
-    memcpy(s->query, scratch, (size_t)dim * sizeof(float));
-    s->dim = dim;
-    s->k = k;
-    s->withscores = withscores;
-    s->hits = vl_malloc((size_t)k * sizeof *s->hits);
+    }
     server.searches++;
+    r->parts_left = vl_search_parts(r->search);
     c->flags |= VL_CLIENT_BLOCKED;
-    vl_pool_submit(server.pool, &s->job);
+    for (uint32_t i = 0; i < r->parts_left; i++) {
+        search_part *p = vl_calloc(1, sizeof *p);
+        p->job.run = part_run;
+        p->job.done = part_done;
+        p->req = r;
+        p->part = i;
+        vl_pool_submit(server.pool, &p->job);
+    }
     return VL_DISPATCH_BLOCKED;
 }

@@ -18,6 +18,7 @@ static const vl_command table[] = {
     {"info", -1, vl_cmd_info, "loading"},
     {"stats", -1, vl_cmd_info, "loading"},
     {"dbsize", 1, vl_cmd_dbsize, "readonly fast"},
+    {"config", -2, vl_cmd_config, "admin"},
     {"vset", -3, vl_cmd_vset, "write"},
     {"vget", 2, vl_cmd_vget, "readonly fast"},
     {"vdel", 2, vl_cmd_vdel, "write fast"},

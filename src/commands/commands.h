@@ -44,6 +44,7 @@ vl_dispatch_result vl_cmd_client(vl_client *c, int argc, const char **argv, cons
 vl_dispatch_result vl_cmd_select(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_command(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_info(vl_client *c, int argc, const char **argv, const size_t *lens);
+vl_dispatch_result vl_cmd_config(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_dbsize(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_vset(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_vget(vl_client *c, int argc, const char **argv, const size_t *lens);

@@ -1,0 +1,225 @@
+/*
+ * search.c - exact k-nearest-neighbour search of a snapshot, optionally
+ * split into parts that run on different threads.
+ *
+ * Decisions:
+ *  - Every visible row is scored with the SIMD kernels and the K best of
+ *    each part kept in a bounded heap.  Distances are ranked as "lower is
+ *    nearer" keys (squared L2, cosine distance, negated inner product).
+ *  - A search over many rows is cut into contiguous row ranges (parts),
+ *    each with its own heap, so the parts share nothing while they run.
+ *    Finishing merges the part heaps, then scores the K winners again in
+ *    double precision and re-sorts them: reported scores carry no float32
+ *    rounding (an identical vector scores 0 under cosine, not 3e-8).
+ *  - The query is validated when the search is created, so a bad query
+ *    fails on the caller's thread before any work is queued.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/distance.h"
+#include "core/engine_internal.h"
+#include "core/topk.h"
+#include "core/vector_text.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+/* A part should have at least this many multiply-adds to be worth a
+ * thread hand-off (about a millisecond of scanning). */
+#define MIN_WORK_PER_PART (1u << 20)
+#define MAX_PARTS 64
+
+struct vl_search {
+    const vl_snapshot *s;
+    const float *q;
+    double inv_qnorm;
+    uint32_t k, cap, parts;
+    vl_topk *tops;         /* one heap per part */
+    vl_candidate *storage; /* parts * cap candidates */
+};
+
+static int visible(const vl_snapshot *s, vl_chunk *c, uint32_t slot)
+{
+    uint64_t del = atomic_load_explicit(&c->del_lsn[slot], memory_order_acquire);
+    return del == 0 || del > s->lsn;
+}
+
+static double rank_key(const vl_search *x, const float *v, float inv_norm)
+{
+    uint32_t dim = x->s->dim;
+    switch (x->s->metric) {
+    case VL_METRIC_L2:
+        return vl_l2sq(x->q, v, dim);
+    case VL_METRIC_COSINE:
+        return 1.0 - vl_dot(x->q, v, dim) * x->inv_qnorm * (double)inv_norm;
+    case VL_METRIC_IP:
+        return -vl_dot(x->q, v, dim);
+    }
+    return 0.0;
+}
+
+/* The same rank key in double precision throughout (winners only). */
+static double precise_key(const vl_search *x, const float *v)
+{
+    uint32_t dim = x->s->dim;
+    switch (x->s->metric) {
+    case VL_METRIC_L2:
+        return vl_l2sq_scalar(x->q, v, dim);
+    case VL_METRIC_COSINE: {
+        double cos = vl_dot_scalar(x->q, v, dim) * x->inv_qnorm / sqrt(vl_dot_scalar(v, v, dim));
+        return 1.0 - (cos > 1.0 ? 1.0 : cos);
+    }
+    case VL_METRIC_IP:
+        return -vl_dot_scalar(x->q, v, dim);
+    }
+    return 0.0;
+}
+
+static double score_of(vl_metric m, double key)
+{
+    switch (m) {
+    case VL_METRIC_L2:
+        return sqrt(key);
+    case VL_METRIC_COSINE:
+        return key;
+    case VL_METRIC_IP:
+        return -key;
+    }
+    return key;
+}
+
+static vl_status check_query(const vl_snapshot *s, const float *qv, uint32_t dim, uint32_t k,
+                             double *inv_qnorm, vl_error *err)
+{
+    if (dim == 0)
+        return vl_fail(err, VL_ERR_ARG, "empty vector");
+    if (dim > VL_MAX_DIM)
+        return vl_fail(err, VL_ERR_LIMIT, "vector has %u dimensions; the maximum is %u", dim,
+                       VL_MAX_DIM);
+    if (k == 0 || k > VL_MAX_K)
+        return vl_fail(err, VL_ERR_LIMIT, "K must be between 1 and %u", VL_MAX_K);
+    if (s->dim && dim != s->dim)
+        return vl_fail(err, VL_ERR_DIM, "dimension mismatch: expected %u, got %u", s->dim, dim);
+    vl_status st = vl_vector_check_finite(qv, dim, err);
+    if (st != VL_OK)
+        return st;
+    *inv_qnorm = 0;
+    if (s->metric == VL_METRIC_COSINE) {
+        double norm = sqrt(vl_dot_scalar(qv, qv, dim));
+        if (norm == 0)
+            return vl_fail(err, VL_ERR_ARG, "zero vector has no direction (metric is cosine)");
+        *inv_qnorm = 1.0 / norm;
+    }
+    return VL_OK;
+}
+
+uint32_t vl_search_suggest_parts(const vl_snapshot *s, uint32_t max_parts)
+{
+    uint64_t work = s->nrows * (uint64_t)(s->dim ? s->dim : 1);
+    uint64_t parts = work / MIN_WORK_PER_PART;
+    if (parts > max_parts)
+        parts = max_parts;
+    return parts < 1 ? 1 : (uint32_t)parts;
+}
+
+vl_status vl_search_new(const vl_snapshot *s, const float *q, uint32_t dim, uint32_t k,
+                        uint32_t parts, vl_search **out, vl_error *err)
+{
+    double inv_qnorm;
+    *out = NULL;
+    vl_status st = check_query(s, q, dim, k, &inv_qnorm, err);
+    if (st != VL_OK)
+        return st;
+    vl_search *x = vl_calloc(1, sizeof *x);
+    x->s = s;
+    x->q = q;
+    x->inv_qnorm = inv_qnorm;
+    x->k = k;
+    x->cap = (uint64_t)k < s->nrows ? k : (uint32_t)s->nrows;
+    x->parts = parts < 1 ? 1 : (parts > MAX_PARTS ? MAX_PARTS : parts);
+    x->tops = vl_calloc(x->parts, sizeof *x->tops);
+    x->storage = vl_malloc((size_t)x->parts * (x->cap ? x->cap : 1) * sizeof *x->storage);
+    for (uint32_t i = 0; i < x->parts; i++)
+        vl_topk_init(&x->tops[i], x->storage + (size_t)i * x->cap, x->cap);
+    *out = x;
+    return VL_OK;
+}
+
+uint32_t vl_search_parts(const vl_search *x)
+{
+    return x->parts;
+}
+
+void vl_search_run_part(vl_search *x, uint32_t part)
+{
+    const vl_snapshot *s = x->s;
+    if (!s->rows || part >= x->parts)
+        return;
+    uint64_t lo = s->nrows * part / x->parts, hi = s->nrows * (part + 1) / x->parts;
+    vl_chunk_dir *dir = atomic_load_explicit(&s->rows->dir, memory_order_acquire);
+    vl_topk *top = &x->tops[part];
+    for (uint64_t row = lo; row < hi;) {
+        vl_chunk *c = vl_rowstore_chunk(dir, row);
+        uint32_t first = (uint32_t)(row % VL_CHUNK_ROWS);
+        uint64_t chunk_end = row - first + VL_CHUNK_ROWS;
+        uint32_t last = (uint32_t)((hi < chunk_end ? hi : chunk_end) - (row - first));
+        for (uint32_t i = first; i < last; i++) {
+            if (visible(s, c, i))
+                vl_topk_push(top, rank_key(x, c->vecs + (size_t)i * s->dim, c->inv_norms[i]),
+                             row - first + i);
+        }
+        row = chunk_end;
+    }
+}
+
+vl_status vl_search_finish(vl_search *x, vl_hit *hits, uint32_t *nhits)
+{
+    const vl_snapshot *s = x->s;
+    *nhits = 0;
+    if (!s->rows || x->cap == 0)
+        return VL_OK;
+    vl_topk *all = &x->tops[0];
+    for (uint32_t p = 1; p < x->parts; p++)
+        for (uint32_t i = 0; i < x->tops[p].n; i++)
+            vl_topk_push(all, x->tops[p].items[i].dist, x->tops[p].items[i].row);
+    vl_chunk_dir *dir = atomic_load_explicit(&s->rows->dir, memory_order_acquire);
+    for (uint32_t i = 0; i < all->n; i++) {
+        uint64_t row = all->items[i].row;
+        all->items[i].dist =
+            precise_key(x, vl_rowstore_chunk(dir, row)->vecs + (size_t)(row % VL_CHUNK_ROWS) * s->dim);
+    }
+    vl_topk_sort(all);
+    for (uint32_t i = 0; i < all->n; i++) {
+        uint64_t row = all->items[i].row;
+        vl_key *key = vl_rowstore_chunk(dir, row)->keys[row % VL_CHUNK_ROWS];
+        hits[i].key = key->data;
+        hits[i].keylen = key->len;
+        hits[i].score = score_of(s->metric, all->items[i].dist);
+    }
+    *nhits = all->n;
+    return VL_OK;
+}
+
+void vl_search_free(vl_search *x)
+{
+    if (!x)
+        return;
+    free(x->tops);
+    free(x->storage);
+    free(x);
+}
+
+vl_status vl_snapshot_search(const vl_snapshot *s, const float *q, uint32_t dim, uint32_t k,
+                             vl_hit *hits, uint32_t *nhits, vl_error *err)
+{
+    vl_search *x;
+    *nhits = 0;
+    vl_status st = vl_search_new(s, q, dim, k, 1, &x, err);
+    if (st != VL_OK)
+        return st;
+    vl_search_run_part(x, 0);
+    st = vl_search_finish(x, hits, nhits);
+    vl_search_free(x);
+    return st;
+}
