@@ -346,9 +346,12 @@ static void test_many_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_simple_multibulk), cmocka_unit_test(test_binary_safe),
-        cmocka_unit_test(test_split_at_every_byte), cmocka_unit_test(test_pipelining),
-        cmocka_unit_test(test_inline),           cmocka_unit_test(test_protocol_errors),
+        cmocka_unit_test(test_simple_multibulk),
+        cmocka_unit_test(test_binary_safe),
+        cmocka_unit_test(test_split_at_every_byte),
+        cmocka_unit_test(test_pipelining),
+        cmocka_unit_test(test_inline),
+        cmocka_unit_test(test_protocol_errors),
         cmocka_unit_test(test_many_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,7 +28,8 @@ static void test_parse_ok(void **state)
     assert_int_equal(dim, 2);
     assert_true(v[0] == 0.1f && v[1] == 0.2f);
 
-    assert_int_equal(parse_str(" \t\n[\n\t0.5 ,\t-2e3\r\n,3,\n  -0 ]\n\t ", v, 8, &dim, &err), VL_OK);
+    assert_int_equal(parse_str(" \t\n[\n\t0.5 ,\t-2e3\r\n,3,\n  -0 ]\n\t ", v, 8, &dim, &err),
+                     VL_OK);
     assert_int_equal(dim, 4);
     assert_true(v[0] == 0.5f && v[1] == -2000.0f && v[2] == 3.0f && v[3] == 0.0f);
     assert_true(signbit(v[3]));
@@ -172,11 +173,12 @@ static float random_float(uint64_t i)
         return f;
     case 2: /* "nice" decimals such as 0.1234567 */
         return (float)((double)(int64_t)(rnd() % 20000001) / 1e7 - 1.0);
-    case 3: /* huge */
+    case 3:
+        /* huge */
         return (float)((rnd() & 1) ? 1 : -1) * FLT_MAX / (float)(1 + rnd() % 1000);
-    case 4:
-        return (rnd() & 1) ? -0.0f : 0.0f;
-    default: /* around 1 */
+    case 4: return (rnd() & 1) ? -0.0f : 0.0f;
+    default:
+        /* around 1 */
         return (float)((double)rnd() / (double)UINT64_MAX * 4.0 - 2.0);
     }
 }
@@ -207,8 +209,8 @@ static void test_round_trip(void **state)
                          (double)w[d]);
     }
     /* Specific tricky values. */
-    const float special[] = {0.1f,     0.1234567f, 1.0e-45f, FLT_MIN,  FLT_MAX, -FLT_MAX,
-                             16777217, 1e-7f,      0.3f,     123456.7f, -0.0f,  2.5e-39f};
+    const float special[] = {0.1f,     0.1234567f, 1.0e-45f, FLT_MIN,   FLT_MAX, -FLT_MAX,
+                             16777217, 1e-7f,      0.3f,     123456.7f, -0.0f,   2.5e-39f};
     const uint32_t ns = sizeof special / sizeof special[0];
     size_t n = vl_vector_format_text(special, ns, buf);
     uint32_t dim;
@@ -216,6 +218,76 @@ static void test_round_trip(void **state)
     assert_int_equal(dim, ns);
     assert_memory_equal(special, w, sizeof special);
     free(buf);
+}
+
+/* Random decimal spellings (short and long mantissas, leading/trailing
+ * zeros, exponents) must parse to exactly what strtof gives: the parser's
+ * fast path and its strtof fallback have to agree bit for bit. */
+static void test_parse_matches_strtof(void **state)
+{
+    (void)state;
+    enum { PER = 32, ROUNDS = 1500 };
+    char text[PER * 40 + 8], tok[PER][40];
+    float got[PER];
+    for (int r = 0; r < ROUNDS; r++) {
+        size_t n = 0;
+        text[n++] = '[';
+        for (int k = 0; k < PER; k++) {
+            char *t = tok[k];
+            size_t m = 0;
+            uint64_t x = rnd();
+            if (x & 1)
+                t[m++] = '-';
+            else if (x & 2)
+                t[m++] = '+';
+            int idig = (int)((x >> 2) % 9), fdig = (int)((x >> 6) % 10);
+            if (idig == 0 && fdig == 0)
+                idig = 1;
+            for (int i = 0; i < idig; i++)
+                t[m++] = (char)('0' + (i == 0 && (x >> 10) % 3 == 0 ? 0 : rnd() % 10));
+            if (fdig || (x >> 12) % 4 == 0)
+                t[m++] = '.';
+            for (int i = 0; i < fdig; i++)
+                t[m++] = (char)('0' + ((x >> 14) % 3 == 0 && i < 3 ? 0 : rnd() % 10));
+            if ((x >> 16) % 3 == 0) {
+                int e = (int)((x >> 18) % 27) - 13;
+                m += (size_t)snprintf(t + m, 12, "%s%s%d", (x >> 24) & 1 ? "e" : "E",
+                                      (e >= 0 && (x >> 25) & 1) ? "+" : "", e);
+            }
+            t[m] = '\0';
+            if (k)
+                text[n++] = ',';
+            memcpy(text + n, t, m);
+            n += m;
+        }
+        text[n++] = ']';
+        uint32_t dim = 0;
+        vl_error err;
+        vl_status st = vl_vector_parse_text(text, n, got, PER, &dim, &err);
+        if (st != VL_OK)
+            fail_msg("parse of %.*s failed: %s", (int)n, text, err.msg);
+        assert_int_equal(dim, PER);
+        for (int k = 0; k < PER; k++) {
+            float want = strtof(tok[k], NULL);
+            if (memcmp(&want, &got[k], sizeof want) != 0)
+                fail_msg("'%s' parsed as %a, strtof gives %a", tok[k], (double)got[k],
+                         (double)want);
+        }
+    }
+    /* Hand-picked edges of a 7-digit / 10^10 fast path. */
+    const char *edge[] = {"9999999",    "16777217",    "0.1",          "1e10",     "1e-10",
+                          "9999999e10", "9999999e-10", "1234567e-11",  "99999999", "0.0000001",
+                          "-0",         "+0.0",        "5.",           ".5",       "1e+00",
+                          "0000000001", "1.0000000",   "3.4028235e38", "1e-45",    "7e-46"};
+    for (size_t k = 0; k < sizeof edge / sizeof edge[0]; k++) {
+        char buf[64];
+        int len = snprintf(buf, sizeof buf, "[%s]", edge[k]);
+        uint32_t dim;
+        assert_int_equal(vl_vector_parse_text(buf, (size_t)len, got, 1, &dim, NULL), VL_OK);
+        float want = strtof(edge[k], NULL);
+        if (memcmp(&want, &got[0], sizeof want) != 0)
+            fail_msg("'%s' parsed as %a, strtof gives %a", edge[k], (double)got[0], (double)want);
+    }
 }
 
 static void test_check_finite(void **state)
@@ -241,8 +313,11 @@ static void test_check_finite(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_ok),    cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_format),      cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_parse_ok),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_parse_matches_strtof),
         cmocka_unit_test(test_check_finite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
