@@ -102,4 +102,4 @@ doc: ## Doxygen HTML of include/vexlake.h into docs/api
 clean: ## remove build output (never the data directory)
 	rm -rf build bin docs/api
 
--include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d) build/rel/server/main.d
+-include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d) build/rel/server/main.d $(wildcard build/*/test/*.d)

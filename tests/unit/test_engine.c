@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
@@ -20,7 +22,6 @@
 
 #include "vexlake.h"
 
-#define SIFT_DIR "/work/shared/datasets/sift-128-euclidean-ngt5k"
 
 /* ---- fixtures ---- */
 
@@ -28,21 +29,12 @@ typedef struct {
     char dir[64];
 } tmp;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup_dir(void **state)
 {
     tmp *t = malloc(sizeof *t);
     if (!t)
         return -1;
-    snprintf(t->dir, sizeof t->dir, "/tmp/vl_test_engine_XXXXXX");
-    if (!mkdtemp(t->dir)) {
+    if (!vl_test_tmpdir(t->dir, sizeof t->dir, "engine")) {
         free(t);
         return -1;
     }
@@ -53,7 +45,7 @@ static int setup_dir(void **state)
 static int teardown_dir(void **state)
 {
     tmp *t = *state;
-    nftw(t->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    vl_test_rmtree(t->dir);
     free(t);
     return 0;
 }
@@ -902,10 +894,16 @@ static void test_sift_recall(void **state)
 {
     tmp *t = *state;
     uint32_t nb, db, nq, dq, ng, dg, ngd, dgd;
-    float *base = read_vecs(SIFT_DIR "/base.fvecs", &nb, &db);
-    float *queries = read_vecs(SIFT_DIR "/query.fvecs", &nq, &dq);
-    int32_t *gt = read_vecs(SIFT_DIR "/groundtruth.ivecs", &ng, &dg);
-    float *gtd = read_vecs(SIFT_DIR "/groundtruth_dist.fvecs", &ngd, &dgd);
+    char path[4][512];
+    const char *names[4] = {"base.fvecs", "query.fvecs", "groundtruth.ivecs",
+                            "groundtruth_dist.fvecs"};
+    for (int i = 0; i < 4; i++)
+        snprintf(path[i], sizeof path[i], "%s/sift-128-euclidean-ngt5k/%s", vl_test_datasets(),
+                 names[i]);
+    float *base = read_vecs(path[0], &nb, &db);
+    float *queries = read_vecs(path[1], &nq, &dq);
+    int32_t *gt = read_vecs(path[2], &ng, &dg);
+    float *gtd = read_vecs(path[3], &ngd, &dgd);
     if (!base || !queries || !gt || !gtd) {
         free(base);
         free(queries);

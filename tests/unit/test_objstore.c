@@ -5,6 +5,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -21,20 +23,11 @@ typedef struct {
     vl_objstore *s;
 } fixture;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/vl_objstore_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_non_null(vl_test_tmpdir(f->dir, sizeof f->dir, "objstore"));
     vl_error err;
     assert_int_equal(vl_objstore_local_open(f->dir, &f->s, &err), VL_OK);
     *state = f;
@@ -45,7 +38,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     vl_obj_close(f->s);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    vl_test_rmtree(f->dir);
     free(f);
     return 0;
 }

@@ -5,6 +5,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
@@ -96,20 +98,11 @@ typedef struct {
     char dir[64];
 } fixture;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/vl_wal_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_non_null(vl_test_tmpdir(f->dir, sizeof f->dir, "wal"));
     *state = f;
     return 0;
 }
@@ -117,7 +110,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    vl_test_rmtree(f->dir);
     free(f);
     return 0;
 }
@@ -268,7 +261,7 @@ static long record_offset(const char *dir, uint64_t k)
     snprintf(sub, sizeof sub, "%s/probe", dir);
     make_log(sub, k);
     long off = file_len(sub, 1);
-    nftw(sub, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    vl_test_rmtree(sub);
     return off;
 }
 
