@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=${1:-build}
-pkgs_build=(gcc make pkg-config)
+pkgs_build=(gcc make pkg-config libcjson-dev)
 pkgs_test=(libcmocka-dev redis-tools cppcheck clang-format doxygen python3 python3-venv)
 
 missing=()
