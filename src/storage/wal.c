@@ -61,8 +61,15 @@ _Static_assert(sizeof(float) == 4, "vectors are stored as 32-bit floats");
 #define MIN_RECORD 25u    /* header + fixed + coll_len + 1-byte name */
 #define FILE_NAME_LEN 20u /* 16 hex digits + ".log" */
 
+/* A closed file before the current one: what removing it would drop. */
+typedef struct {
+    uint64_t no, last_lsn, size;
+} closed_file;
+
 struct vl_wal {
     char *dir; /* <dir>/wal */
+    closed_file *closed; /* oldest first */
+    size_t nclosed, cap_closed;
     vl_fsync policy;
     int fd; /* current (last) file, O_APPEND */
     uint64_t file_no;
@@ -552,6 +559,21 @@ static vl_status truncate_tail(vl_wal *w, uint64_t keep, vl_error *err)
 
 /* ---- open ---------------------------------------------------------------- */
 
+static vl_status remember_closed(vl_wal *w, uint64_t no, uint64_t last_lsn, uint64_t size,
+                                 vl_error *err)
+{
+    if (w->nclosed == w->cap_closed) {
+        size_t cap = w->cap_closed ? w->cap_closed * 2 : 16;
+        closed_file *p = realloc(w->closed, cap * sizeof *p);
+        if (!p)
+            return vl_fail(err, VL_ERR_NOMEM, "wal: out of memory");
+        w->closed = p;
+        w->cap_closed = cap;
+    }
+    w->closed[w->nclosed++] = (closed_file){no, last_lsn, size};
+    return VL_OK;
+}
+
 static vl_status replay_all(vl_wal *w, replay_state *rs, const uint64_t *nums, size_t n,
                             uint64_t *dropped, vl_error *err)
 {
@@ -564,6 +586,8 @@ static vl_status replay_all(vl_wal *w, replay_state *rs, const uint64_t *nums, s
             return st;
         if (i + 1 < n) {
             w->bytes_before += keep;
+            if ((st = remember_closed(w, nums[i], rs->last_lsn, keep, err)) != VL_OK)
+                return st;
             continue;
         }
         w->file_no = nums[i];
@@ -640,6 +664,7 @@ static void wal_free(vl_wal *w)
     pthread_cond_destroy(&w->cv);
     free(w->buf);
     free(w->dir);
+    free(w->closed);
     free(w);
 }
 
@@ -828,11 +853,12 @@ static vl_status rotate(vl_wal *w, vl_error *err)
     w->dirty = 0;
     pthread_mutex_unlock(&w->mu);
     close(old);
+    st = remember_closed(w, w->file_no, w->last_lsn, w->file_size, err);
     w->bytes_before += w->file_size;
     w->file_size = 0;
     w->file_no++;
     w->files++;
-    return VL_OK;
+    return st;
 }
 
 vl_status vl_wal_flush(vl_wal *w, vl_error *err)
@@ -902,6 +928,50 @@ void vl_wal_stats_get(vl_wal *w, vl_wal_stats *st)
     st->files = w->files;
     st->bytes = w->bytes_before + w->file_size;
     st->fsyncs = __atomic_load_n(&w->fsyncs, __ATOMIC_RELAXED);
+}
+
+vl_status vl_wal_sync(vl_wal *w, vl_error *err)
+{
+    vl_status st = vl_wal_flush(w, err);
+    if (st == VL_OK && w->policy != VL_FSYNC_ALWAYS)
+        st = sync_current(w, err);
+    return st;
+}
+
+vl_status vl_wal_remove_through(vl_wal *w, uint64_t lsn, vl_error *err)
+{
+    size_t n = 0;
+    while (n < w->nclosed && w->closed[n].last_lsn <= lsn) {
+        char name[FILE_NAME_LEN + 1];
+        file_name(name, w->closed[n].no);
+        char *path = join(w->dir, name);
+        int rc = path ? unlink(path) : -1;
+        free(path);
+        if (rc < 0 && errno != ENOENT)
+            break;
+        w->bytes_before -= w->closed[n].size;
+        w->files--;
+        n++;
+    }
+    memmove(w->closed, w->closed + n, (w->nclosed - n) * sizeof *w->closed);
+    w->nclosed -= n;
+    if (n && fsync_path(w->dir) < 0)
+        return vl_fail(err, VL_ERR_IO, "wal: fsync directory after removing files: %s",
+                       strerror(errno));
+    return VL_OK;
+}
+
+vl_status vl_wal_bump_lsn(vl_wal *w, uint64_t lsn, vl_error *err)
+{
+    if (w->last_lsn >= lsn)
+        return VL_OK;
+    if (w->buf_len || w->file_size || w->nclosed)
+        return vl_fail(err, VL_ERR_CORRUPT,
+                       "wal: the log ends at LSN %" PRIu64 " but committed data covers LSN %" PRIu64
+                       "; log files are missing",
+                       w->last_lsn, lsn);
+    w->last_lsn = lsn;
+    return VL_OK;
 }
 
 void vl_wal_set_rotate_bytes_for_test(vl_wal *w, uint64_t bytes)

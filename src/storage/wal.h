@@ -86,6 +86,19 @@ typedef struct {
 
 void vl_wal_stats_get(vl_wal *w, vl_wal_stats *st);
 
+/** Flush and fsync now, whatever the policy (a commit point for the lake:
+ *  a manifest never covers log records that are not on disk). */
+vl_status vl_wal_sync(vl_wal *w, vl_error *err);
+
+/** Remove closed log files whose records all have LSN <= lsn (they are
+ *  covered by committed versions).  The current file is never removed. */
+vl_status vl_wal_remove_through(vl_wal *w, uint64_t lsn, vl_error *err);
+
+/** Continue numbering after lsn when the log holds no records at all (every
+ *  file was covered and removed).  A log that has records but ends below
+ *  lsn is missing files: VL_ERR_CORRUPT. */
+vl_status vl_wal_bump_lsn(vl_wal *w, uint64_t lsn, vl_error *err);
+
 /** Flush, fsync, stop the background thread and free. */
 void vl_wal_close(vl_wal *w);
 
