@@ -87,6 +87,20 @@ typedef struct {
     vl_metric default_metric; /**< metric of collections created by this engine */
     vl_fsync fsync;           /**< WAL fsync policy */
     int deferred_sync;        /**< 1: writes wait for vl_sync() (group commit) */
+    /** vl_maintenance() flushes a collection when it has this many puts not
+     *  yet in a segment (0: never by count; default 100000) ... */
+    uint64_t flush_rows;
+    /** ... or when the WAL holds this many bytes (0: never; default 256 MiB) ... */
+    uint64_t flush_wal_bytes;
+    /** ... or when a change has waited this long (0: never; default 300 s). */
+    uint32_t flush_seconds;
+    /** Versions kept readable for time travel (at least 1; default 10). */
+    uint32_t retain_versions;
+    /** Merge a collection's segments when it has this many (default 8). */
+    uint32_t compact_segments;
+    /** 1: if the newest version is damaged, open the newest older one that
+     *  loads cleanly instead of failing (default 0). */
+    int open_previous_on_damage;
 } vl_options;
 
 /** Error message buffer filled by failing calls. */
@@ -124,7 +138,22 @@ typedef struct {
     uint64_t fsyncs;            /**< WAL fsyncs performed since open */
     uint64_t wal_dropped_bytes; /**< torn tail removed by the last open */
     uint64_t collections;
+    uint64_t commits;      /**< versions committed since open */
+    uint64_t flushes;      /**< of which flushes */
+    uint64_t compactions;  /**< of which compactions */
+    uint64_t gc_deleted;   /**< objects removed by retention and GC since open */
+    int64_t last_save;     /**< unix seconds of the newest commit (0: none) */
+    int background_job;    /**< 1 while a flush or compaction runs */
+    const char *last_error; /**< why the last background job failed, or "" */
+    const char *warning;    /**< what vl_open had to work around, or "" */
 } vl_engine_stats;
+
+/** One retained version of a collection. */
+typedef struct {
+    uint64_t version;
+    int64_t created_ms; /**< commit time, unix milliseconds */
+    uint64_t rows;      /**< live rows in the version */
+} vl_version_info;
 
 /** Fill opt with defaults: cosine, fsync always, no deferred sync. */
 void vl_options_init(vl_options *opt);
@@ -181,6 +210,49 @@ vl_status vl_sync(vl_engine *e, vl_error *err);
 
 /** 1 if changes are waiting for vl_sync(), else 0. */
 int vl_sync_pending(const vl_engine *e);
+
+/**
+ * Flush collection coll now: everything written so far becomes a new
+ * committed version (Parquet segment, deletion files, manifest).  Waits for
+ * a background job in flight first.  VL_OK with nothing to do when no
+ * change is pending.  Synchronous: it returns after the commit.
+ */
+vl_status vl_save(vl_engine *e, const char *coll, vl_error *err);
+
+/** Start a flush of coll in the background; VL_ERR_CONFLICT when a
+ *  background job is already running. Completion is applied by
+ *  vl_background_poll(). */
+vl_status vl_bgsave(vl_engine *e, const char *coll, vl_error *err);
+
+/** An fd that becomes readable when background work finished; the owner
+ *  then calls vl_background_poll(). */
+int vl_background_fd(const vl_engine *e);
+
+/** Apply a finished background job (no-op if none finished). */
+void vl_background_poll(vl_engine *e);
+
+/** Periodic housekeeping (call about every 100 ms): starts a flush when a
+ *  collection passes a flush threshold, else a compaction when one is due. */
+void vl_maintenance(vl_engine *e);
+
+/** Retained versions of coll, oldest first (*out malloc'd; free() it). */
+vl_status vl_versions(vl_engine *e, const char *coll, vl_version_info **out, size_t *n);
+
+/** Current (newest committed) version of coll, 0 if none. */
+uint64_t vl_current_version(vl_engine *e, const char *coll);
+
+/**
+ * Pin retained version `version` of coll for time travel: the snapshot
+ * sees exactly that version's rows (read from its files, then cached).
+ * VL_ERR_NOTFOUND when the version expired or never existed.
+ */
+vl_status vl_snapshot_open_version(vl_engine *e, const char *coll, uint64_t version,
+                                   vl_snapshot **out, vl_error *err);
+
+/** Copy key's vector as the snapshot sees it; owner thread only.
+ *  VL_ERR_NOTFOUND / VL_ERR_LIMIT as vl_get(). */
+vl_status vl_snapshot_get(const vl_snapshot *s, const void *key, size_t keylen, float *out,
+                          uint32_t cap, uint32_t *dim);
 
 /** Describe collection coll; VL_ERR_NOTFOUND if it was never created. */
 vl_status vl_collection_describe(vl_engine *e, const char *coll, vl_collection_info *info);

@@ -12,15 +12,26 @@
  * a restart (replaying what really reached the disk) is honest.  Redis makes
  * the same call for appendfsync always.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/engine_internal.h"
 #include "core/vector_text.h"
 #include "storage/descriptor.h"
 #include "util/alloc.h"
 #include "util/error.h"
+
+int64_t vl_monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
 
 /* Keeps row indexes inside the keymap's 32-bit range. */
 #define MAX_ROWS_PER_GENERATION (UINT32_MAX - 1u)
@@ -44,25 +55,45 @@ static vl_collection *add_collection(vl_engine *e, const char *name, vl_metric m
     snprintf(c->name, sizeof c->name, "%s", name);
     c->metric = metric;
     c->rows = vl_rowstore_new(metric);
+    vl_lake_init(&c->lake, name, metric);
     return c;
 }
 
 /* ---- applying changes (shared by live writes and replay) ---- */
 
+/* A row replaced or deleted at lsn: if it lives in a segment, the next
+ * flush must record the deletion in that segment's deletion file. */
+static void note_dead_row(vl_collection *c, uint32_t row, uint64_t lsn)
+{
+    uint32_t seg, seg_row;
+    if (row == VL_ROW_NONE)
+        return;
+    vl_rowstore_location(c->rows, row, &seg, &seg_row);
+    if (seg != VL_SEG_NONE)
+        vl_lake_pending_delete(&c->lake, seg, seg_row, lsn);
+}
+
 static void apply(vl_engine *e, vl_collection *c, const vl_wal_record *rec)
 {
     switch (rec->type) {
     case VL_WAL_PUT:
-        vl_rowstore_put(c->rows, rec->key, rec->key_len, rec->vec, rec->dim, rec->lsn);
+        note_dead_row(c, vl_rowstore_put(c->rows, rec->key, rec->key_len, rec->vec, rec->dim,
+                                         rec->lsn, VL_SEG_NONE, 0),
+                      rec->lsn);
+        c->lake.unflushed_puts++;
         break;
     case VL_WAL_DEL:
-        vl_rowstore_delete(c->rows, rec->key, rec->key_len, rec->lsn);
+        note_dead_row(c, vl_rowstore_delete(c->rows, rec->key, rec->key_len, rec->lsn), rec->lsn);
         break;
     case VL_WAL_CLEAR:
         vl_rowstore_unref(c->rows);
         c->rows = vl_rowstore_new(c->metric);
+        c->lake.cleared_lsn = rec->lsn;
         break;
     }
+    if (!e->dirty_since)
+        e->dirty_since = vl_monotonic_seconds();
+    c->lake.last_change = rec->lsn;
     e->applied_lsn = rec->lsn;
 }
 
@@ -77,6 +108,10 @@ static vl_status replay_record(void *ctx, const vl_wal_record *rec, vl_error *er
                        "WAL record %llu names collection '%s' whose descriptor "
                        "collections/%s.desc is missing",
                        (unsigned long long)rec->lsn, name, name);
+    if (rec->lsn <= c->lake.head.wal_lsn) { /* already in a committed version */
+        e->applied_lsn = rec->lsn;
+        return VL_OK;
+    }
     if (rec->type == VL_WAL_PUT && c->rows->dim && c->rows->dim != rec->dim)
         return vl_fail(err, VL_ERR_CORRUPT,
                        "WAL record %llu puts a %u-dimensional vector into '%s' (dimension %u)",
@@ -92,17 +127,41 @@ static vl_status load_collections(vl_engine *e, vl_error *err)
     vl_descriptor *descs = NULL;
     size_t n = 0;
     vl_status st = vl_descriptor_load_all(e->store, &descs, &n, err);
+    for (size_t i = 0; st == VL_OK && i < n; i++)
+        st = vl_lake_load(e, add_collection(e, descs[i].name, descs[i].metric), err);
+    free(descs);
+    return st;
+}
+
+/* After replay: LSNs continue above everything committed, the start-up
+ * garbage (a crash between writing files and committing) goes, and WAL
+ * files already covered are removed. */
+static vl_status finish_open(vl_engine *e, vl_error *err)
+{
+    uint64_t top = 0;
+    for (size_t i = 0; i < e->ncolls; i++)
+        if (e->colls[i].lake.head.wal_lsn > top)
+            top = e->colls[i].lake.head.wal_lsn;
+    vl_status st = vl_wal_bump_lsn(e->wal, top, err);
     if (st != VL_OK)
         return st;
-    for (size_t i = 0; i < n; i++)
-        add_collection(e, descs[i].name, descs[i].metric);
-    free(descs);
-    return VL_OK;
+    if (e->applied_lsn < top)
+        e->applied_lsn = top;
+    for (size_t i = 0; i < e->ncolls; i++) {
+        vl_lake_gc(e, &e->colls[i]);
+        if (e->colls[i].lake.head.created_ms / 1000 > e->last_save)
+            e->last_save = e->colls[i].lake.head.created_ms / 1000;
+    }
+    e->job_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (e->job_fd < 0)
+        return vl_fail(err, VL_ERR_IO, "eventfd: %s", strerror(errno));
+    return vl_engine_remove_covered_wal(e, err);
 }
 
 vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_error *err)
 {
     vl_engine *e = vl_calloc(1, sizeof *e);
+    e->job_fd = -1;
     if (opt)
         e->opt = *opt;
     else
@@ -112,6 +171,8 @@ vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_er
         st = load_collections(e, err);
     if (st == VL_OK)
         st = vl_wal_open(dir, e->opt.fsync, replay_record, e, &e->wal, &e->wal_dropped_bytes, err);
+    if (st == VL_OK)
+        st = finish_open(e, err);
     if (st != VL_OK) {
         vl_close(e);
         return st;
@@ -124,10 +185,16 @@ void vl_close(vl_engine *e)
 {
     if (!e)
         return;
+    vl_lake_job_finish(e, NULL);
     if (e->wal)
         vl_wal_close(e->wal);
-    for (size_t i = 0; i < e->ncolls; i++)
+    for (size_t i = 0; i < e->ncolls; i++) {
         vl_rowstore_unref(e->colls[i].rows);
+        vl_lake_free(&e->colls[i].lake);
+        vl_version_cache_free(e->colls[i].cache);
+    }
+    if (e->job_fd >= 0)
+        close(e->job_fd);
     free(e->colls);
     vl_obj_close(e->store);
     free(e);
@@ -316,10 +383,21 @@ void vl_engine_stats_get(vl_engine *e, vl_engine_stats *st)
     st->fsyncs = ws.fsyncs;
     st->wal_lsn = vl_wal_last_lsn(e->wal);
     st->wal_dropped_bytes = e->wal_dropped_bytes;
+    st->commits = e->commits;
+    st->flushes = e->flushes;
+    st->compactions = e->compactions;
+    st->gc_deleted = e->gc_deleted;
+    st->last_save = e->last_save;
+    st->background_job = e->job != NULL;
+    st->last_error = e->last_job_error.msg;
+    st->warning = e->warning.msg;
     st->bytes_on_disk = ws.bytes;
-    vl_objinfo *objs = NULL;
-    size_t n = 0;
-    if (vl_obj_list(e->store, "collections/", &objs, &n, NULL) == VL_OK) {
+    const char *prefixes[] = {"collections/", "tables/"};
+    for (int p = 0; p < 2; p++) {
+        vl_objinfo *objs = NULL;
+        size_t n = 0;
+        if (vl_obj_list(e->store, prefixes[p], &objs, &n, NULL) != VL_OK)
+            continue;
         for (size_t i = 0; i < n; i++)
             st->bytes_on_disk += objs[i].size;
         vl_objinfo_free(objs, n);

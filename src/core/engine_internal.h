@@ -8,8 +8,12 @@
 #ifndef VL_CORE_ENGINE_INTERNAL_H
 #define VL_CORE_ENGINE_INTERNAL_H
 
+#include <pthread.h>
+
+#include "core/lake.h"
 #include "core/rowstore.h"
 #include "storage/objstore.h"
+#include "storage/parquet.h"
 #include "storage/wal.h"
 #include "vexlake.h"
 
@@ -17,7 +21,42 @@ typedef struct {
     char name[VL_MAX_COLLECTION_NAME + 1];
     vl_metric metric;
     vl_rowstore *rows; /* current generation; CLEAR replaces it */
+    vl_lake lake;
+    struct vl_version_cache *cache; /* last version loaded for time travel */
 } vl_collection;
+
+typedef enum { VL_JOB_FLUSH, VL_JOB_COMPACT } vl_job_kind;
+
+/* New deletion set of one base segment, computed for a flush. */
+typedef struct {
+    uint32_t *rows;
+    uint64_t n;
+    int changed;
+} vl_job_deletes;
+
+/* A background lake job: inputs captured on the owner thread, outputs
+ * applied there when it completes (see lake.h). */
+typedef struct {
+    vl_job_kind kind;
+    vl_objstore *store;
+    char coll[VL_MAX_COLLECTION_NAME + 1];
+    vl_manifest base;   /* the head the job builds on */
+    vl_manifest result; /* the version it committed */
+    uint64_t new_version; /* the version the job commits */
+    uint64_t lsn;       /* flush: changes up to this LSN */
+    vl_snapshot *snap;  /* flush: the rows to write */
+    vl_job_deletes *dels; /* flush: per base segment */
+    size_t ndels;
+    uint32_t *flushed;  /* flush: row-store rows written, in segment order */
+    uint64_t nflushed;
+    size_t *chosen;     /* compact: base segment indexes merged */
+    size_t nchosen;
+    uint32_t **remap;   /* compact: per chosen segment, old row -> new row */
+    vl_status st;
+    vl_error err;
+    pthread_t thread;
+    int threaded;
+} vl_lake_job;
 
 struct vl_engine {
     vl_options opt;
@@ -29,6 +68,14 @@ struct vl_engine {
     uint64_t wal_dropped_bytes; /* torn tail removed at open */
     int failed;                 /* a WAL write failed: refuse changes */
     vl_error failure;           /* why */
+    vl_lake_job *job;           /* background job in flight, or NULL */
+    int job_fd;                 /* eventfd: readable when job finished */
+    int64_t last_save;          /* unix seconds of the last commit */
+    int64_t dirty_since;        /* monotonic seconds of the oldest unflushed change */
+    vl_error last_job_error;    /* empty, or why the last background job failed */
+    vl_error warning;           /* empty, or what the open had to work around */
+    int64_t backoff_until;      /* monotonic seconds: no automatic job before */
+    uint64_t commits, flushes, compactions, gc_deleted;
 };
 
 struct vl_snapshot {
@@ -41,5 +88,36 @@ struct vl_snapshot {
 };
 
 vl_collection *vl_engine_find(vl_engine *e, const char *name);
+int64_t vl_monotonic_seconds(void);
+void vl_version_cache_free(struct vl_version_cache *vc);
+/** After a commit: count it, stamp LASTSAVE, remove covered WAL files. */
+void vl_engine_note_commit(vl_engine *e);
+vl_status vl_engine_remove_covered_wal(vl_engine *e, vl_error *err);
+
+/* lake_flush.c */
+vl_status vl_flush_prepare(vl_engine *e, vl_collection *c, vl_lake_job **out, vl_error *err);
+void vl_flush_run(vl_lake_job *j);
+void vl_flush_complete(vl_engine *e, vl_lake_job *j);
+/* lake_compact.c */
+vl_lake_job *vl_compact_prepare(vl_engine *e, vl_collection *c);
+void vl_compact_run(vl_lake_job *j);
+void vl_compact_complete(vl_engine *e, vl_lake_job *j);
+/* lake_load.c */
+vl_status vl_lake_load(vl_engine *e, vl_collection *c, vl_error *err);
+vl_status vl_lake_build_rows(vl_engine *e, const vl_manifest *m, vl_rowstore **out,
+                             vl_error *err);
+vl_status vl_lake_read_segment(vl_objstore *s, const vl_manifest_segment *g, uint32_t dim,
+                               vl_segment *seg, uint32_t **deleted, uint64_t *ndeleted,
+                               vl_error *err);
+/* lake_gc.c */
+void vl_lake_gc(vl_engine *e, vl_collection *c);
+/* lake_job.c */
+void vl_lake_job_free(vl_lake_job *j);
+/** Run j in a background thread (threaded) or right here; either way the
+ *  result is applied by vl_lake_job_finish on the owner thread. */
+void vl_lake_job_start(vl_engine *e, vl_lake_job *j, int threaded);
+/** Owner: wait for the job in flight (if any) and apply its result;
+ *  returns the job's status (VL_OK when there was none). */
+vl_status vl_lake_job_finish(vl_engine *e, vl_error *err);
 
 #endif

@@ -11,6 +11,12 @@ void vl_options_init(vl_options *opt)
     opt->default_metric = VL_METRIC_COSINE;
     opt->fsync = VL_FSYNC_ALWAYS;
     opt->deferred_sync = 0;
+    opt->flush_rows = 100000;
+    opt->flush_wal_bytes = 256u * 1024 * 1024;
+    opt->flush_seconds = 300;
+    opt->retain_versions = 10;
+    opt->compact_segments = 8;
+    opt->open_previous_on_damage = 0;
 }
 
 static int lookup(const char *const *names, int n, const char *name)

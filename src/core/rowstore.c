@@ -43,6 +43,8 @@ static void free_chunk(vl_chunk *c, uint32_t used)
     free(c->inv_norms);
     free(c->keys);
     free(c->put_lsn);
+    free(c->seg_id);
+    free(c->seg_row);
     free(c);
 }
 
@@ -74,6 +76,8 @@ static vl_chunk *new_chunk(uint32_t dim)
     c->inv_norms = vl_malloc(VL_CHUNK_ROWS * sizeof(float));
     c->keys = vl_calloc(VL_CHUNK_ROWS, sizeof(vl_key *));
     c->put_lsn = vl_malloc(VL_CHUNK_ROWS * sizeof(uint64_t));
+    c->seg_id = vl_malloc(VL_CHUNK_ROWS * sizeof(uint32_t));
+    c->seg_row = vl_malloc(VL_CHUNK_ROWS * sizeof(uint32_t));
     return c;
 }
 
@@ -106,8 +110,8 @@ static void mark_deleted(vl_rowstore *rs, uint32_t row, uint64_t lsn)
     rs->live--;
 }
 
-void vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const float *vec,
-                     uint32_t dim, uint64_t lsn)
+uint32_t vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const float *vec,
+                         uint32_t dim, uint64_t lsn, uint32_t seg_id, uint32_t seg_row)
 {
     if (rs->dim == 0)
         rs->dim = dim;
@@ -123,28 +127,61 @@ void vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const floa
     memcpy(k->data, key, keylen);
     c->keys[slot] = k;
     c->put_lsn[slot] = lsn;
+    c->seg_id[slot] = seg_id;
+    c->seg_row[slot] = seg_row;
     atomic_store_explicit(&c->del_lsn[slot], 0, memory_order_relaxed);
     uint32_t prev = vl_keymap_set(&rs->map, key, keylen, vl_keymap_hash(key, keylen), (uint32_t)row);
     atomic_store_explicit(&rs->nrows, row + 1, memory_order_release);
     rs->live++;
     if (prev != VL_KEYMAP_NONE)
         mark_deleted(rs, prev, lsn);
+    return prev;
 }
 
-int vl_rowstore_delete(vl_rowstore *rs, const void *key, size_t keylen, uint64_t lsn)
+uint32_t vl_rowstore_delete(vl_rowstore *rs, const void *key, size_t keylen, uint64_t lsn)
 {
     uint32_t row = vl_keymap_remove(&rs->map, key, keylen, vl_keymap_hash(key, keylen));
-    if (row == VL_KEYMAP_NONE)
-        return 0;
-    mark_deleted(rs, row, lsn);
-    return 1;
+    if (row != VL_KEYMAP_NONE)
+        mark_deleted(rs, row, lsn);
+    return row;
+}
+
+uint32_t vl_rowstore_find(const vl_rowstore *rs, const void *key, size_t keylen)
+{
+    return vl_keymap_get(&rs->map, key, keylen, vl_keymap_hash(key, keylen));
+}
+
+static vl_chunk *chunk_of(const vl_rowstore *rs, uint32_t row)
+{
+    vl_chunk_dir *dir = atomic_load_explicit(&((vl_rowstore *)rs)->dir, memory_order_acquire);
+    return vl_rowstore_chunk(dir, row);
+}
+
+void vl_rowstore_location(const vl_rowstore *rs, uint32_t row, uint32_t *seg_id,
+                          uint32_t *seg_row)
+{
+    vl_chunk *c = chunk_of(rs, row);
+    *seg_id = c->seg_id[row % VL_CHUNK_ROWS];
+    *seg_row = c->seg_row[row % VL_CHUNK_ROWS];
+}
+
+void vl_rowstore_set_location(vl_rowstore *rs, uint32_t row, uint32_t seg_id, uint32_t seg_row)
+{
+    vl_chunk *c = chunk_of(rs, row);
+    c->seg_id[row % VL_CHUNK_ROWS] = seg_id;
+    c->seg_row[row % VL_CHUNK_ROWS] = seg_row;
+}
+
+uint64_t vl_rowstore_del_lsn(const vl_rowstore *rs, uint32_t row)
+{
+    return atomic_load_explicit(&chunk_of(rs, row)->del_lsn[row % VL_CHUNK_ROWS],
+                                memory_order_acquire);
 }
 
 const float *vl_rowstore_get(const vl_rowstore *rs, const void *key, size_t keylen)
 {
-    uint32_t row = vl_keymap_get(&rs->map, key, keylen, vl_keymap_hash(key, keylen));
-    if (row == VL_KEYMAP_NONE)
+    uint32_t row = vl_rowstore_find(rs, key, keylen);
+    if (row == VL_ROW_NONE)
         return NULL;
-    vl_chunk_dir *dir = atomic_load_explicit(&rs->dir, memory_order_relaxed);
-    return vl_rowstore_chunk(dir, row)->vecs + (size_t)(row % VL_CHUNK_ROWS) * rs->dim;
+    return chunk_of(rs, row)->vecs + (size_t)(row % VL_CHUNK_ROWS) * rs->dim;
 }

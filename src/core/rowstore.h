@@ -16,8 +16,12 @@
  *    complete; readers load it with acquire before touching rows.
  *  - A generation is reference counted.  CLEAR starts a new generation;
  *    snapshots keep the old one alive until they close.
- *  - Dead rows are reclaimed only when the generation is replaced; the
- *    lake issue adds compaction.
+ *  - Each row remembers where it lives in the lake: a segment id and its
+ *    row number inside that segment file, or VL_SEG_NONE while it exists
+ *    only in the WAL (the "memtable").  Only the writer changes these, and
+ *    never while a background lake job reads them (see lake.h).
+ *  - Dead rows are reclaimed only when the generation is replaced (CLEAR,
+ *    or a rebuild after many overwrites).
  */
 #ifndef VL_CORE_ROWSTORE_H
 #define VL_CORE_ROWSTORE_H
@@ -30,6 +34,8 @@
 #include "vexlake.h"
 
 #define VL_CHUNK_ROWS 4096u
+#define VL_SEG_NONE UINT32_MAX
+#define VL_ROW_NONE UINT32_MAX
 
 typedef struct {
     uint32_t len;
@@ -41,6 +47,8 @@ typedef struct {
     float *inv_norms;                       /* 1/|v| per row, for cosine */
     vl_key **keys;                          /* per row, immutable once set */
     uint64_t *put_lsn;                      /* LSN that wrote the row */
+    uint32_t *seg_id;                       /* segment holding the row, or VL_SEG_NONE */
+    uint32_t *seg_row;                      /* row number inside that segment */
     _Atomic uint64_t del_lsn[VL_CHUNK_ROWS]; /* 0 while live */
 } vl_chunk;
 
@@ -66,13 +74,25 @@ void vl_rowstore_ref(vl_rowstore *rs);
 /** Drop a reference; the last one frees everything. Thread safe. */
 void vl_rowstore_unref(vl_rowstore *rs);
 
-/** Writer: store key -> vec at lsn (dim already validated). */
-void vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const float *vec,
-                     uint32_t dim, uint64_t lsn);
-/** Writer: delete key at lsn; returns 1 if it existed. */
-int vl_rowstore_delete(vl_rowstore *rs, const void *key, size_t keylen, uint64_t lsn);
+/** Writer: store key -> vec at lsn (dim already validated), located in
+ *  segment seg_id at seg_row (VL_SEG_NONE for a fresh write).  Returns the
+ *  row it replaced (now deleted at lsn) or VL_ROW_NONE. */
+uint32_t vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const float *vec,
+                         uint32_t dim, uint64_t lsn, uint32_t seg_id, uint32_t seg_row);
+/** Writer: delete key at lsn; returns the deleted row or VL_ROW_NONE. */
+uint32_t vl_rowstore_delete(vl_rowstore *rs, const void *key, size_t keylen, uint64_t lsn);
 /** Writer: the live vector of key, or NULL. */
 const float *vl_rowstore_get(const vl_rowstore *rs, const void *key, size_t keylen);
+/** The live row of key, or VL_ROW_NONE (writer, or an immutable store). */
+uint32_t vl_rowstore_find(const vl_rowstore *rs, const void *key, size_t keylen);
+
+/** Where row lives in the lake. */
+void vl_rowstore_location(const vl_rowstore *rs, uint32_t row, uint32_t *seg_id,
+                          uint32_t *seg_row);
+/** Writer: record that row now lives in segment seg_id at seg_row. */
+void vl_rowstore_set_location(vl_rowstore *rs, uint32_t row, uint32_t seg_id, uint32_t seg_row);
+/** LSN that deleted row (0 while live). */
+uint64_t vl_rowstore_del_lsn(const vl_rowstore *rs, uint32_t row);
 
 /* Reader helpers (any thread, given a count loaded with acquire). */
 static inline vl_chunk *vl_rowstore_chunk(vl_chunk_dir *dir, uint64_t row)

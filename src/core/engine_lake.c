@@ -1,0 +1,129 @@
+/*
+ * engine_lake.c - the engine's lake API: SAVE, BGSAVE, background
+ * completion, automatic flush/compaction, versions.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/engine_internal.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+vl_status vl_engine_remove_covered_wal(vl_engine *e, vl_error *err)
+{
+    uint64_t covered = e->applied_lsn;
+    int dirty = 0;
+    for (size_t i = 0; i < e->ncolls; i++) {
+        const vl_lake *l = &e->colls[i].lake;
+        if (vl_lake_dirty(l)) {
+            dirty = 1;
+            if (l->head.wal_lsn < covered)
+                covered = l->head.wal_lsn;
+        }
+    }
+    if (!dirty)
+        e->dirty_since = 0;
+    return vl_wal_remove_through(e->wal, covered, err);
+}
+
+void vl_engine_note_commit(vl_engine *e)
+{
+    e->commits++;
+    e->last_save = (int64_t)time(NULL);
+    vl_engine_remove_covered_wal(e, NULL);
+}
+
+vl_status vl_save(vl_engine *e, const char *coll, vl_error *err)
+{
+    vl_lake_job_finish(e, NULL); /* a background job's outcome is its own */
+    vl_collection *c = vl_engine_find(e, coll);
+    if (!c)
+        return VL_OK;
+    vl_lake_job *j;
+    vl_status st = vl_flush_prepare(e, c, &j, err);
+    if (st != VL_OK || !j)
+        return st;
+    vl_lake_job_start(e, j, 0);
+    return vl_lake_job_finish(e, err);
+}
+
+vl_status vl_bgsave(vl_engine *e, const char *coll, vl_error *err)
+{
+    if (e->job)
+        return vl_fail(err, VL_ERR_CONFLICT, "Background save already in progress");
+    vl_collection *c = vl_engine_find(e, coll);
+    if (!c)
+        return VL_OK;
+    vl_lake_job *j;
+    vl_status st = vl_flush_prepare(e, c, &j, err);
+    if (st == VL_OK && j)
+        vl_lake_job_start(e, j, 1);
+    return st;
+}
+
+int vl_background_fd(const vl_engine *e)
+{
+    return e->job_fd;
+}
+
+void vl_background_poll(vl_engine *e)
+{
+    uint64_t n;
+    if (e->job && e->job->threaded && read(e->job_fd, &n, sizeof n) == (ssize_t)sizeof n) {
+        /* The eventfd count was consumed; finish without reading it again. */
+        e->job->threaded = 2;
+        vl_lake_job_finish(e, NULL);
+    }
+}
+
+static int flush_due(const vl_engine *e, const vl_collection *c, uint64_t wal_bytes, int64_t now)
+{
+    if (!vl_lake_dirty(&c->lake))
+        return 0;
+    const vl_options *o = &e->opt;
+    return (o->flush_rows && c->lake.unflushed_puts >= o->flush_rows) ||
+           (o->flush_wal_bytes && wal_bytes >= o->flush_wal_bytes) ||
+           (o->flush_seconds && e->dirty_since && now - e->dirty_since >= o->flush_seconds);
+}
+
+void vl_maintenance(vl_engine *e)
+{
+    int64_t now = vl_monotonic_seconds();
+    if (e->job || e->failed || now < e->backoff_until)
+        return;
+    vl_wal_stats ws;
+    vl_wal_stats_get(e->wal, &ws);
+    for (size_t i = 0; i < e->ncolls; i++) {
+        if (flush_due(e, &e->colls[i], ws.bytes, now)) {
+            vl_bgsave(e, e->colls[i].name, NULL);
+            return;
+        }
+    }
+    for (size_t i = 0; i < e->ncolls; i++) {
+        vl_lake_job *j = vl_compact_prepare(e, &e->colls[i]);
+        if (j) {
+            vl_lake_job_start(e, j, 1);
+            return;
+        }
+    }
+}
+
+vl_status vl_versions(vl_engine *e, const char *coll, vl_version_info **out, size_t *n)
+{
+    vl_collection *c = vl_engine_find(e, coll);
+    *n = c ? c->lake.nretained : 0;
+    *out = vl_malloc((*n ? *n : 1) * sizeof **out);
+    for (size_t i = 0; i < *n; i++)
+        (*out)[i] = (vl_version_info){c->lake.retained[i].version, c->lake.retained[i].created_ms,
+                                      c->lake.retained[i].rows};
+    return VL_OK;
+}
+
+uint64_t vl_current_version(vl_engine *e, const char *coll)
+{
+    vl_collection *c = vl_engine_find(e, coll);
+    return c ? c->lake.head.version : 0;
+}

@@ -1,0 +1,109 @@
+/*
+ * lake_gc.c - retention and garbage collection.
+ *
+ * After each commit: versions older than the newest retain_versions expire
+ * (their manifests are deleted, oldest first); then every segment or
+ * deletion file referenced by no retained manifest is deleted.  Files are
+ * only deleted while no background job is in flight (a job's new files are
+ * not referenced until it commits), and time travel reads versions into
+ * memory, so no reader can hold a file that GC removes.  At start the same
+ * pass removes objects left by a crash between writing files and
+ * committing.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_internal.h"
+#include "util/alloc.h"
+
+typedef struct {
+    char **names;
+    size_t n, cap;
+} name_set;
+
+static void add_name(name_set *s, const char *name)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 32;
+        s->names = vl_realloc(s->names, s->cap * sizeof *s->names);
+    }
+    s->names[s->n++] = vl_strndup(name, strlen(name));
+}
+
+static int has_name(const name_set *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static void free_names(name_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->names[i]);
+    free(s->names);
+}
+
+static void expire_versions(vl_engine *e, vl_collection *c)
+{
+    vl_lake *l = &c->lake;
+    size_t keep = e->opt.retain_versions ? e->opt.retain_versions : 1;
+    size_t drop = l->nretained > keep ? l->nretained - keep : 0;
+    for (size_t i = 0; i < drop; i++) {
+        char name[VL_OBJECT_NAME_MAX];
+        vl_manifest_object(name, sizeof name, c->name, l->retained[i].version);
+        if (vl_obj_del(e->store, name, NULL) == VL_OK)
+            e->gc_deleted++;
+    }
+    memmove(l->retained, l->retained + drop, (l->nretained - drop) * sizeof *l->retained);
+    l->nretained -= drop;
+}
+
+/* Names referenced by the retained versions; 0 if one could not be read
+ * (then nothing is deleted: better a leftover file than a lost one). */
+static int referenced(vl_engine *e, vl_collection *c, name_set *refs)
+{
+    for (size_t i = 0; i < c->lake.nretained; i++) {
+        vl_manifest m;
+        if (vl_manifest_load(e->store, c->name, c->lake.retained[i].version, &m, NULL) != VL_OK)
+            return 0;
+        for (size_t k = 0; k < m.nsegs; k++) {
+            add_name(refs, m.segs[k].name);
+            if (m.segs[k].del_name[0])
+                add_name(refs, m.segs[k].del_name);
+        }
+        vl_manifest_free(&m);
+    }
+    return 1;
+}
+
+static void delete_unreferenced(vl_engine *e, const char *prefix, const name_set *refs)
+{
+    vl_objinfo *objs;
+    size_t n;
+    if (vl_obj_list(e->store, prefix, &objs, &n, NULL) != VL_OK)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (!has_name(refs, objs[i].name) && vl_obj_del(e->store, objs[i].name, NULL) == VL_OK)
+            e->gc_deleted++;
+    vl_objinfo_free(objs, n);
+}
+
+void vl_lake_gc(vl_engine *e, vl_collection *c)
+{
+    if (e->job)
+        return;
+    expire_versions(e, c);
+    name_set refs = {0};
+    if (referenced(e, c, &refs)) {
+        char prefix[VL_OBJECT_NAME_MAX];
+        snprintf(prefix, sizeof prefix, "tables/%s/segments/", c->name);
+        delete_unreferenced(e, prefix, &refs);
+        snprintf(prefix, sizeof prefix, "tables/%s/deletes/", c->name);
+        delete_unreferenced(e, prefix, &refs);
+    }
+    free_names(&refs);
+}

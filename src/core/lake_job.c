@@ -1,0 +1,85 @@
+/*
+ * lake_job.c - running one background lake job (flush or compaction).
+ *
+ * The job runs on a thread of its own, so a flush of a large memtable never
+ * stalls searches (which use the server's worker pool) or the event loop.
+ * When it ends it writes the engine's eventfd; the owner thread then calls
+ * vl_background_poll(), which joins the thread and applies the result.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "util/error.h"
+
+#include "core/engine_internal.h"
+
+static void run(vl_lake_job *j)
+{
+    if (j->kind == VL_JOB_FLUSH)
+        vl_flush_run(j);
+    else
+        vl_compact_run(j);
+}
+
+static void *thread_main(void *arg)
+{
+    vl_engine *e = arg;
+    run(e->job);
+    uint64_t one = 1;
+    ssize_t ignored = write(e->job_fd, &one, sizeof one);
+    (void)ignored;
+    return NULL;
+}
+
+void vl_lake_job_start(vl_engine *e, vl_lake_job *j, int threaded)
+{
+    e->job = j;
+    j->threaded = threaded && pthread_create(&j->thread, NULL, thread_main, e) == 0;
+    if (!j->threaded)
+        run(j);
+}
+
+vl_status vl_lake_job_finish(vl_engine *e, vl_error *err)
+{
+    vl_lake_job *j = e->job;
+    if (!j)
+        return VL_OK;
+    if (j->threaded) {
+        pthread_join(j->thread, NULL);
+        if (j->threaded == 1) { /* consume the completion signal */
+            uint64_t n;
+            ssize_t ignored = read(e->job_fd, &n, sizeof n);
+            (void)ignored;
+        }
+    }
+    e->job = NULL;
+    if (j->kind == VL_JOB_FLUSH)
+        vl_flush_complete(e, j);
+    else
+        vl_compact_complete(e, j);
+    vl_status st = j->st;
+    if (st != VL_OK && err)
+        *err = j->err;
+    if (st != VL_OK)
+        e->backoff_until = vl_monotonic_seconds() + 10;
+    vl_lake_job_free(j);
+    return st;
+}
+
+void vl_lake_job_free(vl_lake_job *j)
+{
+    if (!j)
+        return;
+    vl_snapshot_close(j->snap);
+    for (size_t i = 0; i < j->ndels; i++)
+        free(j->dels[i].rows);
+    free(j->dels);
+    vl_manifest_free(&j->base);
+    vl_manifest_free(&j->result);
+    free(j->flushed);
+    for (size_t i = 0; j->remap && i < j->nchosen; i++)
+        free(j->remap[i]);
+    free(j->remap);
+    free(j->chosen);
+    free(j);
+}

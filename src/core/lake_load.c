@@ -1,0 +1,208 @@
+/*
+ * lake_load.c - opening a collection from the lake at start: the newest
+ * manifest, its segments and deletion files, all verified against the
+ * sizes and CRC-32C values the manifest records.
+ *
+ * A damaged manifest, segment or deletion file stops the open with a
+ * message naming the object: serving a version with rows silently missing
+ * would be worse than not serving.  With open_previous_on_damage the
+ * engine instead falls back to the newest older version that loads cleanly
+ * and says so (vl_engine_stats.warning).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_internal.h"
+#include "storage/crc32c.h"
+#include "storage/deletes.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+/* Fetch name and check it is exactly the object the manifest recorded. */
+static vl_status fetch_verified(vl_objstore *s, const char *name, uint64_t bytes, uint32_t crc,
+                                void **data, size_t *len, vl_error *err)
+{
+    vl_status st = vl_obj_get(s, name, data, len, err);
+    if (st == VL_ERR_NOTFOUND)
+        return vl_fail(err, VL_ERR_CORRUPT, "%s: missing (the manifest references it)", name);
+    if (st != VL_OK)
+        return st;
+    if (*len != bytes || vl_crc32c(0, *data, *len) != crc) {
+        free(*data);
+        *data = NULL;
+        return vl_fail(err, VL_ERR_CORRUPT,
+                       "%s: damaged (size or CRC-32C differs from the manifest's record)", name);
+    }
+    return VL_OK;
+}
+
+vl_status vl_lake_read_segment(vl_objstore *s, const vl_manifest_segment *g, uint32_t dim,
+                               vl_segment *seg, uint32_t **deleted, uint64_t *ndeleted,
+                               vl_error *err)
+{
+    void *data;
+    size_t len;
+    *deleted = NULL;
+    *ndeleted = 0;
+    vl_status st = fetch_verified(s, g->name, g->bytes, g->crc32c, &data, &len, err);
+    if (st != VL_OK)
+        return st;
+    vl_error perr;
+    st = vl_parquet_read_segment(data, len, seg, &perr);
+    free(data);
+    if (st != VL_OK)
+        return vl_fail(err, VL_ERR_CORRUPT, "%s: %s", g->name, perr.msg);
+    if (seg->nrows != g->rows || (seg->nrows && seg->dim != dim)) {
+        vl_segment_free(seg);
+        return vl_fail(err, VL_ERR_CORRUPT, "%s: holds %" PRIu64 " rows of dimension %u, manifest "
+                                            "says %" PRIu64 " of dimension %u",
+                       g->name, seg->nrows, seg->dim, g->rows, dim);
+    }
+    if (!g->del_name[0])
+        return VL_OK;
+    st = fetch_verified(s, g->del_name, g->del_bytes, g->del_crc32c, &data, &len, err);
+    if (st == VL_OK)
+        st = vl_deletes_decode(data, len, g->rows, g->del_name, deleted, ndeleted, err);
+    free(data);
+    if (st == VL_OK && *ndeleted != g->del_count)
+        st = vl_fail(err, VL_ERR_CORRUPT, "%s: holds %" PRIu64 " rows, manifest says %" PRIu64,
+                     g->del_name, *ndeleted, g->del_count);
+    if (st != VL_OK) {
+        free(*deleted);
+        *deleted = NULL;
+        vl_segment_free(seg);
+    }
+    return st;
+}
+
+/* Rows of seg not in deleted (ascending) go into rows, located at id. */
+static void insert_live_rows(vl_rowstore *rows, const vl_segment *seg, const uint32_t *deleted,
+                             uint64_t ndeleted, uint32_t id)
+{
+    uint64_t d = 0;
+    for (uint64_t r = 0; r < seg->nrows; r++) {
+        if (d < ndeleted && deleted[d] == r) {
+            d++;
+            continue;
+        }
+        vl_rowstore_put(rows, seg->key_data + seg->key_offs[r],
+                        seg->key_offs[r + 1] - seg->key_offs[r], seg->vecs + r * seg->dim,
+                        seg->dim, (uint64_t)seg->seqs[r], id, (uint32_t)r);
+    }
+}
+
+/* Load every segment of m into a fresh row store (and, if lake is given,
+ * the lake bookkeeping). */
+static vl_status load_version(vl_engine *e, const vl_manifest *m, vl_rowstore *rows, vl_lake *lake,
+                              vl_error *err)
+{
+    rows->dim = m->dim;
+    for (size_t i = 0; i < m->nsegs; i++) {
+        vl_segment seg;
+        uint32_t *deleted;
+        uint64_t ndeleted;
+        vl_status st = vl_lake_read_segment(e->store, &m->segs[i], m->dim, &seg, &deleted,
+                                            &ndeleted, err);
+        if (st != VL_OK)
+            return st;
+        uint32_t id = VL_SEG_NONE;
+        if (lake) {
+            id = vl_lake_add_segment(lake, deleted, ndeleted);
+            lake->head.nsegs = i + 1;
+        }
+        insert_live_rows(rows, &seg, deleted, ndeleted, id);
+        if (!lake)
+            free(deleted);
+        vl_segment_free(&seg);
+    }
+    return VL_OK;
+}
+
+vl_status vl_lake_build_rows(vl_engine *e, const vl_manifest *m, vl_rowstore **out, vl_error *err)
+{
+    vl_rowstore *rows = vl_rowstore_new(m->metric);
+    vl_status st = load_version(e, m, rows, NULL, err);
+    if (st != VL_OK) {
+        vl_rowstore_unref(rows);
+        return st;
+    }
+    *out = rows;
+    return VL_OK;
+}
+
+/* Try to open version v of c; on failure c is left as it was. */
+static vl_status open_version(vl_engine *e, vl_collection *c, uint64_t v, vl_error *err)
+{
+    vl_manifest m;
+    vl_status st = vl_manifest_load(e->store, c->name, v, &m, err);
+    if (st != VL_OK)
+        return st;
+    vl_lake lake;
+    vl_lake_init(&lake, c->name, c->metric);
+    lake.head = m;
+    lake.head.nsegs = 0; /* grows as segments load, so a failure frees only those */
+    vl_rowstore *rows = vl_rowstore_new(c->metric);
+    st = load_version(e, &m, rows, &lake, err);
+    if (st == VL_OK && m.metric != c->metric)
+        st = vl_fail(err, VL_ERR_CORRUPT, "%s version %" PRIu64 ": metric %s differs from the "
+                                          "collection's %s",
+                     c->name, v, vl_metric_name(m.metric), vl_metric_name(c->metric));
+    if (st != VL_OK) {
+        vl_lake_free(&lake);
+        vl_rowstore_unref(rows);
+        return st;
+    }
+    lake.head.nsegs = m.nsegs;
+    lake.last_change = m.wal_lsn;
+    vl_lake_free(&c->lake);
+    c->lake = lake;
+    vl_rowstore_unref(c->rows);
+    c->rows = rows;
+    return VL_OK;
+}
+
+/* Remember the retained versions (for VERSIONS and time travel). */
+static void retain_listed(vl_engine *e, vl_collection *c, const uint64_t *vs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        vl_manifest m;
+        if (vs[i] > c->lake.head.version)
+            continue;
+        if (vs[i] == c->lake.head.version) {
+            vl_lake_retain(&c->lake, &c->lake.head);
+        } else if (vl_manifest_load(e->store, c->name, vs[i], &m, NULL) == VL_OK) {
+            vl_lake_retain(&c->lake, &m);
+            vl_manifest_free(&m);
+        }
+    }
+}
+
+vl_status vl_lake_load(vl_engine *e, vl_collection *c, vl_error *err)
+{
+    uint64_t *vs;
+    size_t n;
+    vl_status st = vl_manifest_versions(e->store, c->name, &vs, &n, err);
+    if (st != VL_OK || n == 0) {
+        free(vs);
+        return st;
+    }
+    vl_error first;
+    st = open_version(e, c, vs[n - 1], &first);
+    for (size_t i = n - 1; st != VL_OK && e->opt.open_previous_on_damage && i > 0; i--) {
+        st = open_version(e, c, vs[i - 1], err);
+        if (st == VL_OK)
+            snprintf(e->warning.msg, sizeof e->warning.msg,
+                     "opened version %" PRIu64 " of '%s' because the newest is damaged: %.100s",
+                     vs[i - 1], c->name, first.msg);
+    }
+    if (st != VL_OK && err)
+        *err = first;
+    if (st == VL_OK) {
+        retain_listed(e, c, vs, n);
+        c->lake.top_version = vs[n - 1];
+    }
+    free(vs);
+    return st;
+}

@@ -1,0 +1,115 @@
+/*
+ * timetravel.c - reading an older retained version (VERSION n).
+ *
+ * A version is read from its own files (manifest, segments minus deletion
+ * files) into a private, immutable row store, so the answer is exactly that
+ * version whatever happened since.  The last version read is cached per
+ * collection: repeated queries against one version load it once.  Expired
+ * versions give VL_ERR_NOTFOUND with the retained range.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_internal.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+struct vl_version_cache {
+    uint64_t version;
+    vl_rowstore *rows;
+};
+
+void vl_version_cache_free(struct vl_version_cache *vc)
+{
+    if (!vc)
+        return;
+    vl_rowstore_unref(vc->rows);
+    free(vc);
+}
+
+static int retained(const vl_lake *l, uint64_t version)
+{
+    for (size_t i = 0; i < l->nretained; i++)
+        if (l->retained[i].version == version)
+            return 1;
+    return 0;
+}
+
+static vl_status not_retained(const vl_lake *l, uint64_t version, vl_error *err)
+{
+    if (l->nretained == 0)
+        return vl_fail(err, VL_ERR_NOTFOUND, "version %" PRIu64 " does not exist (no version "
+                                             "committed yet; SAVE commits one)",
+                       version);
+    return vl_fail(err, VL_ERR_NOTFOUND,
+                   "version %" PRIu64 " is not retained (retained versions: %" PRIu64 "..%" PRIu64
+                   ")",
+                   version, l->retained[0].version, l->retained[l->nretained - 1].version);
+}
+
+static vl_status load_cached(vl_engine *e, vl_collection *c, uint64_t version, vl_error *err)
+{
+    if (c->cache && c->cache->version == version)
+        return VL_OK;
+    vl_manifest m;
+    vl_status st = vl_manifest_load(e->store, c->name, version, &m, err);
+    if (st != VL_OK)
+        return st;
+    vl_rowstore *rows;
+    st = vl_lake_build_rows(e, &m, &rows, err);
+    vl_manifest_free(&m);
+    if (st != VL_OK)
+        return st;
+    vl_version_cache_free(c->cache);
+    c->cache = vl_calloc(1, sizeof *c->cache);
+    c->cache->version = version;
+    c->cache->rows = rows;
+    return VL_OK;
+}
+
+vl_status vl_snapshot_open_version(vl_engine *e, const char *coll, uint64_t version,
+                                   vl_snapshot **out, vl_error *err)
+{
+    vl_collection *c = vl_engine_find(e, coll);
+    *out = NULL;
+    if (!c)
+        return vl_fail(err, VL_ERR_NOTFOUND, "version %" PRIu64 " does not exist (no version "
+                                             "committed yet; SAVE commits one)",
+                       version);
+    if (!retained(&c->lake, version))
+        return not_retained(&c->lake, version, err);
+    vl_status st = load_cached(e, c, version, err);
+    if (st != VL_OK)
+        return st;
+    vl_snapshot *s = vl_calloc(1, sizeof *s);
+    vl_rowstore_ref(c->cache->rows);
+    s->rows = c->cache->rows;
+    s->nrows = atomic_load(&s->rows->nrows);
+    s->lsn = UINT64_MAX; /* immutable store: everything in it is visible */
+    s->count = s->rows->live;
+    s->dim = s->rows->dim;
+    s->metric = c->metric;
+    *out = s;
+    return VL_OK;
+}
+
+vl_status vl_snapshot_get(const vl_snapshot *s, const void *key, size_t keylen, float *out,
+                          uint32_t cap, uint32_t *dim)
+{
+    if (!s->rows)
+        return VL_ERR_NOTFOUND;
+    uint32_t row = vl_rowstore_find(s->rows, key, keylen);
+    if (row == VL_ROW_NONE || row >= s->nrows)
+        return VL_ERR_NOTFOUND;
+    uint64_t del = vl_rowstore_del_lsn(s->rows, row);
+    if (del && del <= s->lsn)
+        return VL_ERR_NOTFOUND;
+    *dim = s->dim;
+    if (cap < s->dim)
+        return VL_ERR_LIMIT;
+    vl_chunk_dir *dir = atomic_load_explicit(&s->rows->dir, memory_order_acquire);
+    memcpy(out, vl_rowstore_chunk(dir, row)->vecs + (size_t)(row % VL_CHUNK_ROWS) * s->dim,
+           (size_t)s->dim * sizeof(float));
+    return VL_OK;
+}
