@@ -9,6 +9,7 @@
  * several parts at once) and replies when the last part is done; the
  * client's later requests wait so replies keep their order.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@
 #include "core/vector_text.h"
 #include "server/server.h"
 #include "util/alloc.h"
+#include "util/error.h"
 
 /* Scratch for parsing vectors on the loop thread. */
 static _Alignas(64) float scratch[VL_MAX_DIM];
@@ -46,12 +48,49 @@ vl_dispatch_result vl_cmd_vset(vl_client *c, int argc, const char **argv, const 
     return reply_status(c, st, &err);
 }
 
+/* Parse "VERSION n" at argv[i]; returns VL_OK and sets *version. */
+static vl_status version_arg(int argc, const char **argv, const size_t *lens, int i,
+                             uint64_t *version, vl_error *err)
+{
+    if (i + 1 >= argc || !vl_arg_is(argv[i], lens[i], "VERSION"))
+        return vl_fail(err, VL_ERR_ARG, "syntax error near '%.*s'", (int)(lens[i] > 32 ? 32 : lens[i]),
+                       argv[i]);
+    char num[24];
+    size_t n = lens[i + 1];
+    char *end;
+    if (n == 0 || n >= sizeof num)
+        return vl_fail(err, VL_ERR_ARG, "VERSION must be a positive integer");
+    memcpy(num, argv[i + 1], n);
+    num[n] = '\0';
+    unsigned long long v = strtoull(num, &end, 10);
+    if (*end || v == 0 || num[0] == '-')
+        return vl_fail(err, VL_ERR_ARG, "VERSION must be a positive integer");
+    *version = v;
+    return VL_OK;
+}
+
+/* VGET key [VERSION n] */
 vl_dispatch_result vl_cmd_vget(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
-    (void)argc;
     uint32_t dim;
-    if (vl_get(server.engine, VL_DEFAULT_COLLECTION, argv[1], lens[1], scratch, VL_MAX_DIM, &dim) !=
-        VL_OK) {
+    vl_status st;
+    if (argc == 2) {
+        st = vl_get(server.engine, VL_DEFAULT_COLLECTION, argv[1], lens[1], scratch, VL_MAX_DIM,
+                    &dim);
+    } else {
+        vl_error err;
+        uint64_t version;
+        vl_snapshot *snap = NULL;
+        if (argc != 4 || version_arg(argc, argv, lens, 2, &version, &err) != VL_OK)
+            return reply_status(c, vl_fail(&err, VL_ERR_ARG, "syntax error: VGET key [VERSION n]"),
+                                &err);
+        st = vl_snapshot_open_version(server.engine, VL_DEFAULT_COLLECTION, version, &snap, &err);
+        if (st != VL_OK)
+            return reply_status(c, st, &err);
+        st = vl_snapshot_get(snap, argv[1], lens[1], scratch, VL_MAX_DIM, &dim);
+        vl_snapshot_close(snap);
+    }
+    if (st != VL_OK) {
         vl_reply_null(&c->out);
         return VL_DISPATCH_DONE;
     }
@@ -153,34 +192,54 @@ static void part_done(vl_job *j)
     vl_client_unblock(&server.clients, c);
 }
 
+#define VSEARCH_SYNTAX "syntax error: VSEARCH vector K [WITHSCORES] [VERSION n]"
+
 static vl_status parse_search_args(int argc, const char **argv, const size_t *lens, uint32_t *dim,
-                                   uint32_t *k, int *withscores, vl_error *err)
+                                   uint32_t *k, int *withscores, uint64_t *version, vl_error *err)
 {
     int used;
     vl_status st = vl_vector_arg(argc, argv, lens, 1, scratch, dim, &used, err);
     if (st != VL_OK)
         return st;
     int ki = 1 + used;
-    *withscores = ki + 1 < argc && vl_arg_is(argv[ki + 1], lens[ki + 1], "WITHSCORES");
-    if (ki >= argc || ki + 1 + *withscores != argc)
-        return vl_fail(err, VL_ERR_ARG, "syntax error: VSEARCH vector K [WITHSCORES]");
-    return vl_k_arg(argv[ki], lens[ki], k, err);
+    if (ki >= argc)
+        return vl_fail(err, VL_ERR_ARG, VSEARCH_SYNTAX);
+    if ((st = vl_k_arg(argv[ki], lens[ki], k, err)) != VL_OK)
+        return st;
+    *withscores = 0;
+    *version = 0;
+    for (int i = ki + 1; i < argc; i++) {
+        if (vl_arg_is(argv[i], lens[i], "WITHSCORES") && !*withscores) {
+            *withscores = 1;
+        } else if (vl_arg_is(argv[i], lens[i], "VERSION") && !*version) {
+            if ((st = version_arg(argc, argv, lens, i, version, err)) != VL_OK)
+                return st;
+            i++;
+        } else {
+            return vl_fail(err, VL_ERR_ARG, VSEARCH_SYNTAX);
+        }
+    }
+    return VL_OK;
 }
 
-/* VSEARCH vector K [WITHSCORES] | VSEARCH FP32 blob K [WITHSCORES] */
+/* VSEARCH vector K [WITHSCORES] [VERSION n]; vector may be FP32 <blob>. */
 vl_dispatch_result vl_cmd_vsearch(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
     vl_error err;
     uint32_t dim, k;
-    int withscores;
-    vl_status st = parse_search_args(argc, argv, lens, &dim, &k, &withscores, &err);
+    int withscores = 0;
+    uint64_t version = 0;
+    vl_snapshot *snap = NULL;
+    vl_status st = parse_search_args(argc, argv, lens, &dim, &k, &withscores, &version, &err);
+    if (st == VL_OK && version)
+        st = vl_snapshot_open_version(server.engine, VL_DEFAULT_COLLECTION, version, &snap, &err);
     if (st != VL_OK)
         return reply_status(c, st, &err);
     search_request *r = vl_calloc(1, sizeof *r);
     r->client = c;
     r->k = k;
     r->withscores = withscores;
-    r->snap = vl_snapshot_open(server.engine, VL_DEFAULT_COLLECTION);
+    r->snap = snap ? snap : vl_snapshot_open(server.engine, VL_DEFAULT_COLLECTION);
     r->query = vl_aligned_alloc((size_t)dim * sizeof(float));
     memcpy(r->query, scratch, (size_t)dim * sizeof(float));
     uint32_t parts = vl_search_suggest_parts(r->snap, (uint32_t)server.cfg.threads);

@@ -20,10 +20,14 @@ static const vl_command table[] = {
     {"dbsize", 1, vl_cmd_dbsize, "readonly fast"},
     {"config", -2, vl_cmd_config, "admin"},
     {"vset", -3, vl_cmd_vset, "write"},
-    {"vget", 2, vl_cmd_vget, "readonly fast"},
+    {"vget", -2, vl_cmd_vget, "readonly fast"},
     {"vdel", 2, vl_cmd_vdel, "write fast"},
     {"clear", 1, vl_cmd_clear, "write"},
     {"vsearch", -3, vl_cmd_vsearch, "readonly"},
+    {"save", 1, vl_cmd_save, "admin"},
+    {"bgsave", -1, vl_cmd_bgsave, "admin"},
+    {"lastsave", 1, vl_cmd_lastsave, "fast"},
+    {"versions", 1, vl_cmd_versions, "readonly"},
 };
 
 const vl_command *vl_command_table(size_t *n)

@@ -51,5 +51,9 @@ vl_dispatch_result vl_cmd_vget(vl_client *c, int argc, const char **argv, const 
 vl_dispatch_result vl_cmd_vdel(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_clear(vl_client *c, int argc, const char **argv, const size_t *lens);
 vl_dispatch_result vl_cmd_vsearch(vl_client *c, int argc, const char **argv, const size_t *lens);
+vl_dispatch_result vl_cmd_save(vl_client *c, int argc, const char **argv, const size_t *lens);
+vl_dispatch_result vl_cmd_bgsave(vl_client *c, int argc, const char **argv, const size_t *lens);
+vl_dispatch_result vl_cmd_lastsave(vl_client *c, int argc, const char **argv, const size_t *lens);
+vl_dispatch_result vl_cmd_versions(vl_client *c, int argc, const char **argv, const size_t *lens);
 
 #endif

@@ -6,6 +6,8 @@
  */
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,14 @@ static void usage(FILE *f)
             "                                 +OK means the write is on disk)\n"
             "  --threads N                    search worker threads (default: CPU count)\n"
             "  --maxclients N                 connection limit (default 10000)\n"
+            "  --flush-rows N                 flush to a Parquet segment after N unflushed\n"
+            "                                 writes (default 100000; 0 = never by count)\n"
+            "  --flush-mb N                   ... or when the WAL reaches N MiB (default 256)\n"
+            "  --flush-seconds N              ... or N seconds after a change (default 300)\n"
+            "  --retain-versions N            versions kept for time travel (default 10)\n"
+            "  --compact-segments N           merge segments when there are N (default 8)\n"
+            "  --open-previous-on-damage      if the newest version is damaged, open the\n"
+            "                                 newest older version that is intact\n"
             "  --help                         show this help\n");
 }
 
@@ -47,49 +57,104 @@ static int usage_error(const char *fmt, ...)
     return 2;
 }
 
-static int parse_int(const char *s, long lo, long hi, int *out)
+static int parse_long(const char *s, long lo, long hi, long *out)
 {
     char *end;
     long v = strtol(s, &end, 10);
     if (!*s || *end || v < lo || v > hi)
         return -1;
-    *out = (int)v;
+    *out = v;
     return 0;
+}
+
+typedef enum { INT_FLAG, METRIC_FLAG, FSYNC_FLAG, STRING_FLAG } flag_kind;
+
+typedef struct {
+    const char *name;
+    flag_kind kind;
+    long lo, hi;
+    size_t offset; /* into vl_config */
+    size_t size;   /* of the field */
+} flag;
+
+#define FIELD(f) offsetof(vl_config, f), sizeof(((vl_config *)0)->f)
+
+static const flag flags[] = {
+    {"--port", INT_FLAG, 0, 65535, FIELD(port)},
+    {"--bind", STRING_FLAG, 0, 0, FIELD(bind)},
+    {"--dir", STRING_FLAG, 0, 0, FIELD(dir)},
+    {"--metric", METRIC_FLAG, 0, 0, FIELD(metric)},
+    {"--appendfsync", FSYNC_FLAG, 0, 0, FIELD(fsync)},
+    {"--threads", INT_FLAG, 1, 256, FIELD(threads)},
+    {"--maxclients", INT_FLAG, 1, 1000000, FIELD(max_clients)},
+    {"--flush-rows", INT_FLAG, 0, 1000000000, FIELD(flush_rows)},
+    {"--flush-mb", INT_FLAG, 0, 1048576, FIELD(flush_mb)},
+    {"--flush-seconds", INT_FLAG, 0, 86400 * 365, FIELD(flush_seconds)},
+    {"--retain-versions", INT_FLAG, 1, 1000000, FIELD(retain_versions)},
+    {"--compact-segments", INT_FLAG, 2, 1000000, FIELD(compact_segments)},
+};
+
+static void store_int(void *field, size_t size, long v)
+{
+    if (size == sizeof(int))
+        *(int *)field = (int)v;
+    else
+        *(uint64_t *)field = (uint64_t)v;
+}
+
+/* Apply one "--flag value"; returns -1 when fine, else the exit code. */
+static int apply_flag(const flag *f, const char *v, vl_config *cfg)
+{
+    void *field = (char *)cfg + f->offset;
+    long n;
+    switch (f->kind) {
+    case INT_FLAG:
+        if (parse_long(v, f->lo, f->hi, &n) != 0)
+            return usage_error("%s wants a number from %ld to %ld, got '%s'", f->name, f->lo,
+                               f->hi, v);
+        store_int(field, f->size, n);
+        return -1;
+    case METRIC_FLAG:
+        if (vl_metric_parse(v, field) != VL_OK)
+            return usage_error("%s wants l2, cosine or ip, got '%s'", f->name, v);
+        return -1;
+    case FSYNC_FLAG:
+        if (vl_fsync_parse(v, field) != VL_OK)
+            return usage_error("%s wants always, everysec or no, got '%s'", f->name, v);
+        return -1;
+    case STRING_FLAG:
+        if (!*v || snprintf(field, f->size, "%s", v) >= (int)f->size)
+            return usage_error("%s wants a value of 1 to %zu characters, got '%s'", f->name,
+                               f->size - 1, v);
+        return -1;
+    }
+    return -1;
 }
 
 /* Returns -1 when flags are fine, else the exit code. */
 static int parse_flags(int argc, char **argv, vl_config *cfg)
 {
     for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
         }
-        if (strncmp(f, "--", 2) != 0 ||
-            (strcmp(f, "--port") && strcmp(f, "--bind") && strcmp(f, "--dir") &&
-             strcmp(f, "--metric") && strcmp(f, "--appendfsync") && strcmp(f, "--threads") &&
-             strcmp(f, "--maxclients")))
-            return usage_error("unknown option '%s'", f);
+        if (strcmp(a, "--open-previous-on-damage") == 0) {
+            cfg->open_previous_on_damage = 1;
+            continue;
+        }
+        const flag *f = NULL;
+        for (size_t k = 0; k < sizeof flags / sizeof flags[0] && !f; k++)
+            if (strcmp(a, flags[k].name) == 0)
+                f = &flags[k];
+        if (!f)
+            return usage_error("unknown option '%s'", a);
         if (i + 1 >= argc)
-            return usage_error("option '%s' needs a value", f);
-        const char *v = argv[++i];
-        if (strcmp(f, "--port") == 0 && parse_int(v, 0, 65535, &cfg->port) != 0)
-            return usage_error("--port wants a number from 0 to 65535, got '%s'", v);
-        if (strcmp(f, "--threads") == 0 && parse_int(v, 1, 256, &cfg->threads) != 0)
-            return usage_error("--threads wants a number from 1 to 256, got '%s'", v);
-        if (strcmp(f, "--maxclients") == 0 && parse_int(v, 1, 1000000, &cfg->max_clients) != 0)
-            return usage_error("--maxclients wants a number from 1 to 1000000, got '%s'", v);
-        if (strcmp(f, "--metric") == 0 && vl_metric_parse(v, &cfg->metric) != VL_OK)
-            return usage_error("--metric wants l2, cosine or ip, got '%s'", v);
-        if (strcmp(f, "--appendfsync") == 0 && vl_fsync_parse(v, &cfg->fsync) != VL_OK)
-            return usage_error("--appendfsync wants always, everysec or no, got '%s'", v);
-        if (strcmp(f, "--bind") == 0 &&
-            snprintf(cfg->bind, sizeof cfg->bind, "%s", v) >= (int)sizeof cfg->bind)
-            return usage_error("--bind address too long: '%s'", v);
-        if (strcmp(f, "--dir") == 0 &&
-            (!*v || snprintf(cfg->dir, sizeof cfg->dir, "%s", v) >= (int)sizeof cfg->dir))
-            return usage_error("--dir wants a directory path, got '%s'", v);
+            return usage_error("option '%s' needs a value", a);
+        int rc = apply_flag(f, argv[++i], cfg);
+        if (rc >= 0)
+            return rc;
     }
     return -1;
 }

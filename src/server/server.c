@@ -38,6 +38,13 @@ void vl_config_defaults(vl_config *cfg)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->threads = n > 0 ? (int)n : 2;
     cfg->max_clients = 10000;
+    vl_options o;
+    vl_options_init(&o);
+    cfg->flush_rows = o.flush_rows;
+    cfg->flush_mb = o.flush_wal_bytes >> 20;
+    cfg->flush_seconds = (int)o.flush_seconds;
+    cfg->retain_versions = (int)o.retain_versions;
+    cfg->compact_segments = (int)o.compact_segments;
 }
 
 static int before_sleep(vl_loop *l, void *data)
@@ -57,6 +64,32 @@ static int before_sleep(vl_loop *l, void *data)
             return 0;
     }
     return 1; /* replies still queued: poll again without sleeping */
+}
+
+/* A background flush or compaction finished. */
+static void on_background(vl_loop *l, int fd, int events, void *data)
+{
+    (void)l, (void)fd, (void)events, (void)data;
+    vl_background_poll(server.engine);
+    vl_engine_stats st;
+    vl_engine_stats_get(server.engine, &st);
+    if (st.last_error[0] && strcmp(st.last_error, server.last_logged_error) != 0) {
+        vl_log(VL_LOG_WARNING, "background job failed: %s", st.last_error);
+        snprintf(server.last_logged_error, sizeof server.last_logged_error, "%s", st.last_error);
+    }
+}
+
+/* Every 100 ms: scheduled BGSAVE, automatic flush and compaction. */
+static void cron(vl_loop *l, void *data)
+{
+    (void)l, (void)data;
+    vl_engine_stats st;
+    vl_engine_stats_get(server.engine, &st);
+    if (server.bgsave_scheduled && !st.background_job) {
+        server.bgsave_scheduled = 0;
+        vl_bgsave(server.engine, VL_DEFAULT_COLLECTION, NULL);
+    }
+    vl_maintenance(server.engine);
 }
 
 static void on_signal(vl_loop *l, int fd, int events, void *data)
@@ -88,6 +121,12 @@ static int open_engine(const vl_config *cfg)
     opt.default_metric = cfg->metric;
     opt.fsync = cfg->fsync;
     opt.deferred_sync = 1; /* before_sleep() commits once per loop turn */
+    opt.flush_rows = cfg->flush_rows;
+    opt.flush_wal_bytes = cfg->flush_mb << 20;
+    opt.flush_seconds = (uint32_t)cfg->flush_seconds;
+    opt.retain_versions = (uint32_t)cfg->retain_versions;
+    opt.compact_segments = (uint32_t)cfg->compact_segments;
+    opt.open_previous_on_damage = cfg->open_previous_on_damage;
     vl_error err;
     if (vl_open(cfg->dir, &opt, &server.engine, &err) != VL_OK) {
         vl_log(VL_LOG_ERROR, "cannot open data directory %s: %s", cfg->dir, err.msg);
@@ -95,6 +134,8 @@ static int open_engine(const vl_config *cfg)
     }
     vl_engine_stats st;
     vl_engine_stats_get(server.engine, &st);
+    if (st.warning[0])
+        vl_log(VL_LOG_WARNING, "%s", st.warning);
     if (st.wal_dropped_bytes)
         vl_log(VL_LOG_WARNING, "dropped a torn WAL tail of %llu bytes (a crash interrupted a write "
                                "that was never acknowledged)",
@@ -149,6 +190,8 @@ int vl_server_main(const vl_config *cfg)
     }
     vl_loop_watch(server.loop, server.listen_fd, VL_EV_READ, vl_clients_on_accept, &server.clients);
     vl_loop_set_before_sleep(server.loop, before_sleep, NULL);
+    vl_loop_watch(server.loop, vl_background_fd(server.engine), VL_EV_READ, on_background, NULL);
+    vl_loop_set_cron(server.loop, 100, cron, NULL);
     int sigfd = watch_signals();
     vl_log(VL_LOG_INFO, "VexLake %s ready on %s:%d, data in %s (appendfsync %s, %d search threads)",
            VL_VERSION, cfg->bind, cfg->port, cfg->dir, vl_fsync_name(cfg->fsync), cfg->threads);

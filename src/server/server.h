@@ -28,6 +28,12 @@ typedef struct {
     vl_fsync fsync;
     int threads;
     int max_clients;
+    uint64_t flush_rows;
+    uint64_t flush_mb;
+    int flush_seconds;
+    int retain_versions;
+    int compact_segments;
+    int open_previous_on_damage;
 } vl_config;
 
 typedef struct {
@@ -43,7 +49,8 @@ typedef struct {
     uint64_t writes;
     uint64_t searches;
     uint64_t group_commits;
-    volatile int shutdown_asap;
+    int bgsave_scheduled; /* BGSAVE SCHEDULE waiting for the running job */
+    char last_logged_error[256];
 } vl_server;
 
 extern vl_server server;
