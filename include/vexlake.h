@@ -125,7 +125,10 @@ typedef struct {
 typedef struct {
     uint32_t dim; /**< 0 while the collection is empty of any fixed dimension */
     vl_metric metric;
-    uint64_t count; /**< live vectors */
+    uint64_t count;    /**< live vectors */
+    uint64_t version;  /**< newest committed version, 0 if none */
+    uint64_t segments; /**< segment files in that version */
+    uint64_t unflushed; /**< writes since that version (not yet in a segment) */
 } vl_collection_info;
 
 /** Facts about the whole engine. */

@@ -81,15 +81,27 @@ static void section_persistence(text *t, const vl_engine_stats *st)
         (unsigned long long)st->wal_lsn, (unsigned long long)st->fsyncs);
     add(t, "group_commits:%llu\r\nwal_torn_bytes_dropped_at_start:%llu\r\n",
         (unsigned long long)server.group_commits, (unsigned long long)st->wal_dropped_bytes);
+    add(t, "rdb_last_save_time:%lld\r\nrdb_bgsave_in_progress:%d\r\n", (long long)st->last_save,
+        st->background_job);
+    add(t, "lake_commits:%llu\r\nlake_flushes:%llu\r\nlake_compactions:%llu\r\n",
+        (unsigned long long)st->commits, (unsigned long long)st->flushes,
+        (unsigned long long)st->compactions);
+    add(t, "lake_gc_deleted_objects:%llu\r\nlake_last_bgsave_status:%s\r\n",
+        (unsigned long long)st->gc_deleted, st->last_error[0] ? "err" : "ok");
+    if (st->last_error[0])
+        add(t, "lake_last_error:%s\r\n", st->last_error);
 }
 
 static void section_vectors(text *t, const vl_engine_stats *st)
 {
-    vl_collection_info info = {0, server.cfg.metric, 0};
+    vl_collection_info info = {0, server.cfg.metric, 0, 0, 0, 0};
     vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info);
     add(t, "# Vectors\r\ncollection:%s\r\nvectors:%llu\r\ndimension:%u\r\nmetric:%s\r\n",
         VL_DEFAULT_COLLECTION, (unsigned long long)info.count, info.dim,
         vl_metric_name(info.metric));
+    add(t, "version:%llu\r\nsegments:%llu\r\nunflushed_writes:%llu\r\n",
+        (unsigned long long)info.version, (unsigned long long)info.segments,
+        (unsigned long long)info.unflushed);
     add(t, "collections:%llu\r\ntotal_vectors:%llu\r\nbytes_on_disk:%llu\r\n",
         (unsigned long long)st->collections, (unsigned long long)st->vectors,
         (unsigned long long)st->bytes_on_disk);
@@ -139,7 +151,7 @@ vl_dispatch_result vl_cmd_info(vl_client *c, int argc, const char **argv, const 
 vl_dispatch_result vl_cmd_dbsize(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
     (void)argc, (void)argv, (void)lens;
-    vl_collection_info info = {0, server.cfg.metric, 0};
+    vl_collection_info info = {0, server.cfg.metric, 0, 0, 0, 0};
     vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info);
     vl_reply_int(&c->out, (long long)info.count);
     return VL_DISPATCH_DONE;

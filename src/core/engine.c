@@ -367,6 +367,9 @@ vl_status vl_collection_describe(vl_engine *e, const char *coll, vl_collection_i
     info->dim = c->rows->dim;
     info->metric = c->metric;
     info->count = c->rows->live;
+    info->version = c->lake.head.version;
+    info->segments = c->lake.head.nsegs;
+    info->unflushed = c->lake.unflushed_puts;
     return VL_OK;
 }
 

@@ -66,7 +66,7 @@ vl_status vl_flush_prepare(vl_engine *e, vl_collection *c, vl_lake_job **out, vl
     *out = NULL;
     if (!vl_lake_dirty(&c->lake))
         return VL_OK;
-    vl_status st = vl_wal_sync(e->wal, &e->failure);
+    vl_status st = vl_wal_sync_and_rotate(e->wal, &e->failure);
     if (st != VL_OK) {
         e->failed = 1;
         return vl_fail(err, st, "%s", e->failure.msg);

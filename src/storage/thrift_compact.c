@@ -384,8 +384,10 @@ static int skip_value(vl_tc_reader *r, vl_tc_type t, int as_elem)
     vl_tc_type et, vt;
     switch (t) {
     case VL_TC_TRUE:
-    case VL_TC_FALSE:
-        return as_elem ? vl_tc_get_byte(r, &b) : 0;
+    case VL_TC_FALSE: {
+        int v;
+        return as_elem ? vl_tc_get_bool_elem(r, &v) : 0;
+    }
     case VL_TC_BYTE: return vl_tc_get_byte(r, &b);
     case VL_TC_I16:
     case VL_TC_I32:

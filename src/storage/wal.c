@@ -938,6 +938,14 @@ vl_status vl_wal_sync(vl_wal *w, vl_error *err)
     return st;
 }
 
+vl_status vl_wal_sync_and_rotate(vl_wal *w, vl_error *err)
+{
+    vl_status st = vl_wal_sync(w, err);
+    if (st == VL_OK && w->file_size > 0)
+        st = rotate(w, err);
+    return st;
+}
+
 vl_status vl_wal_remove_through(vl_wal *w, uint64_t lsn, vl_error *err)
 {
     size_t n = 0;

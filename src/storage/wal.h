@@ -90,6 +90,10 @@ void vl_wal_stats_get(vl_wal *w, vl_wal_stats *st);
  *  a manifest never covers log records that are not on disk). */
 vl_status vl_wal_sync(vl_wal *w, vl_error *err);
 
+/** vl_wal_sync, then start a new file if the current one holds records,
+ *  so that everything logged so far can later be removed as a whole. */
+vl_status vl_wal_sync_and_rotate(vl_wal *w, vl_error *err);
+
 /** Remove closed log files whose records all have LSN <= lsn (they are
  *  covered by committed versions).  The current file is never removed. */
 vl_status vl_wal_remove_through(vl_wal *w, uint64_t lsn, vl_error *err);
