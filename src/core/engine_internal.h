@@ -32,6 +32,7 @@ typedef struct {
     uint32_t *rows;
     uint64_t n;
     int changed;
+    int drop; /* every row deleted: the segment leaves the manifest */
 } vl_job_deletes;
 
 /* A background lake job: inputs captured on the owner thread, outputs

@@ -61,7 +61,8 @@ vl_lake_job *vl_compact_prepare(vl_engine *e, vl_collection *c)
     for (size_t i = 0; i < n; i++) {
         const vl_lake_segment *g = &c->lake.segs[chosen[i]];
         j->dels[i].rows = vl_malloc((g->ndeleted + 1) * sizeof(uint32_t));
-        memcpy(j->dels[i].rows, g->deleted, g->ndeleted * sizeof(uint32_t));
+        if (g->ndeleted)
+            memcpy(j->dels[i].rows, g->deleted, g->ndeleted * sizeof(uint32_t));
         j->dels[i].n = g->ndeleted;
     }
     return j;

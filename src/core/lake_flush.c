@@ -42,7 +42,8 @@ static int cmp_u32(const void *a, const void *b)
 static void merged_deletes(const vl_lake_segment *g, uint64_t upto, vl_job_deletes *d)
 {
     d->rows = vl_malloc((g->ndeleted + g->npending + 1) * sizeof *d->rows);
-    memcpy(d->rows, g->deleted, g->ndeleted * sizeof *d->rows);
+    if (g->ndeleted)
+        memcpy(d->rows, g->deleted, g->ndeleted * sizeof *d->rows);
     d->n = g->ndeleted;
     d->changed = 0;
     for (size_t i = 0; i < g->npending; i++) {
@@ -86,8 +87,10 @@ vl_status vl_flush_prepare(vl_engine *e, vl_collection *c, vl_lake_job **out, vl
     j->base.metric = c->metric;
     j->ndels = j->base.nsegs;
     j->dels = vl_calloc(j->ndels ? j->ndels : 1, sizeof *j->dels);
-    for (size_t i = 0; i < j->ndels; i++)
+    for (size_t i = 0; i < j->ndels; i++) {
         merged_deletes(&c->lake.segs[i], j->lsn, &j->dels[i]);
+        j->dels[i].drop = j->dels[i].n == j->base.segs[i].rows;
+    }
     *out = j;
     return VL_OK;
 }
@@ -190,16 +193,21 @@ void vl_flush_run(vl_lake_job *j)
     vl_manifest *m = &j->result;
     *m = j->base;
     m->segs = vl_calloc(j->base.nsegs + 1, sizeof *m->segs);
-    memcpy(m->segs, j->base.segs, j->base.nsegs * sizeof *m->segs);
+    m->nsegs = 0;
+    j->st = VL_OK;
+    for (size_t i = 0; i < j->ndels && j->st == VL_OK; i++) {
+        if (j->dels[i].drop)
+            continue; /* nothing left in it */
+        m->segs[m->nsegs] = j->base.segs[i];
+        if (j->dels[i].changed)
+            j->st = write_deletes(j, &m->segs[m->nsegs], &j->dels[i]);
+        m->nsegs++;
+    }
     m->version = j->new_version;
     m->parent = j->base.version;
     m->wal_lsn = j->lsn;
     m->created_ms = now_ms();
     collect_rows(j);
-    j->st = VL_OK;
-    for (size_t i = 0; i < j->ndels && j->st == VL_OK; i++)
-        if (j->dels[i].changed)
-            j->st = write_deletes(j, &m->segs[i], &j->dels[i]);
     if (j->st == VL_OK && j->nflushed)
         j->st = write_segment(j, &m->segs[m->nsegs++]);
     m->live_rows = 0;
@@ -231,16 +239,24 @@ static void adopt_segments(vl_collection *c, vl_lake_job *j)
         }
         l->head.nsegs = 0;
     }
+    size_t kept = 0;
     for (size_t i = 0; i < j->ndels; i++) {
-        vl_lake_segment *g = &l->segs[i];
+        vl_lake_segment g = l->segs[i];
+        if (j->dels[i].drop) {
+            free(g.deleted);
+            free(g.pending);
+            continue;
+        }
         if (j->dels[i].changed) {
-            free(g->deleted);
-            g->deleted = j->dels[i].rows;
-            g->ndeleted = j->dels[i].n;
+            free(g.deleted);
+            g.deleted = j->dels[i].rows;
+            g.ndeleted = j->dels[i].n;
             j->dels[i].rows = NULL;
         }
-        drop_covered_pending(g, j->lsn);
+        drop_covered_pending(&g, j->lsn);
+        l->segs[kept++] = g;
     }
+    l->head.nsegs = kept;
 }
 
 static void locate_flushed_rows(vl_collection *c, vl_lake_job *j, uint32_t seg_id)
@@ -265,7 +281,7 @@ void vl_flush_complete(vl_engine *e, vl_lake_job *j)
     }
     vl_lake *l = &c->lake;
     adopt_segments(c, j);
-    size_t nbase = l->head.nsegs;
+    size_t nbase = l->head.nsegs; /* segments kept from the base */
     vl_manifest_free(&l->head);
     l->head = j->result;
     j->result.segs = NULL;

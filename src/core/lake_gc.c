@@ -58,6 +58,8 @@ static void expire_versions(vl_engine *e, vl_collection *c)
         if (vl_obj_del(e->store, name, NULL) == VL_OK)
             e->gc_deleted++;
     }
+    if (!drop)
+        return;
     memmove(l->retained, l->retained + drop, (l->nretained - drop) * sizeof *l->retained);
     l->nretained -= drop;
 }

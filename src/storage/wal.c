@@ -961,9 +961,11 @@ vl_status vl_wal_remove_through(vl_wal *w, uint64_t lsn, vl_error *err)
         w->files--;
         n++;
     }
+    if (n == 0)
+        return VL_OK;
     memmove(w->closed, w->closed + n, (w->nclosed - n) * sizeof *w->closed);
     w->nclosed -= n;
-    if (n && fsync_path(w->dir) < 0)
+    if (fsync_path(w->dir) < 0)
         return vl_fail(err, VL_ERR_IO, "wal: fsync directory after removing files: %s",
                        strerror(errno));
     return VL_OK;
