@@ -6,6 +6,8 @@
 #      doing SET of the same payload with appendonly yes + appendfsync always
 #   2. exact search latency on the shared ANN datasets: VexLake VSEARCH over
 #      redis-py (FP32 blobs) against FAISS IndexFlatL2 called in-process
+#   3. the lake: flush throughput, cold start and on-disk size for 105k
+#      Fashion-MNIST vectors, against pyarrow writing/reading the same data
 # Figures are printed and appended to bench/results/<date>.txt together with
 # the command that produced them.
 set -euo pipefail
@@ -30,6 +32,7 @@ out="bench/results/$(date -u +%Y-%m-%d).txt"
   echo "## $(date -u '+%Y-%m-%d %H:%M UTC')  make bench  ($(nproc) cores, $(uname -m), kernel $(uname -r))"
   bench/insert_throughput.sh
   .venv/bin/python bench/search_latency.py
+  .venv/bin/python bench/lake_flush.py
   echo
 } 2>&1 | tee -a "$out"
 echo "bench: results appended to $out"
