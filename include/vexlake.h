@@ -129,6 +129,7 @@ typedef struct {
     uint64_t version;  /**< newest committed version, 0 if none */
     uint64_t segments; /**< segment files in that version */
     uint64_t unflushed; /**< writes since that version (not yet in a segment) */
+    uint64_t rows_in_memory; /**< live rows plus dead ones not yet reclaimed */
 } vl_collection_info;
 
 /** Facts about the whole engine. */

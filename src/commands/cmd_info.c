@@ -94,14 +94,14 @@ static void section_persistence(text *t, const vl_engine_stats *st)
 
 static void section_vectors(text *t, const vl_engine_stats *st)
 {
-    vl_collection_info info = {0, server.cfg.metric, 0, 0, 0, 0};
+    vl_collection_info info = {0, server.cfg.metric, 0, 0, 0, 0, 0};
     vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info);
     add(t, "# Vectors\r\ncollection:%s\r\nvectors:%llu\r\ndimension:%u\r\nmetric:%s\r\n",
         VL_DEFAULT_COLLECTION, (unsigned long long)info.count, info.dim,
         vl_metric_name(info.metric));
-    add(t, "version:%llu\r\nsegments:%llu\r\nunflushed_writes:%llu\r\n",
+    add(t, "version:%llu\r\nsegments:%llu\r\nunflushed_writes:%llu\r\nrows_in_memory:%llu\r\n",
         (unsigned long long)info.version, (unsigned long long)info.segments,
-        (unsigned long long)info.unflushed);
+        (unsigned long long)info.unflushed, (unsigned long long)info.rows_in_memory);
     add(t, "collections:%llu\r\ntotal_vectors:%llu\r\nbytes_on_disk:%llu\r\n",
         (unsigned long long)st->collections, (unsigned long long)st->vectors,
         (unsigned long long)st->bytes_on_disk);
@@ -151,7 +151,7 @@ vl_dispatch_result vl_cmd_info(vl_client *c, int argc, const char **argv, const 
 vl_dispatch_result vl_cmd_dbsize(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
     (void)argc, (void)argv, (void)lens;
-    vl_collection_info info = {0, server.cfg.metric, 0, 0, 0, 0};
+    vl_collection_info info = {0, server.cfg.metric, 0, 0, 0, 0, 0};
     vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info);
     vl_reply_int(&c->out, (long long)info.count);
     return VL_DISPATCH_DONE;

@@ -370,6 +370,7 @@ vl_status vl_collection_describe(vl_engine *e, const char *coll, vl_collection_i
     info->version = c->lake.head.version;
     info->segments = c->lake.head.nsegs;
     info->unflushed = c->lake.unflushed_puts;
+    info->rows_in_memory = atomic_load(&c->rows->nrows);
     return VL_OK;
 }
 

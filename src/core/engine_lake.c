@@ -12,6 +12,10 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
+/* Rebuild a generation only when this many rows are dead (and more dead
+ * than live), so the copy cost stays proportional to the memory reclaimed. */
+#define VL_RECLAIM_MIN_DEAD 65536
+
 vl_status vl_engine_remove_covered_wal(vl_engine *e, vl_error *err)
 {
     uint64_t covered = e->applied_lsn;
@@ -89,10 +93,28 @@ static int flush_due(const vl_engine *e, const vl_collection *c, uint64_t wal_by
            (o->flush_seconds && e->dirty_since && now - e->dirty_since >= o->flush_seconds);
 }
 
+/* Dead rows (overwritten or deleted) stay in memory until the generation
+ * is rebuilt; do it once they outnumber the live ones.  Never while a job
+ * runs: a flush completion points rows of its own generation at the new
+ * segment. */
+static void reclaim_dead_rows(vl_collection *c)
+{
+    uint64_t n = atomic_load(&c->rows->nrows), live = c->rows->live;
+    if (n - live < VL_RECLAIM_MIN_DEAD || n - live < live)
+        return;
+    vl_rowstore *fresh = vl_rowstore_compact(c->rows);
+    vl_rowstore_unref(c->rows);
+    c->rows = fresh;
+}
+
 void vl_maintenance(vl_engine *e)
 {
     int64_t now = vl_monotonic_seconds();
-    if (e->job || e->failed || now < e->backoff_until)
+    if (e->job || e->failed)
+        return;
+    for (size_t i = 0; i < e->ncolls; i++)
+        reclaim_dead_rows(&e->colls[i]);
+    if (now < e->backoff_until)
         return;
     vl_wal_stats ws;
     vl_wal_stats_get(e->wal, &ws);

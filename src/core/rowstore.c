@@ -185,3 +185,20 @@ const float *vl_rowstore_get(const vl_rowstore *rs, const void *key, size_t keyl
         return NULL;
     return chunk_of(rs, row)->vecs + (size_t)(row % VL_CHUNK_ROWS) * rs->dim;
 }
+
+vl_rowstore *vl_rowstore_compact(const vl_rowstore *rs)
+{
+    vl_rowstore *fresh = vl_rowstore_new(rs->metric);
+    fresh->dim = rs->dim;
+    uint64_t n = atomic_load_explicit(&rs->nrows, memory_order_relaxed);
+    for (uint64_t r = 0; r < n; r++) {
+        vl_chunk *c = chunk_of(rs, (uint32_t)r);
+        uint32_t slot = (uint32_t)(r % VL_CHUNK_ROWS);
+        if (atomic_load_explicit(&c->del_lsn[slot], memory_order_relaxed))
+            continue;
+        vl_rowstore_put(fresh, c->keys[slot]->data, c->keys[slot]->len,
+                        c->vecs + (size_t)slot * rs->dim, rs->dim, c->put_lsn[slot],
+                        c->seg_id[slot], c->seg_row[slot]);
+    }
+    return fresh;
+}

@@ -86,6 +86,11 @@ const float *vl_rowstore_get(const vl_rowstore *rs, const void *key, size_t keyl
 /** The live row of key, or VL_ROW_NONE (writer, or an immutable store). */
 uint32_t vl_rowstore_find(const vl_rowstore *rs, const void *key, size_t keylen);
 
+/** Writer: a new generation holding only the rows live now, in the same
+ *  order and with the same LSNs and lake locations (reclaims the memory of
+ *  overwritten and deleted rows; snapshots keep the old generation). */
+vl_rowstore *vl_rowstore_compact(const vl_rowstore *rs);
+
 /** Where row lives in the lake. */
 void vl_rowstore_location(const vl_rowstore *rs, uint32_t row, uint32_t *seg_id,
                           uint32_t *seg_row);
