@@ -15,7 +15,7 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpoi
            -Wcast-align -Wformat=2 -Wvla
 CSTD    := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -MMD -MP
 CFLAGS  ?= -O2 -g
-LDLIBS  := -pthread -lm -lcjson
+LDLIBS  := -pthread -lm -lcjson -lzstd -lsnappy
 
 LIB_SRC := $(filter-out src/server/main.c, \
              $(wildcard src/util/*.c src/storage/*.c src/core/*.c src/network/*.c \
@@ -40,11 +40,19 @@ deps: ## install missing Debian packages needed to build
 deps-test: ## install missing packages and the Python test tools (.venv)
 	@scripts/install-deps.sh test
 
-build: bin/vexlake-server ## build bin/vexlake-server
+build: bin/vexlake-server bin/vl-parquet ## build bin/vexlake-server and bin/vl-parquet
 
 bin/vexlake-server: $(REL_OBJ) build/rel/server/main.o
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/vl-parquet: $(REL_OBJ) build/rel/tools/vl_parquet.o
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/rel/tools/%.o: tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -c -o $@ $<
 
 build/rel/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -102,4 +110,4 @@ doc: ## Doxygen HTML of include/vexlake.h into docs/api
 clean: ## remove build output (never the data directory)
 	rm -rf build bin docs/api
 
--include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d) build/rel/server/main.d $(wildcard build/*/test/*.d)
+-include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d) build/rel/server/main.d build/rel/tools/vl_parquet.d $(wildcard build/*/test/*.d)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh build|test - install what is missing, nothing else.
 #
-# build: a C compiler, make and pkg-config.
+# build: a C compiler, make, pkg-config and the libraries we link (cJSON, zstd, snappy).
 # test:  build + cmocka, redis-cli, cppcheck, clang-format, doxygen, a
 #        Python venv in .venv with tests/requirements.txt (pinned).
 # Debian packages are installed with apt-get when we are root; otherwise
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=${1:-build}
-pkgs_build=(gcc make pkg-config libcjson-dev)
+pkgs_build=(gcc make pkg-config libcjson-dev libzstd-dev libsnappy-dev)
 pkgs_test=(libcmocka-dev redis-tools cppcheck clang-format doxygen python3 python3-venv)
 
 missing=()

@@ -165,16 +165,15 @@ static int decode_column_meta(vl_tc_reader *r, vl_pq_column_meta *c)
         switch (id) {
         case 1: rc = get_enumf(r, t, &c->type); break;
         case 2:
-            if (c->encodings || (rc = list_headerf(r, t, VL_TC_I32, MAX_SMALL_LIST,
-                                                   &c->n_encodings)) < 0)
+            if (c->encodings ||
+                (rc = list_headerf(r, t, VL_TC_I32, MAX_SMALL_LIST, &c->n_encodings)) < 0)
                 return bad(r, "bad encodings list");
             c->encodings = vl_calloc(c->n_encodings + 1, sizeof *c->encodings);
             for (uint32_t i = 0; i < c->n_encodings && rc == 0; i++)
                 rc = vl_tc_get_i32(r, &c->encodings[i]);
             break;
         case 3:
-            if (c->path ||
-                (rc = list_headerf(r, t, VL_TC_BINARY, MAX_SMALL_LIST, &c->n_path)) < 0)
+            if (c->path || (rc = list_headerf(r, t, VL_TC_BINARY, MAX_SMALL_LIST, &c->n_path)) < 0)
                 return bad(r, "bad path_in_schema list");
             c->path = vl_calloc(c->n_path + 1, sizeof *c->path);
             for (uint32_t i = 0; i < c->n_path && rc == 0; i++)
@@ -247,8 +246,7 @@ static int decode_row_group(vl_tc_reader *r, vl_pq_row_group *g)
     while ((rc = vl_tc_next_field(r, &t, &id)) == 1) {
         switch (id) {
         case 1:
-            if (g->columns ||
-                list_headerf(r, t, VL_TC_STRUCT, MAX_COLUMNS, &g->n_columns) < 0)
+            if (g->columns || list_headerf(r, t, VL_TC_STRUCT, MAX_COLUMNS, &g->n_columns) < 0)
                 return bad(r, "bad column chunk list");
             g->columns = vl_calloc(g->n_columns + 1, sizeof *g->columns);
             for (uint32_t i = 0; i < g->n_columns && rc >= 0; i++)
@@ -476,10 +474,10 @@ static int decode_page_header_fields(vl_tc_reader *r, vl_pq_page_header *h)
         return -1;
     if (seen != 7)
         return bad(r, "page header lacks type or sizes");
-    int want = h->type == VL_PQ_PAGE_DATA ? 5
+    int want = h->type == VL_PQ_PAGE_DATA         ? 5
                : h->type == VL_PQ_PAGE_DICTIONARY ? 7
-               : h->type == VL_PQ_PAGE_DATA_V2 ? 8
-                                               : sub;
+               : h->type == VL_PQ_PAGE_DATA_V2    ? 8
+                                                  : sub;
     if (sub != want)
         return bad(r, "page header does not match its page type");
     return 0;

@@ -23,17 +23,42 @@
 #include "storage/thrift_compact.h"
 
 /* parquet.thrift enums (only the values we name) */
-enum { VL_PQ_BOOLEAN = 0, VL_PQ_INT32 = 1, VL_PQ_INT64 = 2, VL_PQ_INT96 = 3, VL_PQ_FLOAT = 4,
-       VL_PQ_DOUBLE = 5, VL_PQ_BYTE_ARRAY = 6, VL_PQ_FIXED_LEN_BYTE_ARRAY = 7 };
+enum {
+    VL_PQ_BOOLEAN = 0,
+    VL_PQ_INT32 = 1,
+    VL_PQ_INT64 = 2,
+    VL_PQ_INT96 = 3,
+    VL_PQ_FLOAT = 4,
+    VL_PQ_DOUBLE = 5,
+    VL_PQ_BYTE_ARRAY = 6,
+    VL_PQ_FIXED_LEN_BYTE_ARRAY = 7
+};
 enum { VL_PQ_CT_UTF8 = 0, VL_PQ_CT_LIST = 3 };
 enum { VL_PQ_REQUIRED = 0, VL_PQ_OPTIONAL = 1, VL_PQ_REPEATED = 2 };
-enum { VL_PQ_ENC_PLAIN = 0, VL_PQ_ENC_PLAIN_DICTIONARY = 2, VL_PQ_ENC_RLE = 3,
-       VL_PQ_ENC_BIT_PACKED = 4, VL_PQ_ENC_RLE_DICTIONARY = 8 };
-enum { VL_PQ_CODEC_UNCOMPRESSED = 0, VL_PQ_CODEC_SNAPPY = 1, VL_PQ_CODEC_GZIP = 2,
-       VL_PQ_CODEC_LZO = 3, VL_PQ_CODEC_BROTLI = 4, VL_PQ_CODEC_LZ4 = 5, VL_PQ_CODEC_ZSTD = 6,
-       VL_PQ_CODEC_LZ4_RAW = 7 };
-enum { VL_PQ_PAGE_DATA = 0, VL_PQ_PAGE_INDEX = 1, VL_PQ_PAGE_DICTIONARY = 2,
-       VL_PQ_PAGE_DATA_V2 = 3 };
+enum {
+    VL_PQ_ENC_PLAIN = 0,
+    VL_PQ_ENC_PLAIN_DICTIONARY = 2,
+    VL_PQ_ENC_RLE = 3,
+    VL_PQ_ENC_BIT_PACKED = 4,
+    VL_PQ_ENC_RLE_DICTIONARY = 8,
+    VL_PQ_ENC_BYTE_STREAM_SPLIT = 9
+};
+enum {
+    VL_PQ_CODEC_UNCOMPRESSED = 0,
+    VL_PQ_CODEC_SNAPPY = 1,
+    VL_PQ_CODEC_GZIP = 2,
+    VL_PQ_CODEC_LZO = 3,
+    VL_PQ_CODEC_BROTLI = 4,
+    VL_PQ_CODEC_LZ4 = 5,
+    VL_PQ_CODEC_ZSTD = 6,
+    VL_PQ_CODEC_LZ4_RAW = 7
+};
+enum {
+    VL_PQ_PAGE_DATA = 0,
+    VL_PQ_PAGE_INDEX = 1,
+    VL_PQ_PAGE_DICTIONARY = 2,
+    VL_PQ_PAGE_DATA_V2 = 3
+};
 /* LogicalType union members (the field id of the member that is set) */
 enum { VL_PQ_LT_NONE = 0, VL_PQ_LT_STRING = 1, VL_PQ_LT_MAP = 2, VL_PQ_LT_LIST = 3 };
 
@@ -51,8 +76,8 @@ typedef struct {
 } vl_pq_stats;
 
 typedef struct {
-    int type;        /* -1: absent (a group) */
-    int repetition;  /* -1: absent (the root) */
+    int type;       /* -1: absent (a group) */
+    int repetition; /* -1: absent (the root) */
     vl_pq_bytes name;
     int32_t num_children; /* -1: absent (a leaf) */
     int converted_type;   /* -1: absent */
@@ -114,10 +139,10 @@ typedef struct {
     /* DataPageHeader (v1) / DataPageHeaderV2 / DictionaryPageHeader */
     int32_t num_values;
     int32_t encoding;
-    int32_t def_encoding, rep_encoding;  /* v1 */
-    int32_t num_nulls, num_rows;         /* v2 */
-    int32_t def_bytes, rep_bytes;        /* v2 */
-    int is_compressed;                   /* v2; default 1 */
+    int32_t def_encoding, rep_encoding; /* v1 */
+    int32_t num_nulls, num_rows;        /* v2 */
+    int32_t def_bytes, rep_bytes;       /* v2 */
+    int is_compressed;                  /* v2; default 1 */
     int has_stats;
     vl_pq_stats stats;
 } vl_pq_page_header;

@@ -8,7 +8,7 @@
  *    list or element is actually null;
  *  - any number of row groups; data pages v1 and v2; PLAIN values and
  *    dictionary pages with PLAIN_DICTIONARY / RLE_DICTIONARY indices;
- *    codecs UNCOMPRESSED, SNAPPY and ZSTD.
+ *    codecs UNCOMPRESSED, SNAPPY and ZSTD; BYTE_STREAM_SPLIT floats/seqs.
  * Rows are rebuilt from repetition levels (a new row starts at level 0),
  * so a row may straddle data pages (older writers do that).  The dimension
  * comes from the "vexlake.dim" footer entry if present, else from the
@@ -42,10 +42,10 @@ static const char *const col_names[3] = {"key", "vector", "seq"};
 
 /* One leaf column as the schema describes it. */
 typedef struct {
-    int kind;      /* COL_* */
-    int ptype;     /* physical type */
+    int kind;  /* COL_* */
+    int ptype; /* physical type */
     int max_def, max_rep;
-    int list_def;  /* vector: definition level of a present but empty list */
+    int list_def; /* vector: definition level of a present but empty list */
     vl_pq_bytes path[3];
     uint32_t npath;
 } leaf;
@@ -53,8 +53,8 @@ typedef struct {
 /* A dictionary page's values. */
 typedef struct {
     uint32_t n;
-    uint8_t *data;           /* byte arrays: the decompressed page, owned */
-    const uint8_t **kptr;    /* byte arrays: entry i at kptr[i], klen[i] bytes */
+    uint8_t *data;        /* byte arrays: the decompressed page, owned */
+    const uint8_t **kptr; /* byte arrays: entry i at kptr[i], klen[i] bytes */
     uint32_t *klen;
     float *f;
     int64_t *i64;
@@ -72,8 +72,8 @@ typedef struct {
     uint32_t rg;
     int page; /* -1: not inside a page */
     /* output */
-    uint64_t nrows;       /* declared */
-    uint64_t nvals;       /* declared vector values */
+    uint64_t nrows; /* declared */
+    uint64_t nvals; /* declared vector values */
     uint64_t key_rows, seq_rows, vec_rows, vals;
     uint32_t dim, row_len; /* row_len: elements of the open vector row */
     int dim_known, row_open;
@@ -83,6 +83,7 @@ typedef struct {
     float *vecs;
     /* scratch */
     vl_buf scratch;
+    vl_buf unsplit; /* BYTE_STREAM_SPLIT values put back in PLAIN order */
     uint32_t *rep, *def, *idx;
     size_t lv_cap, idx_cap;
 } reader;
@@ -100,8 +101,8 @@ static vl_status rfail(reader *r, const char *fmt, ...)
         return vl_fail(r->err, VL_ERR_CORRUPT, "parquet: %s", msg);
     const char *name = col_names[r->lf->kind];
     if (r->page < 0)
-        return vl_fail(r->err, VL_ERR_CORRUPT, "parquet: column %s: row group %u: %s", name,
-                       r->rg, msg);
+        return vl_fail(r->err, VL_ERR_CORRUPT, "parquet: column %s: row group %u: %s", name, r->rg,
+                       msg);
     return vl_fail(r->err, VL_ERR_CORRUPT, "parquet: column %s: row group %u: page %d: %s", name,
                    r->rg, r->page, msg);
 }
@@ -196,8 +197,8 @@ static vl_status check_schema(reader *r)
             kind = COL_VEC;
             st = check_vector(r, &i, &r->leaves[c]);
         } else {
-            return rfail(r, "schema: unexpected column \"%.*s\"", (int)(e->name.n > 64 ? 64 : e->name.n),
-                         (const char *)e->name.p);
+            return rfail(r, "schema: unexpected column \"%.*s\"",
+                         (int)(e->name.n > 64 ? 64 : e->name.n), (const char *)e->name.p);
         }
         if (st != VL_OK)
             return st;
@@ -412,6 +413,20 @@ static vl_status open_values(reader *r, int encoding, const uint8_t *p, size_t n
         v->end = p + n;
         return VL_OK;
     }
+    if (encoding == VL_PQ_ENC_BYTE_STREAM_SPLIT && r->lf->ptype != VL_PQ_BYTE_ARRAY) {
+        /* byte k of value i is at p[k * count + i] */
+        size_t width = r->lf->ptype == VL_PQ_FLOAT ? 4 : 8;
+        if (n != count * width)
+            return rfail(r, "byte-stream-split data is %zu bytes, expected %zu", n, count * width);
+        r->unsplit.len = 0;
+        vl_buf_reserve(&r->unsplit, n + 1);
+        for (size_t i = 0; i < count; i++)
+            for (size_t k = 0; k < width; k++)
+                r->unsplit.data[i * width + k] = p[k * count + i];
+        v->p = r->unsplit.data;
+        v->end = v->p + n;
+        return VL_OK;
+    }
     if (encoding != VL_PQ_ENC_PLAIN_DICTIONARY && encoding != VL_PQ_ENC_RLE_DICTIONARY)
         return rfail(r, "value encoding %d unsupported", encoding);
     if (d->n == 0 && count > 0)
@@ -447,8 +462,7 @@ static vl_status next_key(reader *r, values *v, const dictionary *d)
         n = d->klen[i];
     } else {
         if (v->end - v->p < 4 || le32(v->p) > (size_t)(v->end - v->p) - 4)
-            return rfail(r, "key value %llu runs past the page",
-                         (unsigned long long)r->key_rows);
+            return rfail(r, "key value %llu runs past the page", (unsigned long long)r->key_rows);
         n = le32(v->p);
         k = v->p + 4;
         v->p += 4 + (size_t)n;
@@ -516,8 +530,7 @@ static vl_status close_row(reader *r)
     return VL_OK;
 }
 
-static vl_status vector_level(reader *r, uint32_t rep, uint32_t def, values *v,
-                              const dictionary *d)
+static vl_status vector_level(reader *r, uint32_t rep, uint32_t def, values *v, const dictionary *d)
 {
     const leaf *lf = r->lf;
     if (rep == 0) {
@@ -545,8 +558,7 @@ static vl_status vector_level(reader *r, uint32_t rep, uint32_t def, values *v,
         return rfail(r, "row %llu: null vector element", (unsigned long long)row);
     uint32_t cap = r->dim_known ? r->dim : VL_MAX_DIM;
     if (r->row_len >= cap)
-        return rfail(r, "row %llu: vector has more than %u elements", (unsigned long long)row,
-                     cap);
+        return rfail(r, "row %llu: vector has more than %u elements", (unsigned long long)row, cap);
     r->row_len++;
     return next_float(r, v, d);
 }
@@ -656,14 +668,14 @@ static vl_status data_page_v2(reader *r, const vl_pq_page_header *h, int codec,
         st = decode_levels(r, payload, (size_t)h->rep_bytes, r->lf->max_rep, r->rep, n,
                            "repetition");
     if (st == VL_OK && r->lf->max_def)
-        st = decode_levels(r, payload + h->rep_bytes, (size_t)h->def_bytes, r->lf->max_def,
-                           r->def, n, "definition");
+        st = decode_levels(r, payload + h->rep_bytes, (size_t)h->def_bytes, r->lf->max_def, r->def,
+                           n, "definition");
     if (st != VL_OK)
         return st;
     const uint8_t *body;
     size_t want = (size_t)h->uncompressed_size - lb;
-    st = decompress(r, h->is_compressed ? codec : VL_PQ_CODEC_UNCOMPRESSED, payload + lb,
-                    clen - lb, want, &body);
+    st = decompress(r, h->is_compressed ? codec : VL_PQ_CODEC_UNCOMPRESSED, payload + lb, clen - lb,
+                    want, &body);
     if (st != VL_OK)
         return st;
     values v;
@@ -675,8 +687,9 @@ static vl_status data_page_v2(reader *r, const vl_pq_page_header *h, int codec,
 
 static uint64_t *rows_of(reader *r)
 {
-    return r->lf->kind == COL_KEY ? &r->key_rows : r->lf->kind == COL_SEQ ? &r->seq_rows
-                                                                          : &r->vec_rows;
+    return r->lf->kind == COL_KEY   ? &r->key_rows
+           : r->lf->kind == COL_SEQ ? &r->seq_rows
+                                    : &r->vec_rows;
 }
 
 static vl_status read_pages(reader *r, const vl_pq_column_meta *cm, size_t pos, size_t end,
@@ -730,9 +743,11 @@ static vl_status read_chunk(reader *r, const vl_pq_row_group *rg, int c)
     const vl_pq_column_meta *cm = &rg->columns[c].meta;
     r->lf = &r->leaves[c];
     r->page = -1;
+    /* The chunk starts at its dictionary page if it has one; pyarrow writes
+     * data_page_offset 0 for an empty chunk that has only a dictionary. */
     int64_t start = cm->data_page_offset;
-    if (cm->has_dictionary_page_offset && cm->dictionary_page_offset > 0 &&
-        cm->dictionary_page_offset < start)
+    if (cm->has_dictionary_page_offset && cm->dictionary_page_offset >= 4 &&
+        (cm->dictionary_page_offset < start || start < 4))
         start = cm->dictionary_page_offset;
     size_t data_end = r->len - 8 - le32(r->buf + r->len - 8);
     if (start < 4 || cm->total_compressed_size < 0 || (uint64_t)start > data_end ||
@@ -742,8 +757,7 @@ static vl_status read_chunk(reader *r, const vl_pq_row_group *rg, int c)
     uint64_t *rows = rows_of(r), before = *rows;
     dictionary d;
     memset(&d, 0, sizeof d);
-    vl_status st = read_pages(r, cm, (size_t)start, (size_t)start + cm->total_compressed_size,
-                              &d);
+    vl_status st = read_pages(r, cm, (size_t)start, (size_t)start + cm->total_compressed_size, &d);
     dict_free(&d);
     if (st == VL_OK && r->lf->kind == COL_VEC)
         st = close_row(r);
@@ -760,6 +774,7 @@ static void reader_free(reader *r)
     vl_pq_file_meta_free(&r->fm);
     vl_buf_free(&r->keys);
     vl_buf_free(&r->scratch);
+    vl_buf_free(&r->unsplit);
     free(r->key_offs);
     free(r->seqs);
     free(r->vecs);

@@ -336,8 +336,8 @@ static vl_status check_rows(const vl_segment_rows *rows, const vl_parquet_option
     if (opt->page_bytes == 0 || opt->page_bytes > MAX_PAGE_BYTES)
         return vl_fail(err, VL_ERR_ARG, "parquet write: page_bytes %u out of range",
                        opt->page_bytes);
-    if (opt->zstd_level && (opt->zstd_level < ZSTD_minCLevel() ||
-                            opt->zstd_level > ZSTD_maxCLevel()))
+    if (opt->zstd_level &&
+        (opt->zstd_level < ZSTD_minCLevel() || opt->zstd_level > ZSTD_maxCLevel()))
         return vl_fail(err, VL_ERR_ARG, "parquet write: zstd level %d out of range",
                        opt->zstd_level);
     return VL_OK;
@@ -345,8 +345,8 @@ static vl_status check_rows(const vl_segment_rows *rows, const vl_parquet_option
 
 static vl_pq_schema_elem elem(const char *name, int type, int rep, int children, int ct, int lt)
 {
-    vl_pq_schema_elem e = {type, rep, {(const uint8_t *)name, (uint32_t)strlen(name)},
-                           children, ct, lt};
+    vl_pq_schema_elem e = {type,     rep, {(const uint8_t *)name, (uint32_t)strlen(name)},
+                           children, ct,  lt};
     return e;
 }
 

@@ -62,7 +62,7 @@ void vl_buf_free(vl_buf *b)
 
 static uint64_t zigzag64(int64_t v)
 {
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    return ((uint64_t)v << 1) ^ (0 - ((uint64_t)v >> 63));
 }
 
 static int64_t unzigzag64(uint64_t v)

@@ -70,7 +70,7 @@ void vl_buf_free(vl_buf *b);
 
 typedef struct {
     vl_buf *out;
-    int depth;                       /* open structs */
+    int depth;                        /* open structs */
     int16_t last_id[VL_TC_MAX_DEPTH]; /* previous field id per open struct */
 } vl_tc_writer;
 
