@@ -120,5 +120,12 @@ void vl_lake_job_start(vl_engine *e, vl_lake_job *j, int threaded);
 /** Owner: wait for the job in flight (if any) and apply its result;
  *  returns the job's status (VL_OK when there was none). */
 vl_status vl_lake_job_finish(vl_engine *e, vl_error *err);
+/** The collection a finished job applies to, or NULL (the job failed, its
+ *  error is recorded). */
+vl_collection *vl_lake_job_target(vl_engine *e, vl_lake_job *j);
+/** Make the job's committed manifest the head, with nsegs segments. */
+void vl_lake_job_adopt_head(vl_lake *l, vl_lake_job *j, size_t nsegs);
+/** After a new head: retain it, count the commit, remove WAL, run GC. */
+void vl_lake_job_after_commit(vl_engine *e, vl_collection *c);
 
 #endif

@@ -227,11 +227,9 @@ static void remap_rows(vl_collection *c, const vl_lake_job *j, const long *ids, 
 
 void vl_compact_complete(vl_engine *e, vl_lake_job *j)
 {
-    vl_collection *c = vl_engine_find(e, j->coll);
-    if (j->st != VL_OK || !c) {
-        e->last_job_error = j->err;
+    vl_collection *c = vl_lake_job_target(e, j);
+    if (!c)
         return;
-    }
     vl_lake *l = &c->lake;
     long *ids = vl_malloc(j->nchosen * sizeof *ids);
     for (size_t k = 0; k < j->nchosen; k++)
@@ -266,12 +264,7 @@ void vl_compact_complete(vl_engine *e, vl_lake_job *j)
         free(merged.pending);
     remap_rows(c, j, ids, new_id);
     free(ids);
-    vl_manifest_free(&l->head);
-    l->head = j->result;
-    j->result.segs = NULL;
-    vl_lake_retain(l, &l->head);
-    l->top_version = l->head.version;
+    vl_lake_job_adopt_head(l, j, j->result.nsegs);
     e->compactions++;
-    vl_engine_note_commit(e);
-    vl_lake_gc(e, c);
+    vl_lake_job_after_commit(e, c);
 }

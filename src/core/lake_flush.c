@@ -274,18 +274,13 @@ static void locate_flushed_rows(vl_collection *c, vl_lake_job *j, uint32_t seg_i
 
 void vl_flush_complete(vl_engine *e, vl_lake_job *j)
 {
-    vl_collection *c = vl_engine_find(e, j->coll);
-    if (j->st != VL_OK || !c) {
-        e->last_job_error = j->err;
+    vl_collection *c = vl_lake_job_target(e, j);
+    if (!c)
         return;
-    }
     vl_lake *l = &c->lake;
     adopt_segments(c, j);
-    size_t nbase = l->head.nsegs; /* segments kept from the base */
-    vl_manifest_free(&l->head);
-    l->head = j->result;
-    j->result.segs = NULL;
-    l->head.nsegs = nbase; /* the new segment is appended below, with its id */
+    /* The kept segments first; the new one is appended below, with its id. */
+    vl_lake_job_adopt_head(l, j, l->head.nsegs);
     if (j->nflushed) {
         uint32_t id = vl_lake_add_segment(l, NULL, 0);
         l->head.nsegs++;
@@ -295,9 +290,6 @@ void vl_flush_complete(vl_engine *e, vl_lake_job *j)
         l->cleared_lsn = 0;
     uint64_t now_rows = atomic_load(&c->rows->nrows);
     l->unflushed_puts = c->rows == j->snap->rows ? now_rows - j->snap->nrows : now_rows;
-    vl_lake_retain(l, &l->head);
-    l->top_version = l->head.version;
     e->flushes++;
-    vl_engine_note_commit(e);
-    vl_lake_gc(e, c);
+    vl_lake_job_after_commit(e, c);
 }

@@ -83,3 +83,28 @@ void vl_lake_job_free(vl_lake_job *j)
     free(j->chosen);
     free(j);
 }
+
+vl_collection *vl_lake_job_target(vl_engine *e, vl_lake_job *j)
+{
+    vl_collection *c = vl_engine_find(e, j->coll);
+    if (j->st == VL_OK && c)
+        return c;
+    e->last_job_error = j->err;
+    return NULL;
+}
+
+void vl_lake_job_adopt_head(vl_lake *l, vl_lake_job *j, size_t nsegs)
+{
+    vl_manifest_free(&l->head);
+    l->head = j->result;
+    l->head.nsegs = nsegs;
+    j->result.segs = NULL;
+    l->top_version = l->head.version;
+}
+
+void vl_lake_job_after_commit(vl_engine *e, vl_collection *c)
+{
+    vl_lake_retain(&c->lake, &c->lake.head);
+    vl_engine_note_commit(e);
+    vl_lake_gc(e, c);
+}
