@@ -125,10 +125,10 @@ typedef struct {
 typedef struct {
     uint32_t dim; /**< 0 while the collection is empty of any fixed dimension */
     vl_metric metric;
-    uint64_t count;    /**< live vectors */
-    uint64_t version;  /**< newest committed version, 0 if none */
-    uint64_t segments; /**< segment files in that version */
-    uint64_t unflushed; /**< writes since that version (not yet in a segment) */
+    uint64_t count;          /**< live vectors */
+    uint64_t version;        /**< newest committed version, 0 if none */
+    uint64_t segments;       /**< segment files in that version */
+    uint64_t unflushed;      /**< writes since that version (not yet in a segment) */
     uint64_t rows_in_memory; /**< live rows plus dead ones not yet reclaimed */
 } vl_collection_info;
 
@@ -142,12 +142,12 @@ typedef struct {
     uint64_t fsyncs;            /**< WAL fsyncs performed since open */
     uint64_t wal_dropped_bytes; /**< torn tail removed by the last open */
     uint64_t collections;
-    uint64_t commits;      /**< versions committed since open */
-    uint64_t flushes;      /**< of which flushes */
-    uint64_t compactions;  /**< of which compactions */
-    uint64_t gc_deleted;   /**< objects removed by retention and GC since open */
-    int64_t last_save;     /**< unix seconds of the newest commit (0: none) */
-    int background_job;    /**< 1 while a flush or compaction runs */
+    uint64_t commits;       /**< versions committed since open */
+    uint64_t flushes;       /**< of which flushes */
+    uint64_t compactions;   /**< of which compactions */
+    uint64_t gc_deleted;    /**< objects removed by retention and GC since open */
+    int64_t last_save;      /**< unix seconds of the newest commit (0: none) */
+    int background_job;     /**< 1 while a flush or compaction runs */
     const char *last_error; /**< why the last background job failed, or "" */
     const char *warning;    /**< what vl_open had to work around, or "" */
 } vl_engine_stats;
@@ -188,20 +188,20 @@ void vl_close(vl_engine *e);
  * replacing any previous vector.  Creates the collection if absent.
  * VL_ERR_DIM when dim differs from the collection's fixed dimension.
  */
-vl_status vl_put(vl_engine *e, const char *coll, const void *key, size_t keylen,
-                 const float *vec, uint32_t dim, vl_error *err);
+vl_status vl_put(vl_engine *e, const char *coll, const void *key, size_t keylen, const float *vec,
+                 uint32_t dim, vl_error *err);
 
 /**
  * Copy the vector stored under key into out (room for cap floats) and set
  * *dim.  VL_ERR_NOTFOUND when absent; VL_ERR_LIMIT when cap is too small
  * (then *dim still says how many are needed).
  */
-vl_status vl_get(vl_engine *e, const char *coll, const void *key, size_t keylen,
-                 float *out, uint32_t cap, uint32_t *dim);
+vl_status vl_get(vl_engine *e, const char *coll, const void *key, size_t keylen, float *out,
+                 uint32_t cap, uint32_t *dim);
 
 /** Delete key; *deleted is set to 1 if it existed, 0 otherwise. */
-vl_status vl_delete(vl_engine *e, const char *coll, const void *key, size_t keylen,
-                    int *deleted, vl_error *err);
+vl_status vl_delete(vl_engine *e, const char *coll, const void *key, size_t keylen, int *deleted,
+                    vl_error *err);
 
 /** Remove every vector of coll and unfix its dimension (metric is kept). */
 vl_status vl_clear(vl_engine *e, const char *coll, vl_error *err);

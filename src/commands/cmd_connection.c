@@ -143,8 +143,8 @@ static vl_dispatch_result client_setinfo(vl_client *c, int argc, const char **ar
         set_string(&c->lib_ver, argv[3], lens[3]);
         vl_reply_simple(&c->out, "OK");
     } else {
-        vl_reply_error(&c->out, "ERR Unrecognized option '%.*s'", (int)(lens[2] > 64 ? 64 : lens[2]),
-                       argv[2]);
+        vl_reply_error(&c->out, "ERR Unrecognized option '%.*s'",
+                       (int)(lens[2] > 64 ? 64 : lens[2]), argv[2]);
     }
     return VL_DISPATCH_DONE;
 }

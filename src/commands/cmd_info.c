@@ -172,10 +172,14 @@ vl_dispatch_result vl_cmd_config(vl_client *c, int argc, const char **argv, cons
     snprintf(threads, sizeof threads, "%d", server.cfg.threads);
     snprintf(pattern, sizeof pattern, "%.*s", (int)(lens[2] < 127 ? lens[2] : 127), argv[2]);
     const char *params[][2] = {
-        {"port", port},          {"bind", server.cfg.bind},
-        {"dir", server.cfg.dir}, {"appendfsync", vl_fsync_name(server.cfg.fsync)},
-        {"appendonly", "yes"},   {"save", ""},
-        {"maxclients", maxclients}, {"metric", vl_metric_name(server.cfg.metric)},
+        {"port", port},
+        {"bind", server.cfg.bind},
+        {"dir", server.cfg.dir},
+        {"appendfsync", vl_fsync_name(server.cfg.fsync)},
+        {"appendonly", "yes"},
+        {"save", ""},
+        {"maxclients", maxclients},
+        {"metric", vl_metric_name(server.cfg.metric)},
         {"threads", threads},
     };
     size_t n = sizeof params / sizeof params[0], matches = 0;

@@ -53,8 +53,8 @@ static vl_status version_arg(int argc, const char **argv, const size_t *lens, in
                              uint64_t *version, vl_error *err)
 {
     if (i + 1 >= argc || !vl_arg_is(argv[i], lens[i], "VERSION"))
-        return vl_fail(err, VL_ERR_ARG, "syntax error near '%.*s'", (int)(lens[i] > 32 ? 32 : lens[i]),
-                       argv[i]);
+        return vl_fail(err, VL_ERR_ARG, "syntax error near '%.*s'",
+                       (int)(lens[i] > 32 ? 32 : lens[i]), argv[i]);
     char num[24];
     size_t n = lens[i + 1];
     char *end;
@@ -106,7 +106,8 @@ vl_dispatch_result vl_cmd_vdel(vl_client *c, int argc, const char **argv, const 
     (void)argc;
     vl_error err;
     int deleted;
-    vl_status st = vl_delete(server.engine, VL_DEFAULT_COLLECTION, argv[1], lens[1], &deleted, &err);
+    vl_status st =
+        vl_delete(server.engine, VL_DEFAULT_COLLECTION, argv[1], lens[1], &deleted, &err);
     if (st != VL_OK)
         return reply_status(c, st, &err);
     server.writes += (uint64_t)deleted;

@@ -77,8 +77,9 @@ static void apply(vl_engine *e, vl_collection *c, const vl_wal_record *rec)
 {
     switch (rec->type) {
     case VL_WAL_PUT:
-        note_dead_row(c, vl_rowstore_put(c->rows, rec->key, rec->key_len, rec->vec, rec->dim,
-                                         rec->lsn, VL_SEG_NONE, 0),
+        note_dead_row(c,
+                      vl_rowstore_put(c->rows, rec->key, rec->key_len, rec->vec, rec->dim, rec->lsn,
+                                      VL_SEG_NONE, 0),
                       rec->lsn);
         c->lake.unflushed_puts++;
         break;
@@ -205,7 +206,8 @@ void vl_close(vl_engine *e)
 static vl_status check_writable(vl_engine *e, const char *coll, vl_error *err)
 {
     if (e->failed)
-        return vl_fail(err, VL_ERR_IO, "writes disabled after a WAL failure (%s); restart to recover",
+        return vl_fail(err, VL_ERR_IO,
+                       "writes disabled after a WAL failure (%s); restart to recover",
                        e->failure.msg);
     if (!vl_collection_name_valid(coll))
         return vl_fail(err, VL_ERR_ARG, "invalid collection name");
@@ -299,8 +301,8 @@ vl_status vl_put(vl_engine *e, const char *coll, const void *key, size_t keylen,
         return vl_fail(err, VL_ERR_LIMIT, "collection '%s' holds the maximum number of rows", coll);
     if (!c && (st = create_collection(e, coll, &c, err)) != VL_OK)
         return st;
-    vl_wal_record rec = {.type = VL_WAL_PUT, .key = key, .key_len = (uint32_t)keylen,
-                         .vec = vec, .dim = dim};
+    vl_wal_record rec = {
+        .type = VL_WAL_PUT, .key = key, .key_len = (uint32_t)keylen, .vec = vec, .dim = dim};
     return log_and_apply(e, c, &rec, err);
 }
 

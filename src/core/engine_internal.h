@@ -41,18 +41,18 @@ typedef struct {
     vl_job_kind kind;
     vl_objstore *store;
     char coll[VL_MAX_COLLECTION_NAME + 1];
-    vl_manifest base;   /* the head the job builds on */
-    vl_manifest result; /* the version it committed */
+    vl_manifest base;     /* the head the job builds on */
+    vl_manifest result;   /* the version it committed */
     uint64_t new_version; /* the version the job commits */
-    uint64_t lsn;       /* flush: changes up to this LSN */
-    vl_snapshot *snap;  /* flush: the rows to write */
+    uint64_t lsn;         /* flush: changes up to this LSN */
+    vl_snapshot *snap;    /* flush: the rows to write */
     vl_job_deletes *dels; /* flush: per base segment */
     size_t ndels;
-    uint32_t *flushed;  /* flush: row-store rows written, in segment order */
+    uint32_t *flushed; /* flush: row-store rows written, in segment order */
     uint64_t nflushed;
-    size_t *chosen;     /* compact: base segment indexes merged */
+    size_t *chosen; /* compact: base segment indexes merged */
     size_t nchosen;
-    uint32_t **remap;   /* compact: per chosen segment, old row -> new row */
+    uint32_t **remap; /* compact: per chosen segment, old row -> new row */
     vl_status st;
     vl_error err;
     pthread_t thread;
@@ -105,8 +105,7 @@ void vl_compact_run(vl_lake_job *j);
 void vl_compact_complete(vl_engine *e, vl_lake_job *j);
 /* lake_load.c */
 vl_status vl_lake_load(vl_engine *e, vl_collection *c, vl_error *err);
-vl_status vl_lake_build_rows(vl_engine *e, const vl_manifest *m, vl_rowstore **out,
-                             vl_error *err);
+vl_status vl_lake_build_rows(vl_engine *e, const vl_manifest *m, vl_rowstore **out, vl_error *err);
 vl_status vl_lake_read_segment(vl_objstore *s, const vl_manifest_segment *g, uint32_t dim,
                                vl_segment *seg, uint32_t **deleted, uint64_t *ndeleted,
                                vl_error *err);

@@ -53,9 +53,9 @@ typedef struct {
     vl_manifest head;      /* head.version == 0: nothing committed yet */
     vl_lake_segment *segs; /* parallel to head.segs */
     uint32_t next_seg_id;
-    uint64_t cleared_lsn;    /* CLEAR after head.wal_lsn, not committed; 0 if none */
-    uint64_t last_change;    /* LSN of the newest change to the collection */
-    uint64_t unflushed_puts; /* puts since the head (auto-flush trigger) */
+    uint64_t cleared_lsn;      /* CLEAR after head.wal_lsn, not committed; 0 if none */
+    uint64_t last_change;      /* LSN of the newest change to the collection */
+    uint64_t unflushed_puts;   /* puts since the head (auto-flush trigger) */
     vl_lake_version *retained; /* committed versions still readable, ascending */
     size_t nretained;
     uint64_t top_version; /* highest version number in the store (the next commit is +1) */

@@ -113,8 +113,8 @@ static vl_status gather(vl_lake_job *j, size_t k, merged_rows *m)
     vl_segment seg;
     uint32_t *ignored;
     uint64_t nignored;
-    vl_status st = vl_lake_read_segment(j->store, g, j->base.dim, &seg, &ignored, &nignored,
-                                        &j->err);
+    vl_status st =
+        vl_lake_read_segment(j->store, g, j->base.dim, &seg, &ignored, &nignored, &j->err);
     if (st != VL_OK)
         return st;
     free(ignored); /* the job's copy of the deletion set is the one to honour */
@@ -147,8 +147,8 @@ static vl_status write_merged(vl_lake_job *j, const merged_rows *m, vl_manifest_
         if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
             r = (uint32_t)time(NULL);
         memset(g, 0, sizeof *g);
-        snprintf(g->name, sizeof g->name, "tables/%s/segments/%020" PRIu64 "-%08x.parquet",
-                 j->coll, j->new_version, r);
+        snprintf(g->name, sizeof g->name, "tables/%s/segments/%020" PRIu64 "-%08x.parquet", j->coll,
+                 j->new_version, r);
         g->rows = m->n;
         g->bytes = len;
         g->crc32c = vl_crc32c(0, file, len);

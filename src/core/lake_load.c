@@ -56,8 +56,9 @@ vl_status vl_lake_read_segment(vl_objstore *s, const vl_manifest_segment *g, uin
         return vl_fail(err, VL_ERR_CORRUPT, "%s: %s", g->name, perr.msg);
     if (seg->nrows != g->rows || (seg->nrows && seg->dim != dim)) {
         vl_segment_free(seg);
-        return vl_fail(err, VL_ERR_CORRUPT, "%s: holds %" PRIu64 " rows of dimension %u, manifest "
-                                            "says %" PRIu64 " of dimension %u",
+        return vl_fail(err, VL_ERR_CORRUPT,
+                       "%s: holds %" PRIu64 " rows of dimension %u, manifest "
+                       "says %" PRIu64 " of dimension %u",
                        g->name, seg->nrows, seg->dim, g->rows, dim);
     }
     if (!g->del_name[0])
@@ -88,8 +89,8 @@ static void insert_live_rows(vl_rowstore *rows, const vl_segment *seg, const uin
             continue;
         }
         vl_rowstore_put(rows, seg->key_data + seg->key_offs[r],
-                        seg->key_offs[r + 1] - seg->key_offs[r], seg->vecs + r * seg->dim,
-                        seg->dim, (uint64_t)seg->seqs[r], id, (uint32_t)r);
+                        seg->key_offs[r + 1] - seg->key_offs[r], seg->vecs + r * seg->dim, seg->dim,
+                        (uint64_t)seg->seqs[r], id, (uint32_t)r);
     }
 }
 
@@ -103,8 +104,8 @@ static vl_status load_version(vl_engine *e, const vl_manifest *m, vl_rowstore *r
         vl_segment seg;
         uint32_t *deleted;
         uint64_t ndeleted;
-        vl_status st = vl_lake_read_segment(e->store, &m->segs[i], m->dim, &seg, &deleted,
-                                            &ndeleted, err);
+        vl_status st =
+            vl_lake_read_segment(e->store, &m->segs[i], m->dim, &seg, &deleted, &ndeleted, err);
         if (st != VL_OK)
             return st;
         uint32_t id = VL_SEG_NONE;
@@ -146,8 +147,9 @@ static vl_status open_version(vl_engine *e, vl_collection *c, uint64_t v, vl_err
     vl_rowstore *rows = vl_rowstore_new(c->metric);
     st = load_version(e, &m, rows, &lake, err);
     if (st == VL_OK && m.metric != c->metric)
-        st = vl_fail(err, VL_ERR_CORRUPT, "%s version %" PRIu64 ": metric %s differs from the "
-                                          "collection's %s",
+        st = vl_fail(err, VL_ERR_CORRUPT,
+                     "%s version %" PRIu64 ": metric %s differs from the "
+                     "collection's %s",
                      c->name, v, vl_metric_name(m.metric), vl_metric_name(c->metric));
     if (st != VL_OK) {
         vl_lake_free(&lake);

@@ -130,7 +130,8 @@ uint32_t vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const 
     c->seg_id[slot] = seg_id;
     c->seg_row[slot] = seg_row;
     atomic_store_explicit(&c->del_lsn[slot], 0, memory_order_relaxed);
-    uint32_t prev = vl_keymap_set(&rs->map, key, keylen, vl_keymap_hash(key, keylen), (uint32_t)row);
+    uint32_t prev =
+        vl_keymap_set(&rs->map, key, keylen, vl_keymap_hash(key, keylen), (uint32_t)row);
     atomic_store_explicit(&rs->nrows, row + 1, memory_order_release);
     rs->live++;
     if (prev != VL_KEYMAP_NONE)
@@ -157,8 +158,7 @@ static vl_chunk *chunk_of(const vl_rowstore *rs, uint32_t row)
     return vl_rowstore_chunk(dir, row);
 }
 
-void vl_rowstore_location(const vl_rowstore *rs, uint32_t row, uint32_t *seg_id,
-                          uint32_t *seg_row)
+void vl_rowstore_location(const vl_rowstore *rs, uint32_t row, uint32_t *seg_id, uint32_t *seg_row)
 {
     vl_chunk *c = chunk_of(rs, row);
     *seg_id = c->seg_id[row % VL_CHUNK_ROWS];

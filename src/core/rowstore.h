@@ -43,12 +43,12 @@ typedef struct {
 } vl_key;
 
 typedef struct {
-    float *vecs;                            /* VL_CHUNK_ROWS * dim, 64-byte aligned */
-    float *inv_norms;                       /* 1/|v| per row, for cosine */
-    vl_key **keys;                          /* per row, immutable once set */
-    uint64_t *put_lsn;                      /* LSN that wrote the row */
-    uint32_t *seg_id;                       /* segment holding the row, or VL_SEG_NONE */
-    uint32_t *seg_row;                      /* row number inside that segment */
+    float *vecs;                             /* VL_CHUNK_ROWS * dim, 64-byte aligned */
+    float *inv_norms;                        /* 1/|v| per row, for cosine */
+    vl_key **keys;                           /* per row, immutable once set */
+    uint64_t *put_lsn;                       /* LSN that wrote the row */
+    uint32_t *seg_id;                        /* segment holding the row, or VL_SEG_NONE */
+    uint32_t *seg_row;                       /* row number inside that segment */
     _Atomic uint64_t del_lsn[VL_CHUNK_ROWS]; /* 0 while live */
 } vl_chunk;
 
@@ -92,8 +92,7 @@ uint32_t vl_rowstore_find(const vl_rowstore *rs, const void *key, size_t keylen)
 vl_rowstore *vl_rowstore_compact(const vl_rowstore *rs);
 
 /** Where row lives in the lake. */
-void vl_rowstore_location(const vl_rowstore *rs, uint32_t row, uint32_t *seg_id,
-                          uint32_t *seg_row);
+void vl_rowstore_location(const vl_rowstore *rs, uint32_t row, uint32_t *seg_id, uint32_t *seg_row);
 /** Writer: record that row now lives in segment seg_id at seg_row. */
 void vl_rowstore_set_location(vl_rowstore *rs, uint32_t row, uint32_t seg_id, uint32_t seg_row);
 /** LSN that deleted row (0 while live). */

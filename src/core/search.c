@@ -49,12 +49,9 @@ static double rank_key(const vl_search *x, const float *v, float inv_norm)
 {
     uint32_t dim = x->s->dim;
     switch (x->s->metric) {
-    case VL_METRIC_L2:
-        return vl_l2sq(x->q, v, dim);
-    case VL_METRIC_COSINE:
-        return 1.0 - vl_dot(x->q, v, dim) * x->inv_qnorm * (double)inv_norm;
-    case VL_METRIC_IP:
-        return -vl_dot(x->q, v, dim);
+    case VL_METRIC_L2: return vl_l2sq(x->q, v, dim);
+    case VL_METRIC_COSINE: return 1.0 - vl_dot(x->q, v, dim) * x->inv_qnorm * (double)inv_norm;
+    case VL_METRIC_IP: return -vl_dot(x->q, v, dim);
     }
     return 0.0;
 }
@@ -64,14 +61,12 @@ static double precise_key(const vl_search *x, const float *v)
 {
     uint32_t dim = x->s->dim;
     switch (x->s->metric) {
-    case VL_METRIC_L2:
-        return vl_l2sq_scalar(x->q, v, dim);
+    case VL_METRIC_L2: return vl_l2sq_scalar(x->q, v, dim);
     case VL_METRIC_COSINE: {
         double cos = vl_dot_scalar(x->q, v, dim) * x->inv_qnorm / sqrt(vl_dot_scalar(v, v, dim));
         return 1.0 - (cos > 1.0 ? 1.0 : cos);
     }
-    case VL_METRIC_IP:
-        return -vl_dot_scalar(x->q, v, dim);
+    case VL_METRIC_IP: return -vl_dot_scalar(x->q, v, dim);
     }
     return 0.0;
 }
@@ -79,12 +74,9 @@ static double precise_key(const vl_search *x, const float *v)
 static double score_of(vl_metric m, double key)
 {
     switch (m) {
-    case VL_METRIC_L2:
-        return sqrt(key);
-    case VL_METRIC_COSINE:
-        return key;
-    case VL_METRIC_IP:
-        return -key;
+    case VL_METRIC_L2: return sqrt(key);
+    case VL_METRIC_COSINE: return key;
+    case VL_METRIC_IP: return -key;
     }
     return key;
 }
@@ -186,8 +178,8 @@ vl_status vl_search_finish(vl_search *x, vl_hit *hits, uint32_t *nhits)
     vl_chunk_dir *dir = atomic_load_explicit(&s->rows->dir, memory_order_acquire);
     for (uint32_t i = 0; i < all->n; i++) {
         uint64_t row = all->items[i].row;
-        all->items[i].dist =
-            precise_key(x, vl_rowstore_chunk(dir, row)->vecs + (size_t)(row % VL_CHUNK_ROWS) * s->dim);
+        all->items[i].dist = precise_key(x, vl_rowstore_chunk(dir, row)->vecs +
+                                                (size_t)(row % VL_CHUNK_ROWS) * s->dim);
     }
     vl_topk_sort(all);
     for (uint32_t i = 0; i < all->n; i++) {

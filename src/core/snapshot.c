@@ -39,4 +39,3 @@ uint64_t vl_snapshot_count(const vl_snapshot *s)
 {
     return s->count;
 }
-

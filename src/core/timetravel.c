@@ -39,8 +39,9 @@ static int retained(const vl_lake *l, uint64_t version)
 static vl_status not_retained(const vl_lake *l, uint64_t version, vl_error *err)
 {
     if (l->nretained == 0)
-        return vl_fail(err, VL_ERR_NOTFOUND, "version %" PRIu64 " does not exist (no version "
-                                             "committed yet; SAVE commits one)",
+        return vl_fail(err, VL_ERR_NOTFOUND,
+                       "version %" PRIu64 " does not exist (no version "
+                       "committed yet; SAVE commits one)",
                        version);
     return vl_fail(err, VL_ERR_NOTFOUND,
                    "version %" PRIu64 " is not retained (retained versions: %" PRIu64 "..%" PRIu64
@@ -74,8 +75,9 @@ vl_status vl_snapshot_open_version(vl_engine *e, const char *coll, uint64_t vers
     vl_collection *c = vl_engine_find(e, coll);
     *out = NULL;
     if (!c)
-        return vl_fail(err, VL_ERR_NOTFOUND, "version %" PRIu64 " does not exist (no version "
-                                             "committed yet; SAVE commits one)",
+        return vl_fail(err, VL_ERR_NOTFOUND,
+                       "version %" PRIu64 " does not exist (no version "
+                       "committed yet; SAVE commits one)",
                        version);
     if (!retained(&c->lake, version))
         return not_retained(&c->lake, version, err);

@@ -113,13 +113,15 @@ vl_status vl_vector_parse_text(const char *s, size_t len, float *out, uint32_t c
     size_t i = skip_space(s, len, 0);
     uint32_t n = 0;
     if (i >= len || s[i] != '[')
-        return vl_fail(err, VL_ERR_ARG, "invalid vector: expected '[' (format: \"[1.0, 2.0, ...]\")");
+        return vl_fail(err, VL_ERR_ARG,
+                       "invalid vector: expected '[' (format: \"[1.0, 2.0, ...]\")");
     i = skip_space(s, len, i + 1);
     if (i < len && s[i] == ']')
         return vl_fail(err, VL_ERR_ARG, "invalid vector: empty vector");
     for (;;) {
         if (n >= cap)
-            return vl_fail(err, VL_ERR_LIMIT, "vector has more than %u elements (the maximum)", cap);
+            return vl_fail(err, VL_ERR_LIMIT, "vector has more than %u elements (the maximum)",
+                           cap);
         vl_status st = parse_element(s, len, &i, n, &out[n], err);
         if (st != VL_OK)
             return st;

@@ -17,31 +17,30 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: vexlake-server [options]\n"
-            "\n"
-            "A vector database that speaks the Redis protocol.\n"
-            "\n"
-            "Options:\n"
-            "  --port N                       TCP port (default 6379)\n"
-            "  --bind ADDR                    address to listen on (default 127.0.0.1)\n"
-            "  --dir PATH                     data directory (default ./data)\n"
-            "  --metric l2|cosine|ip          metric of collections this server creates\n"
-            "                                 (default cosine; stored with the collection)\n"
-            "  --appendfsync always|everysec|no\n"
-            "                                 when the WAL is fsynced (default always:\n"
-            "                                 +OK means the write is on disk)\n"
-            "  --threads N                    search worker threads (default: CPU count)\n"
-            "  --maxclients N                 connection limit (default 10000)\n"
-            "  --flush-rows N                 flush to a Parquet segment after N unflushed\n"
-            "                                 writes (default 100000; 0 = never by count)\n"
-            "  --flush-mb N                   ... or when the WAL reaches N MiB (default 256)\n"
-            "  --flush-seconds N              ... or N seconds after a change (default 300)\n"
-            "  --retain-versions N            versions kept for time travel (default 10)\n"
-            "  --compact-segments N           merge segments when there are N (default 8)\n"
-            "  --open-previous-on-damage      if the newest version is damaged, open the\n"
-            "                                 newest older version that is intact\n"
-            "  --help                         show this help\n");
+    fprintf(f, "Usage: vexlake-server [options]\n"
+               "\n"
+               "A vector database that speaks the Redis protocol.\n"
+               "\n"
+               "Options:\n"
+               "  --port N                       TCP port (default 6379)\n"
+               "  --bind ADDR                    address to listen on (default 127.0.0.1)\n"
+               "  --dir PATH                     data directory (default ./data)\n"
+               "  --metric l2|cosine|ip          metric of collections this server creates\n"
+               "                                 (default cosine; stored with the collection)\n"
+               "  --appendfsync always|everysec|no\n"
+               "                                 when the WAL is fsynced (default always:\n"
+               "                                 +OK means the write is on disk)\n"
+               "  --threads N                    search worker threads (default: CPU count)\n"
+               "  --maxclients N                 connection limit (default 10000)\n"
+               "  --flush-rows N                 flush to a Parquet segment after N unflushed\n"
+               "                                 writes (default 100000; 0 = never by count)\n"
+               "  --flush-mb N                   ... or when the WAL reaches N MiB (default 256)\n"
+               "  --flush-seconds N              ... or N seconds after a change (default 300)\n"
+               "  --retain-versions N            versions kept for time travel (default 10)\n"
+               "  --compact-segments N           merge segments when there are N (default 8)\n"
+               "  --open-previous-on-damage      if the newest version is damaged, open the\n"
+               "                                 newest older version that is intact\n"
+               "  --help                         show this help\n");
 }
 
 static int usage_error(const char *fmt, ...) VL_PRINTF(1, 2);
@@ -110,8 +109,8 @@ static int apply_flag(const flag *f, const char *v, vl_config *cfg)
     switch (f->kind) {
     case INT_FLAG:
         if (parse_long(v, f->lo, f->hi, &n) != 0)
-            return usage_error("%s wants a number from %ld to %ld, got '%s'", f->name, f->lo,
-                               f->hi, v);
+            return usage_error("%s wants a number from %ld to %ld, got '%s'", f->name, f->lo, f->hi,
+                               v);
         store_int(field, f->size, n);
         return -1;
     case METRIC_FLAG:

@@ -137,14 +137,16 @@ static int open_engine(const vl_config *cfg)
     if (st.warning[0])
         vl_log(VL_LOG_WARNING, "%s", st.warning);
     if (st.wal_dropped_bytes)
-        vl_log(VL_LOG_WARNING, "dropped a torn WAL tail of %llu bytes (a crash interrupted a write "
-                               "that was never acknowledged)",
+        vl_log(VL_LOG_WARNING,
+               "dropped a torn WAL tail of %llu bytes (a crash interrupted a write "
+               "that was never acknowledged)",
                (unsigned long long)st.wal_dropped_bytes);
     vl_collection_info info;
     if (vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info) == VL_OK) {
         if (info.metric != cfg->metric)
-            vl_log(VL_LOG_WARNING, "collection '%s' keeps its stored metric %s (--metric %s applies "
-                                   "to new collections only)",
+            vl_log(VL_LOG_WARNING,
+                   "collection '%s' keeps its stored metric %s (--metric %s applies "
+                   "to new collections only)",
                    VL_DEFAULT_COLLECTION, vl_metric_name(info.metric), vl_metric_name(cfg->metric));
         vl_log(VL_LOG_INFO, "loaded %llu vectors (dimension %u, metric %s) up to WAL LSN %llu",
                (unsigned long long)info.count, info.dim, vl_metric_name(info.metric),

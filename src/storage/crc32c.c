@@ -80,8 +80,7 @@ uint32_t vl_crc32c_portable(uint32_t crc, const void *data, size_t len)
 }
 
 #ifdef VL_CRC_HAVE_SSE42
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const void *data,
-                                                         size_t len)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const void *data, size_t len)
 {
     const unsigned char *p = data;
     uint64_t c = ~crc;

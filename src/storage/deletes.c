@@ -26,8 +26,8 @@ void vl_deletes_encode(const uint32_t *rows, uint64_t count, uint8_t **out, size
     *len = n;
 }
 
-vl_status vl_deletes_decode(const uint8_t *buf, size_t len, uint64_t segment_rows,
-                            const char *what, uint32_t **rows, uint64_t *count, vl_error *err)
+vl_status vl_deletes_decode(const uint8_t *buf, size_t len, uint64_t segment_rows, const char *what,
+                            uint32_t **rows, uint64_t *count, vl_error *err)
 {
     uint64_t n;
     uint32_t crc;

@@ -22,7 +22,7 @@
 /** Encode rows (ascending, unique) into *out (malloc'd). */
 void vl_deletes_encode(const uint32_t *rows, uint64_t count, uint8_t **out, size_t *len);
 /** Decode; rows must be < segment_rows.  *rows malloc'd. */
-vl_status vl_deletes_decode(const uint8_t *buf, size_t len, uint64_t segment_rows,
-                            const char *what, uint32_t **rows, uint64_t *count, vl_error *err);
+vl_status vl_deletes_decode(const uint8_t *buf, size_t len, uint64_t segment_rows, const char *what,
+                            uint32_t **rows, uint64_t *count, vl_error *err);
 
 #endif

@@ -53,8 +53,8 @@ size_t vl_descriptor_format(const vl_descriptor *d, char *buf, size_t cap)
 {
     const char *metric = (unsigned)d->metric < N_METRICS ? metric_names[d->metric] : "?";
     char body[160];
-    int n = snprintf(body, sizeof body, DESC_MAGIC DESC_VERSION "\nname %s\nmetric %s\n",
-                     d->name, metric);
+    int n = snprintf(body, sizeof body, DESC_MAGIC DESC_VERSION "\nname %s\nmetric %s\n", d->name,
+                     metric);
     if (n < 0 || (size_t)n >= sizeof body)
         return 0;
     uint32_t crc = vl_crc32c(0, body, (size_t)n);
@@ -188,8 +188,8 @@ static void object_name(char *out, size_t cap, const char *name)
 vl_status vl_descriptor_write(vl_objstore *s, const vl_descriptor *d, vl_error *err)
 {
     if (!vl_collection_name_valid(d->name))
-        return vl_fail(err, VL_ERR_ARG, "invalid collection name \"%.*s\"",
-                       VL_MAX_COLLECTION_NAME, d->name);
+        return vl_fail(err, VL_ERR_ARG, "invalid collection name \"%.*s\"", VL_MAX_COLLECTION_NAME,
+                       d->name);
     if ((unsigned)d->metric >= N_METRICS)
         return vl_fail(err, VL_ERR_ARG, "descriptor %s: unknown metric %d", d->name,
                        (int)d->metric);

@@ -102,8 +102,7 @@ static vl_status verify_crc(const char *buf, size_t len, const char *what, vl_er
 {
     static const char key[] = "\"crc32c\":\"";
     const char *last = NULL;
-    for (const char *p = buf; (p = memmem(p, len - (size_t)(p - buf), key, sizeof key - 1));
-         p++)
+    for (const char *p = buf; (p = memmem(p, len - (size_t)(p - buf), key, sizeof key - 1)); p++)
         last = p;
     if (!last || (size_t)(last - buf) + sizeof key - 1 + 8 > len)
         return vl_fail(err, VL_ERR_CORRUPT, "%s: checksum member missing", what);
@@ -153,8 +152,8 @@ static int64_t get_i64(ctx *c, const cJSON *o, const char *key)
         return 0;
     if (!cJSON_IsNumber(v) || v->valuedouble < -MAX_EXACT || v->valuedouble > MAX_EXACT ||
         v->valuedouble != (double)(int64_t)v->valuedouble) {
-        c->st = vl_fail(c->err, VL_ERR_CORRUPT, "%s: \"%s\" missing or not an integer", c->what,
-                        key);
+        c->st =
+            vl_fail(c->err, VL_ERR_CORRUPT, "%s: \"%s\" missing or not an integer", c->what, key);
         return 0;
     }
     return (int64_t)v->valuedouble;
@@ -211,17 +210,17 @@ static void decode_header(ctx *c, const cJSON *root, vl_manifest *m)
     if (c->st == VL_OK && strcmp(format, FORMAT_NAME) != 0)
         c->st = vl_fail(c->err, VL_ERR_CORRUPT, "%s: not a VexLake manifest", c->what);
     if (get_u64(c, root, "format_version") != FORMAT_VERSION && c->st == VL_OK)
-        c->st = vl_fail(c->err, VL_ERR_CORRUPT,
-                        "%s: manifest format version is newer than this server understands",
-                        c->what);
+        c->st =
+            vl_fail(c->err, VL_ERR_CORRUPT,
+                    "%s: manifest format version is newer than this server understands", c->what);
     get_str(c, root, "collection", m->collection, sizeof m->collection);
     m->version = get_u64(c, root, "version");
     m->parent = get_u64(c, root, "parent");
     m->created_ms = get_i64(c, root, "created_ms");
     uint64_t dim = get_u64(c, root, "dim");
     if (c->st == VL_OK && dim > VL_MAX_DIM)
-        c->st = vl_fail(c->err, VL_ERR_CORRUPT, "%s: dimension %" PRIu64 " out of range", c->what,
-                        dim);
+        c->st =
+            vl_fail(c->err, VL_ERR_CORRUPT, "%s: dimension %" PRIu64 " out of range", c->what, dim);
     m->dim = (uint32_t)dim;
     get_str(c, root, "metric", metric, sizeof metric);
     int found = 0;
@@ -344,8 +343,8 @@ vl_status vl_manifest_load(vl_objstore *s, const char *coll, uint64_t version, v
     st = vl_manifest_decode(data, len, name, m, err);
     free(data);
     if (st == VL_OK && (m->version != version || strcmp(m->collection, coll) != 0))
-        st = vl_fail(err, VL_ERR_CORRUPT, "%s: holds version %" PRIu64 " of '%s'", name,
-                     m->version, m->collection);
+        st = vl_fail(err, VL_ERR_CORRUPT, "%s: holds version %" PRIu64 " of '%s'", name, m->version,
+                     m->collection);
     if (st != VL_OK)
         vl_manifest_free(m);
     return st;

@@ -75,8 +75,8 @@ static inline vl_status vl_obj_get_range(vl_objstore *s, const char *name, uint6
 {
     return s->ops->get_range(s, name, off, n, buf, got, err);
 }
-static inline vl_status vl_obj_list(vl_objstore *s, const char *prefix, vl_objinfo **out,
-                                    size_t *n, vl_error *err)
+static inline vl_status vl_obj_list(vl_objstore *s, const char *prefix, vl_objinfo **out, size_t *n,
+                                    vl_error *err)
 {
     return s->ops->list(s, prefix, out, n, err);
 }

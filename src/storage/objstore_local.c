@@ -208,8 +208,8 @@ static vl_status resolve(vl_objstore *s, const char *verb, const char *name, cha
 
 /* Create parent dirs, then write data durably to a fresh temp file beside
  * path.  On success *tmp (malloc'd) names it and the caller publishes it. */
-static vl_status write_temp(const char *verb, const char *name, const char *path,
-                            const void *data, size_t len, char **tmp, vl_error *err)
+static vl_status write_temp(const char *verb, const char *name, const char *path, const void *data,
+                            size_t len, char **tmp, vl_error *err)
 {
     char *dir = dir_of(path);
     if (!dir)
@@ -281,8 +281,8 @@ static vl_status local_put(vl_objstore *s, const char *name, const void *data, s
     return st;
 }
 
-static vl_status local_put_if_absent(vl_objstore *s, const char *name, const void *data,
-                                     size_t len, vl_error *err)
+static vl_status local_put_if_absent(vl_objstore *s, const char *name, const void *data, size_t len,
+                                     vl_error *err)
 {
     char *path, *tmp;
     vl_status st = resolve(s, "put_if_absent", name, &path, err);

@@ -42,15 +42,15 @@ typedef struct {
 typedef struct {
     uint64_t nrows;
     uint32_t dim;
-    char *key_data;       /* all keys, concatenated */
-    uint64_t *key_offs;   /* nrows + 1 offsets into key_data */
-    float *vecs;          /* nrows * dim, 64-byte aligned */
-    int64_t *seqs;        /* nrows */
+    char *key_data;     /* all keys, concatenated */
+    uint64_t *key_offs; /* nrows + 1 offsets into key_data */
+    float *vecs;        /* nrows * dim, 64-byte aligned */
+    int64_t *seqs;      /* nrows */
 } vl_segment;
 
 typedef struct {
-    int zstd_level;          /* 0 disables compression; default 3 */
-    uint32_t page_bytes;     /* target uncompressed page size; default 1 MiB */
+    int zstd_level;      /* 0 disables compression; default 3 */
+    uint32_t page_bytes; /* target uncompressed page size; default 1 MiB */
 } vl_parquet_options;
 
 void vl_parquet_options_init(vl_parquet_options *o);

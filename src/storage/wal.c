@@ -67,7 +67,7 @@ typedef struct {
 } closed_file;
 
 struct vl_wal {
-    char *dir; /* <dir>/wal */
+    char *dir;           /* <dir>/wal */
     closed_file *closed; /* oldest first */
     size_t nclosed, cap_closed;
     vl_fsync policy;
@@ -395,13 +395,12 @@ static vl_status replay_file(replay_state *rs, const char *dir, const char *name
     const char *why = NULL;
     if (st == VL_OK)
         st = replay_records(rs, map, size, &end, &d, &why, err);
-    const char *verdict = (st == VL_OK && why)
-                              ? damage_verdict(map, size, end, &d, is_last, rs)
-                              : NULL;
+    const char *verdict =
+        (st == VL_OK && why) ? damage_verdict(map, size, end, &d, is_last, rs) : NULL;
     if (verdict)
         st = vl_fail(err, VL_ERR_CORRUPT,
-                     "wal/%s: damaged record at offset %zu (%s) %s; refusing to start", name,
-                     end, why, verdict);
+                     "wal/%s: damaged record at offset %zu (%s) %s; refusing to start", name, end,
+                     why, verdict);
     if (map)
         munmap(map, size);
     *keep = end;
@@ -533,8 +532,7 @@ static vl_status create_file(vl_wal *w, uint64_t no, int *fd, vl_error *err)
 {
     *fd = open_append(w->dir, no, 1);
     if (*fd < 0)
-        return vl_fail(err, VL_ERR_IO, "wal/%016" PRIx64 ".log: create: %s", no,
-                       strerror(errno));
+        return vl_fail(err, VL_ERR_IO, "wal/%016" PRIx64 ".log: create: %s", no, strerror(errno));
     if (fsync_path(w->dir) < 0) {
         int e = errno;
         wal_poison(w, e);
@@ -602,8 +600,7 @@ static vl_status replay_all(vl_wal *w, replay_state *rs, const uint64_t *nums, s
     return VL_OK;
 }
 
-static vl_status load(vl_wal *w, vl_wal_apply_fn apply, void *ctx, uint64_t *dropped,
-                      vl_error *err)
+static vl_status load(vl_wal *w, vl_wal_apply_fn apply, void *ctx, uint64_t *dropped, vl_error *err)
 {
     uint64_t *nums = NULL;
     size_t n = 0;

@@ -30,9 +30,8 @@
 /** Largest valid record body: type, reserved, lsn, the three length fields,
  *  the longest collection name and key and a VL_MAX_DIM vector, plus 64
  *  bytes of headroom.  Replay rejects a body_len above it before reading. */
-#define VL_WAL_MAX_BODY                                                                   \
-    (1u + 3u + 8u + 4u + VL_MAX_COLLECTION_NAME + 4u + VL_MAX_KEY_LEN + 4u +               \
-     4u * VL_MAX_DIM + 64u)
+#define VL_WAL_MAX_BODY                                                                            \
+    (1u + 3u + 8u + 4u + VL_MAX_COLLECTION_NAME + 4u + VL_MAX_KEY_LEN + 4u + 4u * VL_MAX_DIM + 64u)
 
 typedef enum { VL_WAL_PUT = 1, VL_WAL_DEL = 2, VL_WAL_CLEAR = 3 } vl_wal_type;
 

@@ -47,8 +47,9 @@ static void test_roundtrip_all_metrics(void **state)
 {
     (void)state;
     const vl_metric ms[] = {VL_METRIC_L2, VL_METRIC_COSINE, VL_METRIC_IP};
-    const char *names[] = {"a", "My_Coll-2.v1", "0123456789012345678901234567890123456789"
-                                                "012345678901234567890123"};
+    const char *names[] = {"a", "My_Coll-2.v1",
+                           "0123456789012345678901234567890123456789"
+                           "012345678901234567890123"};
     for (size_t i = 0; i < 3; i++) {
         for (size_t j = 0; j < 3; j++) {
             vl_descriptor d, back;
@@ -116,16 +117,16 @@ static void test_strict_syntax(void **state)
 {
     (void)state;
     const char *bodies[] = {
-        "vexlake-collection 1\nname x\n",                            /* no metric */
-        "vexlake-collection 1\nmetric l2\nname x\n",                 /* wrong order */
-        "vexlake-collection 1\nname x\nmetric l2\nextra 1\n",        /* extra line */
-        "vexlake-collection 1\n\nname x\nmetric l2\n",               /* blank line */
-        "vexlake-collection 1\r\nname x\r\nmetric l2\r\n",           /* CRLF */
-        "vexlake-collection 1\nname  x\nmetric l2\n",                /* two spaces */
-        "vexlake-collection 1\nname x y\nmetric l2\n",               /* bad name */
-        "vexlake-collection 1\nname ..\nmetric l2\n",                /* bad name */
-        "vexlake-collection 1\nname \nmetric l2\n",                  /* empty name */
-        "vexlake-collection 1\nname x\nmetric l2 \n",                /* trailing space */
+        "vexlake-collection 1\nname x\n",                     /* no metric */
+        "vexlake-collection 1\nmetric l2\nname x\n",          /* wrong order */
+        "vexlake-collection 1\nname x\nmetric l2\nextra 1\n", /* extra line */
+        "vexlake-collection 1\n\nname x\nmetric l2\n",        /* blank line */
+        "vexlake-collection 1\r\nname x\r\nmetric l2\r\n",    /* CRLF */
+        "vexlake-collection 1\nname  x\nmetric l2\n",         /* two spaces */
+        "vexlake-collection 1\nname x y\nmetric l2\n",        /* bad name */
+        "vexlake-collection 1\nname ..\nmetric l2\n",         /* bad name */
+        "vexlake-collection 1\nname \nmetric l2\n",           /* empty name */
+        "vexlake-collection 1\nname x\nmetric l2 \n",         /* trailing space */
     };
     char buf[256];
     vl_descriptor d;

@@ -22,7 +22,6 @@
 
 #include "vexlake.h"
 
-
 /* ---- fixtures ---- */
 
 typedef struct {

@@ -85,7 +85,8 @@ static void test_every_byte_flip_detected(void **state)
     for (size_t i = 0; i < len; i++) {
         char saved = text[i];
         text[i] = (char)(saved ^ 0x01);
-        vl_status st = vl_manifest_decode(text, len, "tables/default/manifests/x.json", &back, &err);
+        vl_status st =
+            vl_manifest_decode(text, len, "tables/default/manifests/x.json", &back, &err);
         assert_int_equal(st, VL_ERR_CORRUPT);
         assert_non_null(strstr(err.msg, "tables/default/manifests/x.json"));
         text[i] = saved;

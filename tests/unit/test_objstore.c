@@ -109,8 +109,13 @@ static void test_get_range(void **state)
 static void test_list_sorted_with_prefix(void **state)
 {
     fixture *f = *state;
-    const char *names[] = {"collections/b.desc", "collections/a.desc", "collections/a-b.desc",
-                           "collectionsX", "other/z", "collections/sub/c", "a"};
+    const char *names[] = {"collections/b.desc",
+                           "collections/a.desc",
+                           "collections/a-b.desc",
+                           "collectionsX",
+                           "other/z",
+                           "collections/sub/c",
+                           "a"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         put_str(f->s, names[i], names[i]);
     vl_objinfo *l;
@@ -190,9 +195,8 @@ static void test_put_if_absent(void **state)
 static void test_bad_names(void **state)
 {
     fixture *f = *state;
-    const char *bad[] = {"",     "/abs",     ".",    "..",       "a/../b", "a/./b",
-                         "a//b", "a/",       "../x", "x/..",     "a.tmp.1", "d/f.tmp.zz",
-                         "./a"};
+    const char *bad[] = {"",   "/abs", ".",    "..",      "a/../b",     "a/./b", "a//b",
+                         "a/", "../x", "x/..", "a.tmp.1", "d/f.tmp.zz", "./a"};
     vl_error err;
     void *data;
     size_t len, got;
