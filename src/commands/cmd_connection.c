@@ -201,9 +201,10 @@ vl_dispatch_result vl_cmd_select(vl_client *c, int argc, const char **argv, cons
     return VL_DISPATCH_DONE;
 }
 
+/* The Redis 7 layout (10 fields); clients parse it by position. */
 static void reply_command_info(vl_client *c, const vl_command *cmd)
 {
-    vl_reply_array(&c->out, 6);
+    vl_reply_array(&c->out, 10);
     vl_reply_bulk_str(&c->out, cmd->name);
     vl_reply_int(&c->out, cmd->arity);
     size_t nflags = 0;
@@ -224,6 +225,8 @@ static void reply_command_info(vl_client *c, const vl_command *cmd)
     vl_reply_int(&c->out, has_key);
     vl_reply_int(&c->out, has_key);
     vl_reply_int(&c->out, has_key);
+    for (int i = 0; i < 4; i++) /* ACL categories, tips, key specs, subcommands */
+        vl_reply_array(&c->out, 0);
 }
 
 /* COMMAND | COMMAND COUNT | COMMAND INFO name... | COMMAND DOCS [name...] | COMMAND LIST */

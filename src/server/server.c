@@ -13,6 +13,7 @@
  */
 #include "server/server.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,13 +102,27 @@ static void on_signal(vl_loop *l, int fd, int events, void *data)
     vl_loop_stop(l);
 }
 
+/* SIGINT and SIGTERM are blocked before any thread starts (threads
+ * inherit the mask), so they can only arrive through the signalfd that the
+ * loop watches, and shutdown is always the orderly one. */
+static void shutdown_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+}
+
+static void block_shutdown_signals(void)
+{
+    sigset_t set;
+    shutdown_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 static int watch_signals(void)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    shutdown_signals(&set);
     int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd >= 0)
         vl_loop_watch(server.loop, fd, VL_EV_READ, on_signal, NULL);
@@ -174,6 +189,7 @@ int vl_server_main(const vl_config *cfg)
     server.cfg = *cfg;
     server.start_time = (int64_t)time(NULL);
     signal(SIGPIPE, SIG_IGN);
+    block_shutdown_signals();
     if (open_engine(cfg) != 0)
         return 1;
     char err[256];
