@@ -100,3 +100,12 @@ vl_dispatch_result vl_command_dispatch(vl_client *c, int argc, const char **argv
         server.error_replies++;
     return r;
 }
+
+vl_dispatch_result vl_reply_status(vl_client *c, vl_status st, const vl_error *err)
+{
+    if (st == VL_OK)
+        vl_reply_simple(&c->out, "OK");
+    else
+        vl_reply_error(&c->out, "ERR %s", err->msg);
+    return VL_DISPATCH_DONE;
+}

@@ -31,6 +31,19 @@ vl_dispatch_result vl_command_dispatch(vl_client *c, int argc, const char **argv
 /** The table, for COMMAND. */
 const vl_command *vl_command_table(size_t *n);
 
+/** Reply +OK, or -ERR with err's message. */
+vl_dispatch_result vl_reply_status(vl_client *c, vl_status st, const vl_error *err);
+
+/** Called on the loop thread once a version is loaded (st says whether it
+ *  could be); returns whether the client is still blocked by it. */
+typedef vl_dispatch_result (*vl_version_ready_fn)(void *arg, vl_status st, const vl_error *err);
+
+/** Make sure retained version `version` of the default collection is
+ *  loaded -- on a worker thread, blocking c meanwhile, unless it is cached
+ *  -- then call then(arg, ...).  Returns the dispatch result for c. */
+vl_dispatch_result vl_with_version(vl_client *c, uint64_t version, vl_version_ready_fn then,
+                                   void *arg);
+
 /** Case-insensitive comparison of a (ptr, len) argument with a C string. */
 int vl_arg_is(const char *arg, size_t len, const char *word);
 

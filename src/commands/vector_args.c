@@ -1,6 +1,7 @@
 /* vector_args.c - see vector_args.h. */
 #include "commands/vector_args.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands/commands.h"
@@ -51,4 +52,30 @@ vl_status vl_k_arg(const char *s, size_t len, uint32_t *k, vl_error *err)
         return vl_fail(err, VL_ERR_LIMIT, "K must be at most %u", VL_MAX_K);
     *k = (uint32_t)v;
     return VL_OK;
+}
+
+vl_status vl_version_arg(int argc, const char **argv, const size_t *lens, int i,
+                         uint64_t *version, vl_error *err)
+{
+    if (i + 1 >= argc || !vl_arg_is(argv[i], lens[i], "VERSION"))
+        return vl_fail(err, VL_ERR_ARG, "syntax error near '%.*s'",
+                       (int)(lens[i] > 32 ? 32 : lens[i]), argv[i]);
+    char num[24];
+    size_t n = lens[i + 1];
+    char *end;
+    if (n == 0 || n >= sizeof num)
+        return vl_fail(err, VL_ERR_ARG, "VERSION must be a positive integer");
+    memcpy(num, argv[i + 1], n);
+    num[n] = '\0';
+    unsigned long long v = strtoull(num, &end, 10);
+    if (*end || v == 0 || num[0] == '-')
+        return vl_fail(err, VL_ERR_ARG, "VERSION must be a positive integer");
+    *version = v;
+    return VL_OK;
+}
+
+float *vl_scratch_vector(void)
+{
+    static _Alignas(64) float scratch[VL_MAX_DIM];
+    return scratch;
 }

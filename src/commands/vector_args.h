@@ -18,6 +18,13 @@
 vl_status vl_vector_arg(int argc, const char **argv, const size_t *lens, int i, float *out,
                         uint32_t *dim, int *used, vl_error *err);
 
+/** Parse "VERSION n" at argv[i] (n a positive integer). */
+vl_status vl_version_arg(int argc, const char **argv, const size_t *lens, int i,
+                         uint64_t *version, vl_error *err);
+
+/** Room for one VL_MAX_DIM vector, for handlers on the loop thread. */
+float *vl_scratch_vector(void);
+
 /** Parse a positive integer K (1..VL_MAX_K) from a word. */
 vl_status vl_k_arg(const char *s, size_t len, uint32_t *k, vl_error *err);
 

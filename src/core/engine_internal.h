@@ -105,7 +105,8 @@ void vl_compact_run(vl_lake_job *j);
 void vl_compact_complete(vl_engine *e, vl_lake_job *j);
 /* lake_load.c */
 vl_status vl_lake_load(vl_engine *e, vl_collection *c, vl_error *err);
-vl_status vl_lake_build_rows(vl_engine *e, const vl_manifest *m, vl_rowstore **out, vl_error *err);
+vl_status vl_lake_build_rows(vl_objstore *store, const vl_manifest *m, vl_rowstore **out,
+                             vl_error *err);
 vl_status vl_lake_read_segment(vl_objstore *s, const vl_manifest_segment *g, uint32_t dim,
                                vl_segment *seg, uint32_t **deleted, uint64_t *ndeleted,
                                vl_error *err);

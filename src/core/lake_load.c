@@ -96,8 +96,8 @@ static void insert_live_rows(vl_rowstore *rows, const vl_segment *seg, const uin
 
 /* Load every segment of m into a fresh row store (and, if lake is given,
  * the lake bookkeeping). */
-static vl_status load_version(vl_engine *e, const vl_manifest *m, vl_rowstore *rows, vl_lake *lake,
-                              vl_error *err)
+static vl_status load_version(vl_objstore *store, const vl_manifest *m, vl_rowstore *rows,
+                              vl_lake *lake, vl_error *err)
 {
     rows->dim = m->dim;
     for (size_t i = 0; i < m->nsegs; i++) {
@@ -105,7 +105,7 @@ static vl_status load_version(vl_engine *e, const vl_manifest *m, vl_rowstore *r
         uint32_t *deleted;
         uint64_t ndeleted;
         vl_status st =
-            vl_lake_read_segment(e->store, &m->segs[i], m->dim, &seg, &deleted, &ndeleted, err);
+            vl_lake_read_segment(store, &m->segs[i], m->dim, &seg, &deleted, &ndeleted, err);
         if (st != VL_OK)
             return st;
         uint32_t id = VL_SEG_NONE;
@@ -121,10 +121,11 @@ static vl_status load_version(vl_engine *e, const vl_manifest *m, vl_rowstore *r
     return VL_OK;
 }
 
-vl_status vl_lake_build_rows(vl_engine *e, const vl_manifest *m, vl_rowstore **out, vl_error *err)
+vl_status vl_lake_build_rows(vl_objstore *store, const vl_manifest *m, vl_rowstore **out,
+                             vl_error *err)
 {
     vl_rowstore *rows = vl_rowstore_new(m->metric);
-    vl_status st = load_version(e, m, rows, NULL, err);
+    vl_status st = load_version(store, m, rows, NULL, err);
     if (st != VL_OK) {
         vl_rowstore_unref(rows);
         return st;
@@ -145,7 +146,7 @@ static vl_status open_version(vl_engine *e, vl_collection *c, uint64_t v, vl_err
     lake.head = m;
     lake.head.nsegs = 0; /* grows as segments load, so a failure frees only those */
     vl_rowstore *rows = vl_rowstore_new(c->metric);
-    st = load_version(e, &m, rows, &lake, err);
+    st = load_version(e->store, &m, rows, &lake, err);
     if (st == VL_OK && m.metric != c->metric)
         st = vl_fail(err, VL_ERR_CORRUPT,
                      "%s version %" PRIu64 ": metric %s differs from the "

@@ -5,9 +5,12 @@
  * files) into a private, immutable row store, so the answer is exactly that
  * version whatever happened since.  The last version read is cached per
  * collection: repeated queries against one version load it once.  Expired
- * versions give VL_ERR_NOTFOUND with the retained range.
+ * versions give VL_ERR_NOTFOUND with the retained range.  Loading reads
+ * only the store, so the server runs it on a worker thread
+ * (vl_version_load_*) and the event loop never waits for the files.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,28 +52,17 @@ static vl_status not_retained(const vl_lake *l, uint64_t version, vl_error *err)
                    version, l->retained[0].version, l->retained[l->nretained - 1].version);
 }
 
-static vl_status load_cached(vl_engine *e, vl_collection *c, uint64_t version, vl_error *err)
-{
-    if (c->cache && c->cache->version == version)
-        return VL_OK;
-    vl_manifest m;
-    vl_status st = vl_manifest_load(e->store, c->name, version, &m, err);
-    if (st != VL_OK)
-        return st;
+struct vl_version_load {
+    vl_objstore *store;
+    char coll[VL_MAX_COLLECTION_NAME + 1];
+    uint64_t version;
     vl_rowstore *rows;
-    st = vl_lake_build_rows(e, &m, &rows, err);
-    vl_manifest_free(&m);
-    if (st != VL_OK)
-        return st;
-    vl_version_cache_free(c->cache);
-    c->cache = vl_calloc(1, sizeof *c->cache);
-    c->cache->version = version;
-    c->cache->rows = rows;
-    return VL_OK;
-}
+    vl_status st;
+    vl_error err;
+};
 
-vl_status vl_snapshot_open_version(vl_engine *e, const char *coll, uint64_t version,
-                                   vl_snapshot **out, vl_error *err)
+vl_status vl_version_load_begin(vl_engine *e, const char *coll, uint64_t version,
+                                vl_version_load **out, vl_error *err)
 {
     vl_collection *c = vl_engine_find(e, coll);
     *out = NULL;
@@ -81,9 +73,62 @@ vl_status vl_snapshot_open_version(vl_engine *e, const char *coll, uint64_t vers
                        version);
     if (!retained(&c->lake, version))
         return not_retained(&c->lake, version, err);
-    vl_status st = load_cached(e, c, version, err);
+    if (c->cache && c->cache->version == version)
+        return VL_OK;
+    vl_version_load *l = vl_calloc(1, sizeof *l);
+    l->store = e->store;
+    snprintf(l->coll, sizeof l->coll, "%s", coll);
+    l->version = version;
+    *out = l;
+    return VL_OK;
+}
+
+void vl_version_load_run(vl_version_load *l)
+{
+    vl_manifest m;
+    l->st = vl_manifest_load(l->store, l->coll, l->version, &m, &l->err);
+    if (l->st != VL_OK)
+        return;
+    l->st = vl_lake_build_rows(l->store, &m, &l->rows, &l->err);
+    vl_manifest_free(&m);
+}
+
+vl_status vl_version_load_end(vl_engine *e, vl_version_load *l, vl_error *err)
+{
+    vl_status st = l->st;
+    vl_collection *c = vl_engine_find(e, l->coll);
+    if (st == VL_OK && c) {
+        vl_version_cache_free(c->cache);
+        c->cache = vl_calloc(1, sizeof *c->cache);
+        c->cache->version = l->version;
+        c->cache->rows = l->rows;
+        l->rows = NULL;
+    } else if (err) {
+        *err = l->err;
+    }
+    vl_rowstore_unref(l->rows);
+    free(l);
+    return st;
+}
+
+static vl_status load_cached(vl_engine *e, const char *coll, uint64_t version, vl_error *err)
+{
+    vl_version_load *l;
+    vl_status st = vl_version_load_begin(e, coll, version, &l, err);
+    if (st != VL_OK || !l)
+        return st;
+    vl_version_load_run(l);
+    return vl_version_load_end(e, l, err);
+}
+
+vl_status vl_snapshot_open_version(vl_engine *e, const char *coll, uint64_t version,
+                                   vl_snapshot **out, vl_error *err)
+{
+    *out = NULL;
+    vl_status st = load_cached(e, coll, version, err);
     if (st != VL_OK)
         return st;
+    vl_collection *c = vl_engine_find(e, coll);
     vl_snapshot *s = vl_calloc(1, sizeof *s);
     vl_rowstore_ref(c->cache->rows);
     s->rows = c->cache->rows;

@@ -1,0 +1,178 @@
+/*
+ * cmd_search.c - VSEARCH vector K [WITHSCORES] [VERSION n].
+ *
+ * The handler validates and pins a snapshot on the loop thread, then the
+ * scoring runs on worker threads (a large collection in several parts at
+ * once) and the last part to finish replies.  The client's later requests
+ * wait, so replies keep their order.  With VERSION n the version is first
+ * loaded off the loop if it is not cached (version_loader.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands/commands.h"
+#include "commands/vector_args.h"
+#include "server/server.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#define VSEARCH_SYNTAX "syntax error: VSEARCH vector K [WITHSCORES] [VERSION n]"
+
+/* One VSEARCH in flight: its snapshot, its query and the parts running. */
+typedef struct {
+    vl_client *client;
+    vl_snapshot *snap;
+    vl_search *search;
+    float *query;
+    uint32_t dim, k;
+    int withscores;
+    uint64_t version;
+    uint32_t parts_left;
+} search_request;
+
+typedef struct {
+    vl_job job;
+    search_request *req;
+    uint32_t part;
+} search_part;
+
+static void request_free(search_request *r)
+{
+    vl_search_free(r->search);
+    vl_snapshot_close(r->snap);
+    free(r->query);
+    free(r);
+}
+
+static void part_run(vl_job *j)
+{
+    search_part *p = (search_part *)j;
+    vl_search_run_part(p->req->search, p->part);
+}
+
+static void reply_hits(vl_client *c, const vl_hit *hits, uint32_t n, int withscores)
+{
+    if (withscores)
+        vl_reply_map(&c->out, n);
+    else
+        vl_reply_array(&c->out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        vl_reply_bulk(&c->out, hits[i].key, hits[i].keylen);
+        if (withscores)
+            vl_reply_double(&c->out, hits[i].score);
+    }
+}
+
+/* Loop thread.  Keys point into the snapshot: reply before closing it. */
+static void part_done(vl_job *j)
+{
+    search_part *p = (search_part *)j;
+    search_request *r = p->req;
+    free(p);
+    if (--r->parts_left)
+        return;
+    vl_client *c = r->client;
+    if (!(c->flags & VL_CLIENT_CLOSED)) {
+        vl_hit *hits = vl_malloc((size_t)r->k * sizeof *hits);
+        uint32_t n;
+        vl_search_finish(r->search, hits, &n);
+        reply_hits(c, hits, n, r->withscores);
+        free(hits);
+    }
+    request_free(r);
+    vl_client_unblock(&server.clients, c);
+}
+
+/* Pin the snapshot, validate, and hand the parts to the workers. */
+static vl_dispatch_result start_search(search_request *r)
+{
+    vl_client *c = r->client;
+    vl_error err;
+    vl_status st = VL_OK;
+    if (r->version)
+        st = vl_snapshot_open_version(server.engine, VL_DEFAULT_COLLECTION, r->version, &r->snap,
+                                      &err);
+    else
+        r->snap = vl_snapshot_open(server.engine, VL_DEFAULT_COLLECTION);
+    if (st == VL_OK) {
+        uint32_t parts = vl_search_suggest_parts(r->snap, (uint32_t)server.cfg.threads);
+        st = vl_search_new(r->snap, r->query, r->dim, r->k, parts, &r->search, &err);
+    }
+    if (st != VL_OK || (c->flags & VL_CLIENT_CLOSED)) {
+        if (st != VL_OK && !(c->flags & VL_CLIENT_CLOSED))
+            vl_reply_error(&c->out, "ERR %s", err.msg);
+        request_free(r);
+        return VL_DISPATCH_DONE;
+    }
+    server.searches++;
+    r->parts_left = vl_search_parts(r->search);
+    c->flags |= VL_CLIENT_BLOCKED;
+    for (uint32_t i = 0; i < r->parts_left; i++) {
+        search_part *p = vl_calloc(1, sizeof *p);
+        p->job.run = part_run;
+        p->job.done = part_done;
+        p->req = r;
+        p->part = i;
+        vl_pool_submit(server.pool, &p->job);
+    }
+    return VL_DISPATCH_BLOCKED;
+}
+
+static vl_dispatch_result version_ready(void *arg, vl_status st, const vl_error *err)
+{
+    search_request *r = arg;
+    if (st == VL_OK)
+        return start_search(r);
+    if (!(r->client->flags & VL_CLIENT_CLOSED))
+        vl_reply_error(&r->client->out, "ERR %s", err->msg);
+    request_free(r);
+    return VL_DISPATCH_DONE;
+}
+
+static vl_status parse_options(int argc, const char **argv, const size_t *lens, int i,
+                               search_request *r, vl_error *err)
+{
+    for (; i < argc; i++) {
+        if (vl_arg_is(argv[i], lens[i], "WITHSCORES") && !r->withscores) {
+            r->withscores = 1;
+        } else if (vl_arg_is(argv[i], lens[i], "VERSION") && !r->version) {
+            vl_status st = vl_version_arg(argc, argv, lens, i, &r->version, err);
+            if (st != VL_OK)
+                return st;
+            i++;
+        } else {
+            return vl_fail(err, VL_ERR_ARG, VSEARCH_SYNTAX);
+        }
+    }
+    return VL_OK;
+}
+
+/* VSEARCH vector K [WITHSCORES] [VERSION n]; vector may be FP32 <blob>. */
+vl_dispatch_result vl_cmd_vsearch(vl_client *c, int argc, const char **argv, const size_t *lens)
+{
+    vl_error err;
+    uint32_t dim, k;
+    int used;
+    float *scratch = vl_scratch_vector();
+    vl_status st = vl_vector_arg(argc, argv, lens, 1, scratch, &dim, &used, &err);
+    int ki = 1 + used;
+    if (st == VL_OK && ki >= argc)
+        st = vl_fail(&err, VL_ERR_ARG, VSEARCH_SYNTAX);
+    if (st == VL_OK)
+        st = vl_k_arg(argv[ki], lens[ki], &k, &err);
+    search_request *r = vl_calloc(1, sizeof *r);
+    if (st == VL_OK)
+        st = parse_options(argc, argv, lens, ki + 1, r, &err);
+    if (st != VL_OK) {
+        free(r);
+        return vl_reply_status(c, st, &err);
+    }
+    r->client = c;
+    r->k = k;
+    r->dim = dim;
+    r->query = vl_aligned_alloc((size_t)dim * sizeof(float));
+    memcpy(r->query, scratch, (size_t)dim * sizeof(float));
+    if (r->version)
+        return vl_with_version(c, r->version, version_ready, r);
+    return start_search(r);
+}
