@@ -17,7 +17,6 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
-
 /* VSET key vector | VSET key FP32 blob */
 vl_dispatch_result vl_cmd_vset(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
@@ -60,8 +59,8 @@ static vl_dispatch_result vget_version_ready(void *arg, vl_status st, const vl_e
     vl_error e2;
     uint32_t dim;
     if (st == VL_OK)
-        st = vl_snapshot_open_version(server.engine, VL_DEFAULT_COLLECTION, g->version, &snap,
-                                      &e2), err = &e2;
+        st = vl_snapshot_open_version(server.engine, VL_DEFAULT_COLLECTION, g->version, &snap, &e2),
+        err = &e2;
     if (!(c->flags & VL_CLIENT_CLOSED)) {
         if (st != VL_OK)
             vl_reply_error(&c->out, "ERR %s", err->msg);
@@ -93,7 +92,7 @@ vl_dispatch_result vl_cmd_vget(vl_client *c, int argc, const char **argv, const 
     }
     if (argc != 4 || vl_version_arg(argc, argv, lens, 2, &version, &err) != VL_OK)
         return vl_reply_status(c, vl_fail(&err, VL_ERR_ARG, "syntax error: VGET key [VERSION n]"),
-                            &err);
+                               &err);
     versioned_get *g = vl_calloc(1, sizeof *g);
     g->client = c;
     g->key = vl_strndup(argv[1], lens[1]);
@@ -125,4 +124,3 @@ vl_dispatch_result vl_cmd_clear(vl_client *c, int argc, const char **argv, const
         server.writes++;
     return vl_reply_status(c, st, &err);
 }
-

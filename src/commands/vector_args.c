@@ -54,8 +54,8 @@ vl_status vl_k_arg(const char *s, size_t len, uint32_t *k, vl_error *err)
     return VL_OK;
 }
 
-vl_status vl_version_arg(int argc, const char **argv, const size_t *lens, int i,
-                         uint64_t *version, vl_error *err)
+vl_status vl_version_arg(int argc, const char **argv, const size_t *lens, int i, uint64_t *version,
+                         vl_error *err)
 {
     if (i + 1 >= argc || !vl_arg_is(argv[i], lens[i], "VERSION"))
         return vl_fail(err, VL_ERR_ARG, "syntax error near '%.*s'",

@@ -19,8 +19,8 @@ vl_status vl_vector_arg(int argc, const char **argv, const size_t *lens, int i, 
                         uint32_t *dim, int *used, vl_error *err);
 
 /** Parse "VERSION n" at argv[i] (n a positive integer). */
-vl_status vl_version_arg(int argc, const char **argv, const size_t *lens, int i,
-                         uint64_t *version, vl_error *err);
+vl_status vl_version_arg(int argc, const char **argv, const size_t *lens, int i, uint64_t *version,
+                         vl_error *err);
 
 /** Room for one VL_MAX_DIM vector, for handlers on the loop thread. */
 float *vl_scratch_vector(void);

@@ -43,7 +43,8 @@ vl_dispatch_result vl_with_version(vl_client *c, uint64_t version, vl_version_re
 {
     vl_error err;
     vl_version_load *load;
-    vl_status st = vl_version_load_begin(server.engine, VL_DEFAULT_COLLECTION, version, &load, &err);
+    vl_status st =
+        vl_version_load_begin(server.engine, VL_DEFAULT_COLLECTION, version, &load, &err);
     if (st != VL_OK || !load)
         return then(arg, st, &err);
     load_job *l = vl_calloc(1, sizeof *l);

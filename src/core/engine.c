@@ -26,11 +26,11 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
-int64_t vl_monotonic_seconds(void)
+int64_t vl_monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Keeps row indexes inside the keymap's 32-bit range. */
@@ -92,8 +92,8 @@ static void apply(vl_engine *e, vl_collection *c, const vl_wal_record *rec)
         c->lake.cleared_lsn = rec->lsn;
         break;
     }
-    if (!e->dirty_since)
-        e->dirty_since = vl_monotonic_seconds();
+    if (!c->lake.dirty_since_ms)
+        c->lake.dirty_since_ms = vl_monotonic_ms();
     c->lake.last_change = rec->lsn;
     e->applied_lsn = rec->lsn;
 }

@@ -41,12 +41,13 @@ typedef struct {
     vl_job_kind kind;
     vl_objstore *store;
     char coll[VL_MAX_COLLECTION_NAME + 1];
-    vl_manifest base;     /* the head the job builds on */
-    vl_manifest result;   /* the version it committed */
-    uint64_t new_version; /* the version the job commits */
-    uint64_t lsn;         /* flush: changes up to this LSN */
-    vl_snapshot *snap;    /* flush: the rows to write */
-    vl_job_deletes *dels; /* flush: per base segment */
+    vl_manifest base;       /* the head the job builds on */
+    vl_manifest result;     /* the version it committed */
+    uint64_t new_version;   /* the version the job commits */
+    int64_t dirty_since_ms; /* flush: the collection's, restored if the job fails */
+    uint64_t lsn;           /* flush: changes up to this LSN */
+    vl_snapshot *snap;      /* flush: the rows to write */
+    vl_job_deletes *dels;   /* flush: per base segment */
     size_t ndels;
     uint32_t *flushed; /* flush: row-store rows written, in segment order */
     uint64_t nflushed;
@@ -72,10 +73,9 @@ struct vl_engine {
     vl_lake_job *job;           /* background job in flight, or NULL */
     int job_fd;                 /* eventfd: readable when job finished */
     int64_t last_save;          /* unix seconds of the last commit */
-    int64_t dirty_since;        /* monotonic seconds of the oldest unflushed change */
     vl_error last_job_error;    /* empty, or why the last background job failed */
     vl_error warning;           /* empty, or what the open had to work around */
-    int64_t backoff_until;      /* monotonic seconds: no automatic job before */
+    int64_t backoff_until;      /* monotonic ms: no automatic job before */
     uint64_t commits, flushes, compactions, gc_deleted;
 };
 
@@ -89,7 +89,7 @@ struct vl_snapshot {
 };
 
 vl_collection *vl_engine_find(vl_engine *e, const char *name);
-int64_t vl_monotonic_seconds(void);
+int64_t vl_monotonic_ms(void);
 void vl_version_cache_free(struct vl_version_cache *vc);
 /** After a commit: count it, stamp LASTSAVE, remove covered WAL files. */
 void vl_engine_note_commit(vl_engine *e);

@@ -19,17 +19,11 @@
 vl_status vl_engine_remove_covered_wal(vl_engine *e, vl_error *err)
 {
     uint64_t covered = e->applied_lsn;
-    int dirty = 0;
     for (size_t i = 0; i < e->ncolls; i++) {
         const vl_lake *l = &e->colls[i].lake;
-        if (vl_lake_dirty(l)) {
-            dirty = 1;
-            if (l->head.wal_lsn < covered)
-                covered = l->head.wal_lsn;
-        }
+        if (vl_lake_dirty(l) && l->head.wal_lsn < covered)
+            covered = l->head.wal_lsn;
     }
-    if (!dirty)
-        e->dirty_since = 0;
     return vl_wal_remove_through(e->wal, covered, err);
 }
 
@@ -85,12 +79,14 @@ void vl_background_poll(vl_engine *e)
 
 static int flush_due(const vl_engine *e, const vl_collection *c, uint64_t wal_bytes, int64_t now)
 {
-    if (!vl_lake_dirty(&c->lake))
+    const vl_lake *l = &c->lake;
+    if (!vl_lake_dirty(l))
         return 0;
     const vl_options *o = &e->opt;
-    return (o->flush_rows && c->lake.unflushed_puts >= o->flush_rows) ||
+    return (o->flush_rows && l->unflushed_puts >= o->flush_rows) ||
            (o->flush_wal_bytes && wal_bytes >= o->flush_wal_bytes) ||
-           (o->flush_seconds && e->dirty_since && now - e->dirty_since >= o->flush_seconds);
+           (o->flush_seconds && l->dirty_since_ms &&
+            now - l->dirty_since_ms >= (int64_t)o->flush_seconds * 1000);
 }
 
 /* Dead rows (overwritten or deleted) stay in memory until the generation
@@ -109,7 +105,7 @@ static void reclaim_dead_rows(vl_collection *c)
 
 void vl_maintenance(vl_engine *e)
 {
-    int64_t now = vl_monotonic_seconds();
+    int64_t now = vl_monotonic_ms();
     if (e->job || e->failed)
         return;
     for (size_t i = 0; i < e->ncolls; i++)

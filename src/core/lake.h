@@ -56,6 +56,7 @@ typedef struct {
     uint64_t cleared_lsn;      /* CLEAR after head.wal_lsn, not committed; 0 if none */
     uint64_t last_change;      /* LSN of the newest change to the collection */
     uint64_t unflushed_puts;   /* puts since the head (auto-flush trigger) */
+    int64_t dirty_since_ms;    /* monotonic ms of the oldest change no flush has taken; 0: none */
     vl_lake_version *retained; /* committed versions still readable, ascending */
     size_t nretained;
     uint64_t top_version; /* highest version number in the store (the next commit is +1) */

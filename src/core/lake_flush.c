@@ -78,6 +78,8 @@ vl_status vl_flush_prepare(vl_engine *e, vl_collection *c, vl_lake_job **out, vl
     snprintf(j->coll, sizeof j->coll, "%s", c->name);
     j->lsn = e->applied_lsn;
     j->new_version = c->lake.top_version + 1;
+    j->dirty_since_ms = c->lake.dirty_since_ms;
+    c->lake.dirty_since_ms = 0; /* everything so far is taken; later changes start the clock */
     j->snap = vl_snapshot_open(e, c->name);
     vl_manifest_copy(&j->base, &c->lake.head);
     int cleared = c->lake.cleared_lsn && c->lake.cleared_lsn <= j->lsn;
@@ -275,8 +277,12 @@ static void locate_flushed_rows(vl_collection *c, vl_lake_job *j, uint32_t seg_i
 void vl_flush_complete(vl_engine *e, vl_lake_job *j)
 {
     vl_collection *c = vl_lake_job_target(e, j);
-    if (!c)
+    if (!c) {
+        c = vl_engine_find(e, j->coll);
+        if (c && (!c->lake.dirty_since_ms || j->dirty_since_ms < c->lake.dirty_since_ms))
+            c->lake.dirty_since_ms = j->dirty_since_ms; /* nothing was taken after all */
         return;
+    }
     vl_lake *l = &c->lake;
     adopt_segments(c, j);
     /* The kept segments first; the new one is appended below, with its id. */

@@ -61,7 +61,7 @@ vl_status vl_lake_job_finish(vl_engine *e, vl_error *err)
     if (st != VL_OK && err)
         *err = j->err;
     if (st != VL_OK)
-        e->backoff_until = vl_monotonic_seconds() + 10;
+        e->backoff_until = vl_monotonic_ms() + 10000;
     vl_lake_job_free(j);
     return st;
 }
