@@ -253,6 +253,19 @@ uint64_t vl_current_version(vl_engine *e, const char *coll);
 vl_status vl_snapshot_open_version(vl_engine *e, const char *coll, uint64_t version,
                                    vl_snapshot **out, vl_error *err);
 
+/**
+ * The same load in three steps, so a server can read the files off its
+ * event loop: begin (owner thread; checks the version is retained; *out is
+ * NULL when it is already cached), run (any thread; reads the files), end
+ * (owner thread; caches the version and frees the load).  Afterwards
+ * vl_snapshot_open_version() returns at once.
+ */
+typedef struct vl_version_load vl_version_load;
+vl_status vl_version_load_begin(vl_engine *e, const char *coll, uint64_t version,
+                                vl_version_load **out, vl_error *err);
+void vl_version_load_run(vl_version_load *l);
+vl_status vl_version_load_end(vl_engine *e, vl_version_load *l, vl_error *err);
+
 /** Copy key's vector as the snapshot sees it; owner thread only.
  *  VL_ERR_NOTFOUND / VL_ERR_LIMIT as vl_get(). */
 vl_status vl_snapshot_get(const vl_snapshot *s, const void *key, size_t keylen, float *out,
