@@ -76,6 +76,8 @@ struct vl_engine {
     vl_error last_job_error;    /* empty, or why the last background job failed */
     vl_error warning;           /* empty, or what the open had to work around */
     int64_t backoff_until;      /* monotonic ms: no automatic job before */
+    int version_loads;          /* time-travel reads in flight: GC waits for them */
+    int gc_pending;             /* a GC pass was put off; vl_maintenance runs it */
     uint64_t commits, flushes, compactions, gc_deleted;
 };
 

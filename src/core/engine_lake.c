@@ -110,6 +110,11 @@ void vl_maintenance(vl_engine *e)
         return;
     for (size_t i = 0; i < e->ncolls; i++)
         reclaim_dead_rows(&e->colls[i]);
+    if (e->gc_pending && !e->version_loads) {
+        e->gc_pending = 0;
+        for (size_t i = 0; i < e->ncolls; i++)
+            vl_lake_gc(e, &e->colls[i]);
+    }
     if (now < e->backoff_until)
         return;
     vl_wal_stats ws;

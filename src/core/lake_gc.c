@@ -5,10 +5,10 @@
  * (their manifests are deleted, oldest first); then every segment or
  * deletion file referenced by no retained manifest is deleted.  Files are
  * only deleted while no background job is in flight (a job's new files are
- * not referenced until it commits), and time travel reads versions into
- * memory, so no reader can hold a file that GC removes.  At start the same
+ * not referenced until it commits).  At start the same
  * pass removes objects left by a crash between writing files and
- * committing.
+ * committing.  While a time-travel read runs on a worker thread, GC
+ * waits (vl_maintenance runs it afterwards): the files it reads stay.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -96,8 +96,10 @@ static void delete_unreferenced(vl_engine *e, const char *prefix, const name_set
 
 void vl_lake_gc(vl_engine *e, vl_collection *c)
 {
-    if (e->job)
+    if (e->job || e->version_loads) {
+        e->gc_pending = 1; /* new files not yet committed, or old ones being read */
         return;
+    }
     expire_versions(e, c);
     name_set refs = {0};
     if (referenced(e, c, &refs)) {

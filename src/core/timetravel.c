@@ -76,6 +76,7 @@ vl_status vl_version_load_begin(vl_engine *e, const char *coll, uint64_t version
     if (c->cache && c->cache->version == version)
         return VL_OK;
     vl_version_load *l = vl_calloc(1, sizeof *l);
+    e->version_loads++; /* pins the version's files until vl_version_load_end */
     l->store = e->store;
     snprintf(l->coll, sizeof l->coll, "%s", coll);
     l->version = version;
@@ -96,6 +97,7 @@ void vl_version_load_run(vl_version_load *l)
 vl_status vl_version_load_end(vl_engine *e, vl_version_load *l, vl_error *err)
 {
     vl_status st = l->st;
+    e->version_loads--;
     vl_collection *c = vl_engine_find(e, l->coll);
     if (st == VL_OK && c) {
         vl_version_cache_free(c->cache);
