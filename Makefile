@@ -77,41 +77,52 @@ build/san/test/%: tests/unit/%.c $(SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(SANFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-run: deps build ## install what is missing, build, serve 127.0.0.1:$(PORT) with data in $(DIR)
+# Installing comes strictly before compiling (a fresh machine may lack
+# headers), so these targets install first, then build in a sub-make.
+run: deps ## install what is missing, build, serve 127.0.0.1:$(PORT) with data in $(DIR)
+	@$(MAKE) --no-print-directory build
 	bin/vexlake-server --port $(PORT) --dir $(DIR) $(ARGS)
 
 unit-bins: $(TESTS:%=build/rel/test/%)
 san-bins: $(TESTS:%=build/san/test/%)
 
-test: deps-test build unit-bins san-bins ## install what is missing, build, run every test
+test: deps-test ## install what is missing, build, run every test
+	@$(MAKE) --no-print-directory build unit-bins san-bins
 	@scripts/run-tests.sh all
 
-test-unit: deps-test unit-bins ## C unit tests only
+test-unit: deps-test ## C unit tests only
+	@$(MAKE) --no-print-directory unit-bins
 	@scripts/run-tests.sh unit
 
-test-asan: deps-test san-bins ## C unit tests under AddressSanitizer + UBSan
+test-asan: deps-test ## C unit tests under AddressSanitizer + UBSan
+	@$(MAKE) --no-print-directory san-bins
 	@scripts/run-tests.sh asan
 
-test-e2e: deps-test build ## end-to-end tests with redis-cli and redis-py
+test-e2e: deps-test ## end-to-end tests with redis-cli and redis-py
+	@$(MAKE) --no-print-directory build
 	@scripts/run-tests.sh e2e
 
-bench: deps-test build ## benchmarks against peers; figures go to bench/results/
+bench: deps-test ## benchmarks against peers; figures go to bench/results/
+	@$(MAKE) --no-print-directory build
 	@bench/run.sh
 
-fmt: ## format the C sources with clang-format
+fmt: deps-test ## format the C sources with clang-format
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
-fmt-check: ## fail if any C file is not clang-formatted
+fmt-check: deps-test ## fail if any C file is not clang-formatted
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
-lint: deps ## warnings as errors, then cppcheck
+lint: deps-test ## warnings as errors, then cppcheck
 	$(MAKE) -B $(REL_OBJ) build/rel/server/main.o EXTRA_CFLAGS=-Werror
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -Iinclude -Isrc src include
 
-verify: fmt-check lint test ## format check, lint and every test
+verify: ## format check, lint and every test, one after the other
+	@$(MAKE) --no-print-directory fmt-check
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory test
 
-doc: ## Doxygen HTML of include/vexlake.h into docs/api
+doc: deps-test ## Doxygen HTML of include/vexlake.h into docs/api
 	doxygen Doxyfile
 
 clean: ## remove build output (never the data directory)
