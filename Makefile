@@ -28,9 +28,12 @@ SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 
 # Object files are real targets, not intermediates to delete after a link.
 .SECONDARY:
-# Build on every core unless the caller chose (-j1 / -jN).
-ifeq ($(filter -j%,$(MAKEFLAGS)),)
+# Build on every core unless the caller chose (-j1 / -jN); sub-makes
+# inherit the jobserver.
+ifeq ($(MAKELEVEL),0)
+ifeq ($(filter -j% j%,$(MAKEFLAGS)),)
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
 endif
 
 .PHONY: all build run test test-unit test-asan test-e2e deps deps-test fmt fmt-check lint verify \
