@@ -49,7 +49,7 @@ typedef struct {
 } vl_segment;
 
 typedef struct {
-    int zstd_level;      /* 0 disables compression; default 3 */
+    int zstd_level;      /* 0 disables compression; default 1 (fast; 3 saves ~4% more) */
     uint32_t page_bytes; /* target uncompressed page size; default 1 MiB */
 } vl_parquet_options;
 

@@ -35,7 +35,7 @@
 
 void vl_parquet_options_init(vl_parquet_options *o)
 {
-    o->zstd_level = 3;
+    o->zstd_level = 1;
     o->page_bytes = 1u << 20;
 }
 

@@ -250,7 +250,7 @@ static void test_write_rejects_bad_args(void **state)
     rows_make(&rs, 2, 3, 0, 1);
     vl_parquet_options o;
     vl_parquet_options_init(&o);
-    assert_int_equal(o.zstd_level, 3);
+    assert_int_equal(o.zstd_level, 1);
     assert_int_equal(o.page_bytes, 1u << 20);
     uint8_t *buf = NULL;
     size_t len = 0;
