@@ -71,6 +71,11 @@ def bench_vexlake(base, queries, tmp):
         load_s = time.perf_counter() - t0
         for q in queries[:20]:  # warm up
             r.execute_command("VSEARCH", "FP32", q.tobytes(), K)
+        ping = []
+        for _ in range(200):
+            t = time.perf_counter()
+            r.ping()
+            ping.append(time.perf_counter() - t)
         lat, found = [], []
         for q in queries:
             t = time.perf_counter()
@@ -78,7 +83,8 @@ def bench_vexlake(base, queries, tmp):
             lat.append(time.perf_counter() - t)
             found.append([int(x) for x in ids])
         info = r.info("server")
-        return lat, found, load_s, info.get("distance_kernel", "?"), info.get("search_threads", "?")
+        return (lat, found, load_s, info.get("distance_kernel", "?"),
+                info.get("search_threads", "?"), float(np.median(ping)) * 1e3)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -117,7 +123,7 @@ def main():
             return float(np.sqrt(((b64[i] - q64[q]) ** 2).sum()))
 
         with tempfile.TemporaryDirectory() as tmp:
-            vl_lat, vl_found, load_s, kernel, threads = bench_vexlake(base, queries, tmp)
+            vl_lat, vl_found, load_s, kernel, threads, ping_ms = bench_vexlake(base, queries, tmp)
         fa_lat, fa_found = bench_faiss(base, queries)
         vp50, vp99, vqps = percentiles(vl_lat)
         fp50, fp99, fqps = percentiles(fa_lat)
@@ -127,7 +133,8 @@ def main():
               f"recall@10 {recall(vl_found, gt, gt_dist, dist_of):.4f}")
         print(f"  faiss FlatL2     p50 {fp50:7.3f} ms  p99 {fp99:7.3f} ms  {fqps:8.0f} q/s  "
               f"recall@10 {recall(fa_found, gt, gt_dist, dist_of):.4f}  (in-process, 1 thread)")
-        print(f"  (vexlake: {threads} search threads over loopback incl. redis-py; faiss: in-process)")
+        print(f"  (vexlake: {threads} search threads over loopback incl. redis-py, whose PING round"
+              f" trip alone is {ping_ms:.3f} ms; faiss: in-process)")
         print(f"  ratio p50 vexlake/faiss: {vp50 / fp50:.2f}")
     sys.stdout.flush()
 
