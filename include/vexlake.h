@@ -309,6 +309,10 @@ vl_status vl_snapshot_search(const vl_snapshot *s, const float *query, uint32_t 
  */
 typedef struct vl_search vl_search;
 
+/** 1 when searching s costs less than handing the search to another thread
+ *  (a few tens of microseconds): callers may run it inline. */
+int vl_search_is_small(const vl_snapshot *s);
+
 /** How many parts make sense for this snapshot on max_parts threads
  *  (1 for small collections, where a thread hand-off costs more). */
 uint32_t vl_search_suggest_parts(const vl_snapshot *s, uint32_t max_parts);

@@ -3,7 +3,8 @@
  *
  * The handler validates and pins a snapshot on the loop thread, then the
  * scoring runs on worker threads (a large collection in several parts at
- * once) and the last part to finish replies.  The client's later requests
+ * once) and the last part to finish replies.  A search smaller than the
+ * cost of the hand-off (vl_search_is_small) runs inline instead.  The client's later requests
  * wait, so replies keep their order.  With VERSION n the version is first
  * loaded off the loop if it is not cached (version_loader.c).
  */
@@ -63,14 +64,10 @@ static void reply_hits(vl_client *c, const vl_hit *hits, uint32_t n, int withsco
     }
 }
 
-/* Loop thread.  Keys point into the snapshot: reply before closing it. */
-static void part_done(vl_job *j)
+/* Merge the parts and reply (keys point into the snapshot: before closing
+ * it), then free the request. */
+static void finish(search_request *r)
 {
-    search_part *p = (search_part *)j;
-    search_request *r = p->req;
-    free(p);
-    if (--r->parts_left)
-        return;
     vl_client *c = r->client;
     if (!(c->flags & VL_CLIENT_CLOSED)) {
         vl_hit *hits = vl_malloc((size_t)r->k * sizeof *hits);
@@ -80,6 +77,18 @@ static void part_done(vl_job *j)
         free(hits);
     }
     request_free(r);
+}
+
+/* Loop thread: the last part to finish replies. */
+static void part_done(vl_job *j)
+{
+    search_part *p = (search_part *)j;
+    search_request *r = p->req;
+    free(p);
+    if (--r->parts_left)
+        return;
+    vl_client *c = r->client;
+    finish(r);
     vl_client_unblock(&server.clients, c);
 }
 
@@ -105,6 +114,11 @@ static vl_dispatch_result start_search(search_request *r)
         return VL_DISPATCH_DONE;
     }
     server.searches++;
+    if (vl_search_is_small(r->snap)) { /* cheaper than two thread hand-offs */
+        vl_search_run_part(r->search, 0);
+        finish(r);
+        return VL_DISPATCH_DONE;
+    }
     r->parts_left = vl_search_parts(r->search);
     c->flags |= VL_CLIENT_BLOCKED;
     for (uint32_t i = 0; i < r->parts_left; i++) {

@@ -106,6 +106,11 @@ static vl_status check_query(const vl_snapshot *s, const float *qv, uint32_t dim
     return VL_OK;
 }
 
+int vl_search_is_small(const vl_snapshot *s)
+{
+    return s->nrows * (uint64_t)(s->dim ? s->dim : 1) < MIN_WORK_PER_PART / 4;
+}
+
 uint32_t vl_search_suggest_parts(const vl_snapshot *s, uint32_t max_parts)
 {
     uint64_t work = s->nrows * (uint64_t)(s->dim ? s->dim : 1);
