@@ -232,6 +232,12 @@ vl_status vl_bgsave(vl_engine *e, const char *coll, vl_error *err);
  *  then calls vl_background_poll(). */
 int vl_background_fd(const vl_engine *e);
 
+/** Unix seconds of the newest commit (LASTSAVE), 0 if none. */
+int64_t vl_last_save(const vl_engine *e);
+
+/** 1 while a background flush or compaction runs. */
+int vl_background_busy(const vl_engine *e);
+
 /** Apply a finished background job (no-op if none finished). */
 void vl_background_poll(vl_engine *e);
 

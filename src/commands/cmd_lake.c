@@ -29,9 +29,7 @@ vl_dispatch_result vl_cmd_bgsave(vl_client *c, int argc, const char **argv, cons
         vl_reply_error(&c->out, "ERR syntax error: BGSAVE [SCHEDULE]");
         return VL_DISPATCH_DONE;
     }
-    vl_engine_stats st;
-    vl_engine_stats_get(server.engine, &st);
-    if (schedule && st.background_job) {
+    if (schedule && vl_background_busy(server.engine)) {
         vl_reply_simple(&c->out, "Background saving scheduled");
         server.bgsave_scheduled = 1;
         return VL_DISPATCH_DONE;
@@ -46,9 +44,7 @@ vl_dispatch_result vl_cmd_bgsave(vl_client *c, int argc, const char **argv, cons
 vl_dispatch_result vl_cmd_lastsave(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
     (void)argc, (void)argv, (void)lens;
-    vl_engine_stats st;
-    vl_engine_stats_get(server.engine, &st);
-    vl_reply_int(&c->out, st.last_save);
+    vl_reply_int(&c->out, vl_last_save(server.engine));
     return VL_DISPATCH_DONE;
 }
 

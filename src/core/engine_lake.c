@@ -62,6 +62,16 @@ vl_status vl_bgsave(vl_engine *e, const char *coll, vl_error *err)
     return st;
 }
 
+int64_t vl_last_save(const vl_engine *e)
+{
+    return e->last_save;
+}
+
+int vl_background_busy(const vl_engine *e)
+{
+    return e->job != NULL;
+}
+
 int vl_background_fd(const vl_engine *e)
 {
     return e->job_fd;

@@ -84,9 +84,7 @@ static void on_background(vl_loop *l, int fd, int events, void *data)
 static void cron(vl_loop *l, void *data)
 {
     (void)l, (void)data;
-    vl_engine_stats st;
-    vl_engine_stats_get(server.engine, &st);
-    if (server.bgsave_scheduled && !st.background_job) {
+    if (server.bgsave_scheduled && !vl_background_busy(server.engine)) {
         server.bgsave_scheduled = 0;
         vl_bgsave(server.engine, VL_DEFAULT_COLLECTION, NULL);
     }
