@@ -155,17 +155,154 @@ static int same_float(float a, float b)
     return memcmp(&a, &b, sizeof a) == 0;
 }
 
-static size_t format_element(float v, char *buf)
+/*
+ * "%.6f" without printf, for |v| < 1000: v * 1e6 is exact in double (a
+ * 24-bit mantissa times a 20-bit constant), so rounding it to an integer
+ * with the default round-half-even mode gives the digits printf prints.
+ * Returns 0 when v is out of that range.
+ */
+static size_t six_decimals(float v, char *buf)
 {
-    int n = snprintf(buf, MAX_ELEMENT_CHARS + 1, "%.6f", (double)v);
-    if (same_float(strtof(buf, NULL), v))
-        return (size_t)n;
-    for (int prec = 6; prec <= 9; prec++) {
-        n = snprintf(buf, MAX_ELEMENT_CHARS + 1, "%.*g", prec, (double)v);
-        if (same_float(strtof(buf, NULL), v))
+    double scaled = (double)v * 1e6;
+    if (!(scaled > -1e9 && scaled < 1e9))
+        return 0;
+    long long r = llrint(scaled);
+    size_t n = 0;
+    if (r < 0 || (r == 0 && signbit(v)))
+        buf[n++] = '-';
+    unsigned long long a = (unsigned long long)(r < 0 ? -r : r);
+    char digits[24];
+    int nd = 0;
+    do {
+        digits[nd++] = (char)('0' + a % 10);
+        a /= 10;
+    } while (a || nd < 7); /* at least "0" + six decimals */
+    for (int i = nd - 1; i >= 6; i--)
+        buf[n++] = digits[i];
+    buf[n++] = '.';
+    for (int i = 5; i >= 0; i--)
+        buf[n++] = digits[i];
+    buf[n] = '\0';
+    return n;
+}
+
+/* Does text (n bytes) parse back to exactly v? */
+static int round_trips(const char *text, size_t n, float v)
+{
+    float back;
+    if (!parse_fast(text, n, &back))
+        back = strtof(text, NULL);
+    return same_float(back, v);
+}
+
+#define EXACT_DIGITS 25 /* exact digits of a float printed to pick from */
+
+/* Write the p significant digits d[0..p) with decimal exponent e (value
+ * d.ddd x 10^e) in %g style: fixed notation when -4 <= e < p, else
+ * scientific; trailing zeros dropped.  Returns the length. */
+static size_t g_style(int neg, const char *d, int p, int e, char *buf)
+{
+    size_t n = 0;
+    int scientific = e < -4 || e >= p; /* decided on the precision, as %g does */
+    while (p > 1 && d[p - 1] == '0')
+        p--;
+    if (neg)
+        buf[n++] = '-';
+    if (scientific) {
+        buf[n++] = d[0];
+        if (p > 1)
+            buf[n++] = '.';
+        for (int i = 1; i < p; i++)
+            buf[n++] = d[i];
+        n += (size_t)sprintf(buf + n, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+        return n;
+    }
+    if (e < 0) {
+        buf[n++] = '0';
+        buf[n++] = '.';
+        for (int i = -1; i > e; i--)
+            buf[n++] = '0';
+        for (int i = 0; i < p; i++)
+            buf[n++] = d[i];
+    } else {
+        for (int i = 0; i <= e; i++)
+            buf[n++] = i < p ? d[i] : '0';
+        if (p > e + 1)
+            buf[n++] = '.';
+        for (int i = e + 1; i < p; i++)
+            buf[n++] = d[i];
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* Round the digit string dx to p digits into d (ties, which need every
+ * later digit zero, go to even as printf does); may bump e. */
+static void round_digits(const char *dx, int p, char *d, int *e)
+{
+    memcpy(d, dx, EXACT_DIGITS);
+    int up = dx[p] > '5';
+    if (dx[p] == '5') {
+        int tail = 0;
+        for (int i = p + 1; i < EXACT_DIGITS; i++)
+            tail |= dx[i] != '0';
+        up = tail || ((dx[p - 1] - '0') & 1);
+    }
+    if (up) {
+        int i = p - 1;
+        while (i >= 0 && d[i] == '9')
+            d[i--] = '0';
+        if (i >= 0) {
+            d[i]++;
+        } else { /* 9.99.. rounds to 10.0..: one more digit of exponent */
+            memmove(d + 1, d, (size_t)p - 1);
+            d[0] = '1';
+            (*e)++;
+        }
+    }
+}
+
+/*
+ * Shortest of 6..9 significant digits that parses back to v (9 always
+ * does for a float), each rounded the way printf("%.*g") would.  One printf
+ * gives 25 exact digits; the candidates are rounded from those, which
+ * matches rounding v itself unless digits 10..25 are exactly 5000..0 with
+ * more digits after them -- then the output may end one unit higher but
+ * still parses back to v, which the check below makes sure of.
+ */
+static size_t shortest_digits(float v, char *buf)
+{
+    char sci[48];
+    snprintf(sci, sizeof sci, "%.*e", EXACT_DIGITS - 1, (double)v);
+    int neg = sci[0] == '-';
+    const char *m = sci + neg; /* "d.ddd...de+XX" */
+    char dx[EXACT_DIGITS + 1], d[EXACT_DIGITS + 1];
+    dx[0] = m[0];
+    memcpy(dx + 1, m + 2, EXACT_DIGITS - 1);
+    dx[EXACT_DIGITS] = '\0';
+    int ex = atoi(m + EXACT_DIGITS + 2);
+    size_t n = 0;
+    for (int p = 6; p <= 9; p++) {
+        int e = ex;
+        round_digits(dx, p, d, &e);
+        n = g_style(neg, d, p, e, buf);
+        if (round_trips(buf, n, v))
             break;
     }
-    return (size_t)n;
+    return n;
+}
+
+static size_t format_element(float v, char *buf)
+{
+    size_t fast = six_decimals(v, buf);
+    if (fast && round_trips(buf, fast, v))
+        return fast;
+    if (!fast) {
+        int n = snprintf(buf, MAX_ELEMENT_CHARS + 1, "%.6f", (double)v);
+        if (same_float(strtof(buf, NULL), v))
+            return (size_t)n;
+    }
+    return shortest_digits(v, buf);
 }
 
 size_t vl_vector_format_text(const float *v, uint32_t dim, char *buf)
