@@ -310,6 +310,46 @@ static void test_check_finite(void **state)
     assert_int_equal(vl_vector_check_finite(tiny, 3, NULL), VL_OK);
 }
 
+/* The formatting rule spelled with printf: six decimals if they parse
+ * back, else the shortest %.{6..9}g that does. */
+static void reference_format(float v, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%.6f", (double)v);
+    float back = strtof(buf, NULL);
+    if (memcmp(&back, &v, 4) == 0)
+        return;
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, cap, "%.*g", prec, (double)v);
+        back = strtof(buf, NULL);
+        if (memcmp(&back, &v, 4) == 0)
+            return;
+    }
+}
+
+static void test_format_matches_printf(void **state)
+{
+    (void)state;
+    srand(11);
+    for (int i = 0; i < 300000; i++) {
+        float v;
+        if (i % 3 == 0) {
+            uint32_t bits = ((uint32_t)rand() << 16) ^ (uint32_t)rand();
+            memcpy(&v, &bits, 4);
+            if (!isfinite(v))
+                continue;
+        } else if (i % 3 == 1) {
+            v = (float)((rand() / (double)RAND_MAX - 0.5) * 2000);
+        } else {
+            v = (float)(rand() % 2000000 - 1000000) / 1000.0f;
+        }
+        char want[64], got[64], ref[64];
+        reference_format(v, ref, sizeof ref);
+        snprintf(want, sizeof want, "[%s]", ref);
+        vl_vector_format_text(&v, 1, got);
+        assert_string_equal(got, want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_parse_matches_strtof),
         cmocka_unit_test(test_check_finite),
+        cmocka_unit_test(test_format_matches_printf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
