@@ -127,6 +127,10 @@ vl_status vl_lake_job_finish(vl_engine *e, vl_error *err);
 vl_collection *vl_lake_job_target(vl_engine *e, vl_lake_job *j);
 /** Make the job's committed manifest the head, with nsegs segments. */
 void vl_lake_job_adopt_head(vl_lake *l, vl_lake_job *j, size_t nsegs);
+/** Encode rows as a Parquet segment of the job's version, store it and
+ *  describe it (name, size, CRC-32C, seq range) in g. */
+vl_status vl_lake_store_segment(vl_lake_job *j, const vl_segment_rows *rows,
+                                vl_manifest_segment *g);
 /** After a new head: retain it, count the commit, remove WAL, run GC. */
 void vl_lake_job_after_commit(vl_engine *e, vl_collection *c);
 

@@ -15,11 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "core/engine_internal.h"
-#include "storage/crc32c.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -137,31 +135,7 @@ static vl_status gather(vl_lake_job *j, size_t k, merged_rows *m)
 static vl_status write_merged(vl_lake_job *j, const merged_rows *m, vl_manifest_segment *g)
 {
     vl_segment_rows rows = {m->n, m->dim, (const char *const *)m->keys, m->lens, m->vecs, m->seqs};
-    vl_parquet_options opt;
-    vl_parquet_options_init(&opt);
-    uint8_t *file = NULL;
-    size_t len = 0;
-    vl_status st = vl_parquet_write_segment(&rows, &opt, &file, &len, &j->err);
-    if (st == VL_OK) {
-        uint32_t r = 0;
-        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-            r = (uint32_t)time(NULL);
-        memset(g, 0, sizeof *g);
-        snprintf(g->name, sizeof g->name, "tables/%s/segments/%020" PRIu64 "-%08x.parquet", j->coll,
-                 j->new_version, r);
-        g->rows = m->n;
-        g->bytes = len;
-        g->crc32c = vl_crc32c(0, file, len);
-        for (uint64_t i = 0; i < m->n; i++) {
-            if (i == 0 || m->seqs[i] < g->min_seq)
-                g->min_seq = m->seqs[i];
-            if (i == 0 || m->seqs[i] > g->max_seq)
-                g->max_seq = m->seqs[i];
-        }
-        st = vl_obj_put(j->store, g->name, file, len, &j->err);
-    }
-    free(file);
-    return st;
+    return vl_lake_store_segment(j, &rows, g);
 }
 
 static int is_chosen(const vl_lake_job *j, size_t i)

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "core/engine_internal.h"
@@ -99,14 +98,6 @@ vl_status vl_flush_prepare(vl_engine *e, vl_collection *c, vl_lake_job **out, vl
 
 /* ---- run (background) ---- */
 
-static void object_suffix(char out[9])
-{
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-        r = (uint32_t)now_ms();
-    snprintf(out, 9, "%08x", r);
-}
-
 /* Rows of the snapshot that live only in the memtable and are visible. */
 static void collect_rows(vl_lake_job *j)
 {
@@ -147,24 +138,7 @@ static vl_status write_segment(vl_lake_job *j, vl_manifest_segment *g)
                (size_t)dim * sizeof(float));
     }
     vl_segment_rows rows = {n, dim, keys, lens, vecs, seqs};
-    vl_parquet_options opt;
-    vl_parquet_options_init(&opt);
-    uint8_t *file = NULL;
-    size_t len = 0;
-    vl_status st = vl_parquet_write_segment(&rows, &opt, &file, &len, &j->err);
-    if (st == VL_OK) {
-        char sfx[9];
-        object_suffix(sfx);
-        memset(g, 0, sizeof *g);
-        snprintf(g->name, sizeof g->name, "tables/%s/segments/%020" PRIu64 "-%s.parquet", j->coll,
-                 j->result.version, sfx);
-        g->rows = n;
-        g->bytes = len;
-        g->min_seq = n ? seqs[0] : 0;
-        g->max_seq = n ? seqs[n - 1] : 0;
-        st = put_object(j, g->name, file, len, &g->crc32c);
-    }
-    free(file);
+    vl_status st = vl_lake_store_segment(j, &rows, g);
     free(keys);
     free(lens);
     free(seqs);

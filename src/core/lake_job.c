@@ -6,9 +6,14 @@
  * When it ends it writes the engine's eventfd; the owner thread then calls
  * vl_background_poll(), which joins the thread and applies the result.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
+#include "storage/crc32c.h"
 #include "util/error.h"
 
 #include "core/engine_internal.h"
@@ -107,4 +112,33 @@ void vl_lake_job_after_commit(vl_engine *e, vl_collection *c)
     vl_lake_retain(&c->lake, &c->lake.head);
     vl_engine_note_commit(e);
     vl_lake_gc(e, c);
+}
+
+vl_status vl_lake_store_segment(vl_lake_job *j, const vl_segment_rows *rows, vl_manifest_segment *g)
+{
+    vl_parquet_options opt;
+    vl_parquet_options_init(&opt);
+    uint8_t *file = NULL;
+    size_t len = 0;
+    vl_status st = vl_parquet_write_segment(rows, &opt, &file, &len, &j->err);
+    if (st != VL_OK)
+        return st;
+    uint32_t id = 0; /* a random part, so two writers never pick one name */
+    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
+        id = (uint32_t)vl_monotonic_ms();
+    memset(g, 0, sizeof *g);
+    snprintf(g->name, sizeof g->name, "tables/%s/segments/%020" PRIu64 "-%08x.parquet", j->coll,
+             j->new_version, id);
+    g->rows = rows->nrows;
+    g->bytes = len;
+    g->crc32c = vl_crc32c(0, file, len);
+    for (uint64_t i = 0; i < rows->nrows; i++) {
+        if (i == 0 || rows->seqs[i] < g->min_seq)
+            g->min_seq = rows->seqs[i];
+        if (i == 0 || rows->seqs[i] > g->max_seq)
+            g->max_seq = rows->seqs[i];
+    }
+    st = vl_obj_put(j->store, g->name, file, len, &j->err);
+    free(file);
+    return st;
 }
