@@ -101,6 +101,10 @@ typedef struct {
     /** 1: if the newest version is damaged, open the newest older one that
      *  loads cleanly instead of failing (default 0). */
     int open_previous_on_damage;
+    /** 1: damage anywhere in the last WAL file is cut off like a torn tail
+     *  (dropping the records after it) instead of failing the open.  For an
+     *  operator recovering a log the strict rule refuses (default 0). */
+    int wal_truncate_damaged;
 } vl_options;
 
 /** Error message buffer filled by failing calls. */

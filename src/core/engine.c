@@ -171,7 +171,8 @@ vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_er
     if (st == VL_OK)
         st = load_collections(e, err);
     if (st == VL_OK)
-        st = vl_wal_open(dir, e->opt.fsync, replay_record, e, &e->wal, &e->wal_dropped_bytes, err);
+        st = vl_wal_open_ex(dir, e->opt.fsync, replay_record, e, e->opt.wal_truncate_damaged,
+                            &e->wal, &e->wal_dropped_bytes, err);
     if (st == VL_OK)
         st = finish_open(e, err);
     if (st != VL_OK) {

@@ -17,6 +17,7 @@ void vl_options_init(vl_options *opt)
     opt->retain_versions = 10;
     opt->compact_segments = 8;
     opt->open_previous_on_damage = 0;
+    opt->wal_truncate_damaged = 0;
 }
 
 static int lookup(const char *const *names, int n, const char *name)

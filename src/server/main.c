@@ -40,6 +40,9 @@ static void usage(FILE *f)
                "  --compact-segments N           merge segments when there are N (default 8)\n"
                "  --open-previous-on-damage      if the newest version is damaged, open the\n"
                "                                 newest older version that is intact\n"
+               "  --wal-truncate-damaged         if the last WAL file is damaged before its end,\n"
+               "                                 cut it there (drops what follows) instead of\n"
+               "                                 refusing to start\n"
                "  --help                         show this help\n");
 }
 
@@ -141,6 +144,10 @@ static int parse_flags(int argc, char **argv, vl_config *cfg)
         }
         if (strcmp(a, "--open-previous-on-damage") == 0) {
             cfg->open_previous_on_damage = 1;
+            continue;
+        }
+        if (strcmp(a, "--wal-truncate-damaged") == 0) {
+            cfg->wal_truncate_damaged = 1;
             continue;
         }
         const flag *f = NULL;

@@ -34,6 +34,7 @@ typedef struct {
     int retain_versions;
     int compact_segments;
     int open_previous_on_damage;
+    int wal_truncate_damaged;
 } vl_config;
 
 typedef struct {

@@ -103,6 +103,7 @@ typedef struct {
     void *ctx;
     uint64_t last_lsn; /* 0 before the first record */
     float *scratch;
+    int truncate_damaged; /* operator's choice: cut the last file at any damage */
 } replay_state;
 
 /* ---- little helpers ------------------------------------------------------ */
@@ -372,6 +373,8 @@ static const char *damage_verdict(const unsigned char *map, size_t size, size_t 
 {
     if (!is_last)
         return "in a file that is not the last";
+    if (rs->truncate_damaged)
+        return NULL;
     if (d->crc_ok)
         return "has a matching checksum, so it is not a torn write";
     if (valid_record_after(map, size, end, rs))
@@ -600,14 +603,15 @@ static vl_status replay_all(vl_wal *w, replay_state *rs, const uint64_t *nums, s
     return VL_OK;
 }
 
-static vl_status load(vl_wal *w, vl_wal_apply_fn apply, void *ctx, uint64_t *dropped, vl_error *err)
+static vl_status load(vl_wal *w, vl_wal_apply_fn apply, void *ctx, int truncate_damaged,
+                      uint64_t *dropped, vl_error *err)
 {
     uint64_t *nums = NULL;
     size_t n = 0;
     vl_status st = list_files(w->dir, &nums, &n, err);
     if (st != VL_OK)
         return st;
-    replay_state rs = {apply, ctx, 0, malloc((size_t)VL_MAX_DIM * sizeof(float))};
+    replay_state rs = {apply, ctx, 0, malloc((size_t)VL_MAX_DIM * sizeof(float)), truncate_damaged};
     if (!rs.scratch)
         st = vl_fail(err, VL_ERR_NOMEM, "wal: out of memory");
     else if (n > 0)
@@ -668,6 +672,12 @@ static void wal_free(vl_wal *w)
 vl_status vl_wal_open(const char *dir, vl_fsync policy, vl_wal_apply_fn apply, void *ctx,
                       vl_wal **out, uint64_t *dropped_bytes, vl_error *err)
 {
+    return vl_wal_open_ex(dir, policy, apply, ctx, 0, out, dropped_bytes, err);
+}
+
+vl_status vl_wal_open_ex(const char *dir, vl_fsync policy, vl_wal_apply_fn apply, void *ctx,
+                         int truncate_damaged, vl_wal **out, uint64_t *dropped_bytes, vl_error *err)
+{
     uint64_t dropped = 0;
     if (dropped_bytes)
         *dropped_bytes = 0;
@@ -678,7 +688,7 @@ vl_status vl_wal_open(const char *dir, vl_fsync policy, vl_wal_apply_fn apply, v
         return vl_fail(err, VL_ERR_NOMEM, "wal: out of memory");
     vl_status st = prepare_dir(dir, &w->dir, err);
     if (st == VL_OK)
-        st = load(w, apply, ctx, &dropped, err);
+        st = load(w, apply, ctx, truncate_damaged, &dropped, err);
     if (st == VL_OK)
         st = start_thread(w, err);
     if (st != VL_OK) {

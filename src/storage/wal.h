@@ -64,6 +64,15 @@ typedef struct vl_wal vl_wal;
 vl_status vl_wal_open(const char *dir, vl_fsync policy, vl_wal_apply_fn apply, void *ctx,
                       vl_wal **out, uint64_t *dropped_bytes, vl_error *err);
 
+/** vl_wal_open, but with truncate_damaged set, damage anywhere in the last
+ *  file is treated like a torn tail: the file is cut at the first bad
+ *  record, dropping every record after it.  An operator's escape hatch for
+ *  a log the strict rule refuses (e.g. after a power loss that reordered
+ *  page writes); the dropped byte count is reported. */
+vl_status vl_wal_open_ex(const char *dir, vl_fsync policy, vl_wal_apply_fn apply, void *ctx,
+                         int truncate_damaged, vl_wal **out, uint64_t *dropped_bytes,
+                         vl_error *err);
+
 /** Encode rec into the pending buffer; sets rec->lsn. Not yet written. */
 vl_status vl_wal_append(vl_wal *w, vl_wal_record *rec, vl_error *err);
 

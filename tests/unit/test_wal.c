@@ -660,6 +660,34 @@ static void test_flip_in_middle_record_is_corrupt(void **state)
     free(orig);
 }
 
+/* The operator's escape hatch: the same damage, cut off instead of fatal. */
+static void test_truncate_damaged_cuts_middle_damage(void **state)
+{
+    fixture *f = *state;
+    long a = record_offset(f->dir, 3);
+    make_log(f->dir, 8);
+    flip_byte(f->dir, 1, a + 12);
+    long len = file_len(f->dir, 1);
+    collected c = {0};
+    vl_wal *w;
+    vl_error err;
+    uint64_t dropped = 0;
+    assert_int_equal(vl_wal_open_ex(f->dir, VL_FSYNC_NO, collect, &c, 1, &w, &dropped, &err),
+                     VL_OK);
+    assert_int_equal(c.n, 3); /* records 0..2 survive; 3..7 are cut */
+    check_script(&c, 0, 0, 3, 1);
+    assert_int_equal(dropped, (uint64_t)(len - a));
+    assert_int_equal(file_len(f->dir, 1), a);
+    append_script(w, 3, 4); /* the log goes on from LSN 4 */
+    assert_int_equal(vl_wal_flush(w, &err), VL_OK);
+    vl_wal_close(w);
+    assert_int_equal(open_collect(f->dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_OK);
+    assert_int_equal(c.n, 4);
+    check_script(&c, 0, 0, 4, 1);
+    vl_wal_close(w);
+    collected_free(&c);
+}
+
 static void test_flip_in_final_record_is_torn_tail(void **state)
 {
     fixture *f = *state;
@@ -940,6 +968,7 @@ int main(void)
         T(test_valid_crc_bad_content_is_corrupt),
         T(test_rotation),
         T(test_missing_middle_file_is_corrupt),
+        T(test_truncate_damaged_cuts_middle_damage),
         T(test_torn_tail_every_byte),
         T(test_flip_in_middle_record_is_corrupt),
         T(test_flip_in_final_record_is_torn_tail),
