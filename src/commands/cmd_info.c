@@ -55,7 +55,8 @@ static void section_clients(text *t)
 {
     uint64_t blocked = 0;
     for (vl_client *c = server.clients.head; c; c = c->next)
-        blocked += (c->flags & VL_CLIENT_BLOCKED) != 0;
+        /* a client gone while its search runs is no longer a client */
+        blocked += (c->flags & (VL_CLIENT_BLOCKED | VL_CLIENT_CLOSED)) == VL_CLIENT_BLOCKED;
     add(t, "# Clients\r\nconnected_clients:%llu\r\nblocked_clients:%llu\r\nmaxclients:%d\r\n",
         (unsigned long long)server.clients.connected, (unsigned long long)blocked,
         server.cfg.max_clients);
