@@ -63,8 +63,14 @@ static double precise_key(const vl_search *x, const float *v)
     switch (x->s->metric) {
     case VL_METRIC_L2: return vl_l2sq_scalar(x->q, v, dim);
     case VL_METRIC_COSINE: {
-        double cos = vl_dot_scalar(x->q, v, dim) * x->inv_qnorm / sqrt(vl_dot_scalar(v, v, dim));
-        return 1.0 - (cos > 1.0 ? 1.0 : cos);
+        /* 1 - cos = |a/|a| - b/|b||^2 / 2: no cancellation near 0, and an
+         * identical vector scores exactly 0 (both sides normalise alike). */
+        double inv_v = 1.0 / sqrt(vl_dot_scalar(v, v, dim)), acc = 0.0;
+        for (uint32_t i = 0; i < dim; i++) {
+            double d = (double)x->q[i] * x->inv_qnorm - (double)v[i] * inv_v;
+            acc += d * d;
+        }
+        return acc / 2.0;
     }
     case VL_METRIC_IP: return -vl_dot_scalar(x->q, v, dim);
     }
