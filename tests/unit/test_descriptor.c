@@ -181,30 +181,7 @@ static void test_name_validation(void **state)
 
 /* ---- through the object store -------------------------------------------- */
 
-typedef struct {
-    char dir[64];
-    vl_objstore *s;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_non_null(vl_test_tmpdir(f->dir, sizeof f->dir, "desc"));
-    vl_error err;
-    assert_int_equal(vl_objstore_local_open(f->dir, &f->s, &err), VL_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    vl_obj_close(f->s);
-    vl_test_rmtree(f->dir);
-    free(f);
-    return 0;
-}
+#include "testutil_store.h"
 
 static void test_write_load_remove(void **state)
 {

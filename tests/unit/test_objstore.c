@@ -18,30 +18,7 @@
 
 #include "storage/objstore.h"
 
-typedef struct {
-    char dir[64];
-    vl_objstore *s;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_non_null(vl_test_tmpdir(f->dir, sizeof f->dir, "objstore"));
-    vl_error err;
-    assert_int_equal(vl_objstore_local_open(f->dir, &f->s, &err), VL_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    vl_obj_close(f->s);
-    vl_test_rmtree(f->dir);
-    free(f);
-    return 0;
-}
+#include "testutil_store.h"
 
 static void put_str(vl_objstore *s, const char *name, const char *text)
 {
