@@ -216,6 +216,25 @@ vl_status vl_clear(vl_engine *e, const char *coll, vl_error *err);
  *  Reopen the engine to recover from the log. */
 vl_status vl_sync(vl_engine *e, vl_error *err);
 
+/**
+ * Pipelined group commit, for servers that must not wait for fsync:
+ * vl_commit_write() hands every pending change to the OS and, under
+ * VL_FSYNC_ALWAYS, asks a background thread to fsync it (while an fsync is
+ * in flight the changes wait, to form the next batch: call it again after
+ * vl_commit_fd() fires).  vl_durable_lsn()
+ * says how far changes are durable (under EVERYSEC and NO: written);
+ * vl_commit_fd() becomes readable when it advances -- then call
+ * vl_commit_poll(), which reports a failed background fsync (after which
+ * the engine refuses changes, as with vl_sync).  A change with LSN <=
+ * vl_durable_lsn() may be acknowledged.
+ */
+vl_status vl_commit_write(vl_engine *e, vl_error *err);
+uint64_t vl_durable_lsn(vl_engine *e);
+/** LSN of the newest change applied (visible to reads). */
+uint64_t vl_last_lsn(const vl_engine *e);
+int vl_commit_fd(const vl_engine *e);
+vl_status vl_commit_poll(vl_engine *e, vl_error *err);
+
 /** 1 if changes are waiting for vl_sync(), else 0. */
 int vl_sync_pending(const vl_engine *e);
 

@@ -226,16 +226,19 @@ static vl_status check_key(size_t keylen, vl_error *err)
 }
 
 /* Flush the log unless the caller batches syncs; a failure poisons writes. */
+/* A WAL write or fsync failed: from now on refuse changes (see top). */
+static vl_status poison(vl_engine *e, vl_status st, vl_error *err)
+{
+    e->failed = 1;
+    return vl_fail(err, st, "%s", e->failure.msg);
+}
+
 static vl_status sync_now(vl_engine *e, vl_error *err)
 {
     if (!vl_wal_has_pending(e->wal))
         return VL_OK;
     vl_status st = vl_wal_flush(e->wal, &e->failure);
-    if (st != VL_OK) {
-        e->failed = 1;
-        return vl_fail(err, st, "%s", e->failure.msg);
-    }
-    return VL_OK;
+    return st == VL_OK ? VL_OK : poison(e, st, err);
 }
 
 static vl_status log_and_apply(vl_engine *e, vl_collection *c, vl_wal_record *rec, vl_error *err)
@@ -353,6 +356,46 @@ vl_status vl_sync(vl_engine *e, vl_error *err)
     if (e->failed)
         return vl_fail(err, VL_ERR_IO, "%s", e->failure.msg);
     return sync_now(e, err);
+}
+
+vl_status vl_commit_write(vl_engine *e, vl_error *err)
+{
+    if (e->failed)
+        return vl_fail(err, VL_ERR_IO, "%s", e->failure.msg);
+    if (!vl_wal_has_pending(e->wal))
+        return VL_OK;
+    /* Under ALWAYS one fsync is in flight at a time; what arrives meanwhile
+     * waits in the buffer and becomes the next batch, so batches grow with
+     * the load instead of the loop paying a write() per turn. */
+    if (e->opt.fsync == VL_FSYNC_ALWAYS && vl_wal_sync_in_flight(e->wal))
+        return VL_OK;
+    vl_status st = vl_wal_write(e->wal, &e->failure);
+    if (st != VL_OK)
+        return poison(e, st, err);
+    if (e->opt.fsync == VL_FSYNC_ALWAYS)
+        vl_wal_request_sync(e->wal);
+    return VL_OK;
+}
+
+uint64_t vl_durable_lsn(vl_engine *e)
+{
+    return vl_wal_durable_lsn(e->wal);
+}
+
+uint64_t vl_last_lsn(const vl_engine *e)
+{
+    return e->applied_lsn;
+}
+
+int vl_commit_fd(const vl_engine *e)
+{
+    return vl_wal_sync_fd(e->wal);
+}
+
+vl_status vl_commit_poll(vl_engine *e, vl_error *err)
+{
+    vl_status st = vl_wal_check(e->wal, &e->failure);
+    return st == VL_OK ? VL_OK : poison(e, st, err);
 }
 
 int vl_sync_pending(const vl_engine *e)

@@ -26,9 +26,11 @@
 
 static void on_client_event(vl_loop *l, int fd, int events, void *data);
 
-void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uint64_t max_clients)
+void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uint64_t max_clients,
+                     const vl_durability *dur)
 {
     memset(cs, 0, sizeof *cs);
+    cs->dur = *dur;
     cs->loop = loop;
     cs->dispatch = dispatch;
     cs->next_id = 1;
@@ -83,8 +85,9 @@ static void client_free(vl_client *c)
         cs->head = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    /* Unlink from the pending list too. */
-    for (vl_client **pp = &cs->pending; *pp; pp = &(*pp)->next_pending) {
+    /* Unlink from the pending or held list too. */
+    vl_client **list = (c->flags & VL_CLIENT_HELD) ? &cs->held : &cs->pending;
+    for (vl_client **pp = list; *pp; pp = &(*pp)->next_pending) {
         if (*pp == c) {
             *pp = c->next_pending;
             break;
@@ -92,6 +95,7 @@ static void client_free(vl_client *c)
     }
     vl_resp_parser_free(&c->parser);
     vl_reply_free(&c->out);
+    free(c->marks);
     free(c->qbuf);
     free(c->name);
     free(c->lib_name);
@@ -114,13 +118,88 @@ static void client_close(vl_client *c)
         client_free(c);
 }
 
+/* ---- replies and durability ---- */
+
+/* Tag the output produced since the last mark with the barrier LSN. */
+static void tag_output(vl_client *c, uint64_t lsn)
+{
+    struct vl_reply_mark *last = c->nmarks ? &c->marks[c->nmarks - 1] : NULL;
+    if (c->out.len <= (last ? last->end : 0))
+        return;
+    if (last && last->lsn >= lsn) {
+        last->end = c->out.len; /* same (or an already covering) barrier */
+        return;
+    }
+    if (c->nmarks == c->cap_marks) {
+        c->cap_marks = c->cap_marks ? c->cap_marks * 2 : 4;
+        c->marks = vl_realloc(c->marks, c->cap_marks * sizeof *c->marks);
+    }
+    c->marks[c->nmarks++] = (struct vl_reply_mark){c->out.len, lsn};
+}
+
+/* How many bytes at the front of the output may be sent now. */
+static size_t sendable(const vl_client *c, uint64_t durable)
+{
+    size_t limit = 0;
+    for (size_t i = 0; i < c->nmarks && c->marks[i].lsn <= durable; i++)
+        limit = c->marks[i].end;
+    return limit;
+}
+
+/* n bytes left the buffer: shift the marks. */
+static void consume_marks(vl_client *c, size_t n)
+{
+    size_t drop = 0;
+    while (drop < c->nmarks && c->marks[drop].end <= n)
+        drop++;
+    memmove(c->marks, c->marks + drop, (c->nmarks - drop) * sizeof *c->marks);
+    c->nmarks -= drop;
+    for (size_t i = 0; i < c->nmarks; i++)
+        c->marks[i].end -= n;
+}
+
+/* 1 when output waits for a log position that is not durable yet. */
+static int waits_for_durability(const vl_client *c, uint64_t durable)
+{
+    for (size_t i = 0; i < c->nmarks; i++)
+        if (c->marks[i].lsn > durable)
+            return 1;
+    return 0;
+}
+
 void vl_client_mark_pending(vl_clients *cs, vl_client *c)
 {
-    if (c->flags & (VL_CLIENT_PENDING_WRITE | VL_CLIENT_CLOSED))
+    tag_output(c, cs->dur.barrier(cs->dur.ctx));
+    if (c->flags & (VL_CLIENT_PENDING_WRITE | VL_CLIENT_HELD | VL_CLIENT_CLOSED))
         return;
     c->flags |= VL_CLIENT_PENDING_WRITE;
     c->next_pending = cs->pending;
     cs->pending = c;
+}
+
+static void hold(vl_clients *cs, vl_client *c)
+{
+    c->flags |= VL_CLIENT_HELD;
+    c->next_pending = cs->held;
+    cs->held = c;
+}
+
+void vl_clients_release(vl_clients *cs)
+{
+    if (!cs->held)
+        return;
+    uint64_t durable = cs->dur.durable(cs->dur.ctx);
+    vl_client **pp = &cs->held;
+    while (*pp) {
+        vl_client *c = *pp;
+        if (!c->nmarks || c->marks[0].lsn > durable) {
+            pp = &c->next_pending;
+            continue;
+        }
+        *pp = c->next_pending;
+        c->flags &= ~VL_CLIENT_HELD;
+        vl_client_mark_pending(cs, c);
+    }
 }
 
 static void reject_client(vl_clients *cs, int fd)
@@ -226,7 +305,10 @@ static int wanted_events(const vl_client *c)
     int mask = 0;
     if (!(c->flags & (VL_CLIENT_BLOCKED | VL_CLIENT_CLOSE_AFTER_REPLY)) && !output_backlogged(c))
         mask |= VL_EV_READ;
-    if (c->out.len && !(c->flags & VL_CLIENT_PENDING_WRITE))
+    /* Writable events matter only for bytes we may send but the socket
+     * would not take; held bytes wait for the commit, not the socket. */
+    if (c->nmarks && !(c->flags & VL_CLIENT_PENDING_WRITE) &&
+        sendable(c, c->owner->dur.durable(c->owner->dur.ctx)) > 0)
         mask |= VL_EV_WRITE;
     return mask;
 }
@@ -254,12 +336,13 @@ static void on_client_event(vl_loop *l, int fd, int events, void *data)
     rewatch(c);
 }
 
-/* Write what the socket takes; 0 while the client lives, -1 if closed. */
-static int write_output(vl_client *c)
+/* Write up to limit bytes, what the socket takes; 0 while the client
+ * lives, -1 if closed. */
+static int write_output(vl_client *c, size_t limit)
 {
     size_t sent = 0;
-    while (sent < c->out.len) {
-        ssize_t n = write(c->fd, c->out.data + sent, c->out.len - sent);
+    while (sent < limit) {
+        ssize_t n = write(c->fd, c->out.data + sent, limit - sent);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -271,6 +354,7 @@ static int write_output(vl_client *c)
         sent += (size_t)n;
     }
     vl_reply_consume(&c->out, sent);
+    consume_marks(c, sent);
     if (c->out.len == 0 && (c->flags & VL_CLIENT_CLOSE_AFTER_REPLY)) {
         client_close(c);
         return -1;
@@ -284,12 +368,17 @@ int vl_clients_flush(vl_clients *cs)
      * run below) join a new list and wait for the next group commit. */
     vl_client *list = cs->pending;
     cs->pending = NULL;
+    uint64_t durable = cs->dur.durable(cs->dur.ctx);
     while (list) {
         vl_client *c = list;
         list = c->next_pending;
         c->flags &= ~VL_CLIENT_PENDING_WRITE;
-        if (write_output(c) != 0)
+        tag_output(c, cs->dur.barrier(cs->dur.ctx)); /* nothing may go untagged */
+        size_t limit = sendable(c, durable);
+        if (limit && write_output(c, limit) != 0)
             continue;
+        if (waits_for_durability(c, durable))
+            hold(cs, c); /* the rest shows a write not yet on disk */
         /* Output drained below the pause mark: run requests we held back. */
         if (c->qlen && !(c->flags & VL_CLIENT_BLOCKED) && !output_backlogged(c))
             process_input(c);

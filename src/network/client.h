@@ -7,9 +7,11 @@
  * work runs elsewhere (a search on a worker thread): the client's further
  * requests wait, in order, until vl_client_unblock().
  *
- * Replies are written only from vl_clients_flush(), which the server calls
- * after its group commit, so no client can receive an acknowledgement of a
- * write that is not yet durable.
+ * Replies are written only from vl_clients_flush().  Each reply carries a
+ * barrier: the log position (LSN) of the newest change it may reflect; it
+ * is held until the server reports that position durable.  So no client
+ * receives an acknowledgement of -- or a read showing -- a write that is
+ * not yet on disk, while the server never waits for an fsync itself.
  */
 #ifndef VL_NETWORK_CLIENT_H
 #define VL_NETWORK_CLIENT_H
@@ -30,7 +32,8 @@ enum {
     VL_CLIENT_CLOSE_AFTER_REPLY = 1 << 0, /* QUIT or protocol error */
     VL_CLIENT_BLOCKED = 1 << 1,           /* waiting for async work */
     VL_CLIENT_PENDING_WRITE = 1 << 2,     /* in the pending-write list */
-    VL_CLIENT_CLOSED = 1 << 3             /* socket gone; freed when unblocked */
+    VL_CLIENT_CLOSED = 1 << 3,            /* socket gone; freed when unblocked */
+    VL_CLIENT_HELD = 1 << 4               /* in the held list: replies await durability */
 };
 
 typedef struct vl_client vl_client;
@@ -54,9 +57,25 @@ struct vl_client {
     char *lib_ver;   /* CLIENT SETINFO LIB-VER */
     char addr[64];   /* peer address, "ip:port" */
     int64_t created; /* unix seconds */
+    /* Output [previous end, marks[i].end) may be sent once marks[i].lsn is
+     * durable; marks ascend in both end and lsn. */
+    struct vl_reply_mark {
+        size_t end;
+        uint64_t lsn;
+    } * marks;
+    size_t nmarks, cap_marks;
     struct vl_clients *owner;
     vl_client *prev, *next, *next_pending;
 };
+
+/** Where replies stand against durability: barrier() is the LSN a reply
+ *  produced now must wait for (0 if nothing), durable() how far changes
+ *  are durable. */
+typedef struct {
+    uint64_t (*barrier)(void *ctx);
+    uint64_t (*durable)(void *ctx);
+    void *ctx;
+} vl_durability;
 
 /** Clients registry, owned by the server. */
 typedef struct vl_clients {
@@ -64,6 +83,8 @@ typedef struct vl_clients {
     vl_dispatch_fn dispatch;
     vl_client *head;
     vl_client *pending; /* have replies to write */
+    vl_client *held;    /* have replies waiting for durability */
+    vl_durability dur;
     uint64_t next_id;
     uint64_t connected;
     uint64_t total_connections;
@@ -71,7 +92,10 @@ typedef struct vl_clients {
     uint64_t rejected_connections;
 } vl_clients;
 
-void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uint64_t max_clients);
+void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uint64_t max_clients,
+                     const vl_durability *dur);
+/** Move held clients whose replies are now durable back to pending. */
+void vl_clients_release(vl_clients *cs);
 /** Accept-handler data: the listening socket's events land here. */
 void vl_clients_on_accept(vl_loop *l, int fd, int events, void *data);
 /** Write every pending reply (after the group commit).  Returns 1 when

@@ -1,15 +1,19 @@
 /*
  * server.c - wiring: engine + listener + clients + workers + event loop.
  *
- * Group commit lives in before_sleep(): every write handled during a loop
- * turn is appended to the WAL buffer; before the loop sleeps again we
- * write the buffer once and (appendfsync always) fsync once, and only then
- * send replies.  Fifty clients writing at once share one fsync, and no
- * client ever holds an acknowledgement the disk does not.
+ * Group commit, pipelined: every write handled during a loop turn is
+ * appended to the WAL buffer; before the loop sleeps, before_sleep() hands
+ * the buffer to the OS with one write() and (appendfsync always) asks the
+ * WAL's sync thread for one fdatasync.  The loop does not wait for it: it
+ * goes on serving, and the next turn's writes form the next batch.  Every
+ * reply is tagged with the LSN of the newest change it may reflect and is
+ * sent only once that LSN is durable (network/client.c), so fifty clients
+ * writing at once share one fsync and no client ever sees a write the disk
+ * does not hold.
  *
- * If that write or fsync fails we exit at once without replying: the
- * writes in flight were never acknowledged, and a restart replays exactly
- * what reached the disk (Redis does the same for appendfsync always).
+ * If a write or fsync fails we exit at once without replying: the writes
+ * in flight were never acknowledged, and a restart replays exactly what
+ * reached the disk (Redis does the same for appendfsync always).
  */
 #include "server/server.h"
 
@@ -48,23 +52,53 @@ void vl_config_defaults(vl_config *cfg)
     cfg->compact_segments = (int)o.compact_segments;
 }
 
+static void wal_failed(const vl_error *err)
+{
+    vl_log(VL_LOG_ERROR, "WAL write or fsync failed, exiting without acknowledging: %s", err->msg);
+    _exit(1);
+}
+
 static int before_sleep(vl_loop *l, void *data)
 {
     (void)l, (void)data;
     for (int round = 0; round < 8; round++) {
         if (vl_sync_pending(server.engine)) {
             vl_error err;
-            if (vl_sync(server.engine, &err) != VL_OK) {
-                vl_log(VL_LOG_ERROR, "WAL write failed, exiting without acknowledging: %s",
-                       err.msg);
-                _exit(1);
-            }
-            server.group_commits++;
+            if (vl_commit_write(server.engine, &err) != VL_OK)
+                wal_failed(&err);
+            server.group_commits += !vl_sync_pending(server.engine); /* a batch went out */
         }
+        vl_clients_release(&server.clients);
         if (!vl_clients_flush(&server.clients))
             return 0;
     }
     return 1; /* replies still queued: poll again without sleeping */
+}
+
+/* The WAL's sync thread made more changes durable: release their replies
+ * (before_sleep sends them). */
+static void on_commit(vl_loop *l, int fd, int events, void *data)
+{
+    (void)l, (void)fd, (void)events, (void)data;
+    vl_error err;
+    if (vl_commit_poll(server.engine, &err) != VL_OK)
+        wal_failed(&err);
+    vl_clients_release(&server.clients);
+}
+
+/* A reply produced now must wait for the newest change, unless that is
+ * already durable. */
+static uint64_t reply_barrier(void *ctx)
+{
+    (void)ctx;
+    uint64_t last = vl_last_lsn(server.engine);
+    return last > vl_durable_lsn(server.engine) ? last : 0;
+}
+
+static uint64_t durable_lsn(void *ctx)
+{
+    (void)ctx;
+    return vl_durable_lsn(server.engine);
 }
 
 /* A background flush or compaction finished. */
@@ -173,7 +207,11 @@ static void shutdown_server(int sigfd)
 {
     close(server.listen_fd);
     vl_pool_free(server.pool); /* finishes searches and delivers their replies */
-    before_sleep(server.loop, NULL);
+    vl_error err;
+    if (vl_sync(server.engine, &err) != VL_OK) /* wait for the last batch's fsync */
+        wal_failed(&err);
+    vl_clients_release(&server.clients);
+    vl_clients_flush(&server.clients);
     vl_clients_close_all(&server.clients);
     vl_close(server.engine);
     if (sigfd >= 0)
@@ -199,7 +237,9 @@ int vl_server_main(const vl_config *cfg)
         return 1;
     }
     server.loop = vl_loop_new();
-    vl_clients_init(&server.clients, server.loop, vl_command_dispatch, (uint64_t)cfg->max_clients);
+    vl_durability dur = {reply_barrier, durable_lsn, NULL};
+    vl_clients_init(&server.clients, server.loop, vl_command_dispatch, (uint64_t)cfg->max_clients,
+                    &dur);
     server.pool = server.loop ? vl_pool_new(cfg->threads, server.loop) : NULL;
     if (!server.pool) {
         vl_log(VL_LOG_ERROR, "cannot start the event loop or worker threads");
@@ -208,6 +248,7 @@ int vl_server_main(const vl_config *cfg)
     vl_loop_watch(server.loop, server.listen_fd, VL_EV_READ, vl_clients_on_accept, &server.clients);
     vl_loop_set_before_sleep(server.loop, before_sleep, NULL);
     vl_loop_watch(server.loop, vl_background_fd(server.engine), VL_EV_READ, on_background, NULL);
+    vl_loop_watch(server.loop, vl_commit_fd(server.engine), VL_EV_READ, on_commit, NULL);
     vl_loop_set_cron(server.loop, 100, cron, NULL);
     int sigfd = watch_signals();
     vl_log(VL_LOG_INFO, "VexLake %s ready on %s:%d, data in %s (appendfsync %s, %d search threads)",

@@ -24,10 +24,12 @@
  *     that truncate, or any fsync, fails the WAL is poisoned: after a failed
  *     fsync the kernel may have dropped the dirty pages, so nothing written
  *     can be trusted and every later append/flush returns VL_ERR_IO.
- *  6. EVERYSEC: a thread wakes once a second (or at once on close, via a
- *     condition variable) and, if anything was written since the last sync,
- *     fdatasyncs a dup() of the current fd, so rotation can close the real
- *     fd without waiting for it.  The mutex guards fd, dirty and stop.
+ *  6. A sync thread fdatasyncs a dup() of the current fd (so rotation can
+ *     close the real fd without waiting for it): once a second for
+ *     EVERYSEC if anything was written, and on request for ALWAYS, so the
+ *     server can write the next batch while the previous one syncs
+ *     (vl_wal_write / vl_wal_request_sync / vl_wal_durable_lsn).  The mutex
+ *     guards fd, dirty, stop and the written/synced LSNs.
  *  7. Rotation (after a flush leaves the file >= the rotate size): fdatasync
  *     the old file, create the next number with O_EXCL, fsync the directory,
  *     then switch.  If the new file cannot be created the flush reports
@@ -43,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -86,8 +89,12 @@ struct vl_wal {
     pthread_cond_t cv;
     pthread_t thread;
     int thread_started;
-    int stop;  /* under mu */
-    int dirty; /* under mu: written since the last sync */
+    int stop;             /* under mu */
+    int dirty;            /* under mu: written since the last sync */
+    uint64_t written_lsn; /* under mu: last LSN handed to write() */
+    uint64_t synced_lsn;  /* under mu: last LSN known to be on stable storage */
+    uint64_t sync_target; /* under mu: LSN a caller asked the sync thread for */
+    int sync_fd;          /* eventfd, signalled when synced_lsn advances */
 };
 
 /* One decoded record: rec plus where its vector bytes sit. */
@@ -621,7 +628,7 @@ static vl_status load(vl_wal *w, vl_wal_apply_fn apply, void *ctx, int truncate_
     if (n == 0)
         w->file_no = 1;
     w->files = n ? n : 1;
-    w->last_lsn = rs.last_lsn;
+    w->last_lsn = w->written_lsn = w->synced_lsn = rs.last_lsn;
     free(rs.scratch);
     free(nums);
     return st;
@@ -631,7 +638,7 @@ static void *sync_thread(void *arg);
 
 static vl_status start_thread(vl_wal *w, vl_error *err)
 {
-    if (w->policy != VL_FSYNC_EVERYSEC)
+    if (w->policy == VL_FSYNC_NO)
         return VL_OK;
     int rc = pthread_create(&w->thread, NULL, sync_thread, w);
     if (rc != 0)
@@ -653,6 +660,11 @@ static vl_wal *wal_new(vl_fsync policy)
     pthread_mutex_init(&w->mu, NULL);
     w->policy = policy;
     w->fd = -1;
+    w->sync_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->sync_fd < 0) {
+        free(w);
+        return NULL;
+    }
     w->rotate_bytes = VL_WAL_ROTATE_BYTES;
     return w;
 }
@@ -661,6 +673,8 @@ static void wal_free(vl_wal *w)
 {
     if (w->fd >= 0)
         close(w->fd);
+    if (w->sync_fd >= 0)
+        close(w->sync_fd);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w->buf);
@@ -821,10 +835,23 @@ static vl_status write_pending(vl_wal *w, vl_error *err)
     }
     pthread_mutex_lock(&w->mu);
     w->dirty = 1;
+    w->written_lsn = w->last_lsn;
     pthread_mutex_unlock(&w->mu);
     w->file_size += w->buf_len;
     w->buf_len = 0;
     return VL_OK;
+}
+
+/* Record that everything up to lsn is durable and wake whoever waits. */
+static void advance_synced(vl_wal *w, uint64_t lsn)
+{
+    pthread_mutex_lock(&w->mu);
+    if (lsn > w->synced_lsn)
+        w->synced_lsn = lsn;
+    pthread_mutex_unlock(&w->mu);
+    uint64_t one = 1;
+    ssize_t ignored = write(w->sync_fd, &one, sizeof one);
+    (void)ignored;
 }
 
 /* fdatasync the current file if anything was written since the last sync. */
@@ -832,6 +859,7 @@ static vl_status sync_current(vl_wal *w, vl_error *err)
 {
     pthread_mutex_lock(&w->mu);
     int dirty = w->dirty;
+    uint64_t target = w->written_lsn;
     w->dirty = 0;
     pthread_mutex_unlock(&w->mu);
     if (!dirty)
@@ -842,6 +870,7 @@ static vl_status sync_current(vl_wal *w, vl_error *err)
         return vl_fail(err, VL_ERR_IO, "wal/%016" PRIx64 ".log: fdatasync: %s", w->file_no,
                        strerror(e));
     }
+    advance_synced(w, target);
     return VL_OK;
 }
 
@@ -882,16 +911,28 @@ vl_status vl_wal_flush(vl_wal *w, vl_error *err)
     return st;
 }
 
-/* ---- background fsync (EVERYSEC) ----------------------------------------- */
+/* ---- background fsync ---------------------------------------------------- */
 
-/* Wait up to one second or until stop; called and returns with mu held. */
-static void wait_a_second(vl_wal *w)
+/* The sync thread serves two policies.  EVERYSEC: once a second, if
+ * anything was written.  ALWAYS: whenever vl_wal_request_sync() asks for
+ * an LSN not yet durable -- the event loop goes on reading and writing the
+ * next batch while this fdatasync runs (pipelined group commit). */
+static int sync_wanted(const vl_wal *w)
+{
+    return w->sync_target > w->synced_lsn && w->written_lsn > w->synced_lsn;
+}
+
+/* Wait up to one second, until stop or a requested sync; called and
+ * returns with mu held.  Returns 1 when the second elapsed. */
+static int wait_for_work(vl_wal *w)
 {
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += 1;
-    while (!w->stop && pthread_cond_timedwait(&w->cv, &w->mu, &deadline) != ETIMEDOUT)
-        ;
+    while (!w->stop && !sync_wanted(w))
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) == ETIMEDOUT)
+            return 1;
+    return 0;
 }
 
 static void *sync_thread(void *arg)
@@ -899,23 +940,78 @@ static void *sync_thread(void *arg)
     vl_wal *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        wait_a_second(w);
+        int second = wait_for_work(w);
         if (w->stop)
             break;
-        if (!w->dirty)
+        int due = sync_wanted(w) || (second && w->policy == VL_FSYNC_EVERYSEC && w->dirty);
+        if (!due)
             continue;
         int fd = dup(w->fd);
         if (fd < 0)
-            continue; /* out of descriptors: stay dirty, try next second */
+            continue; /* out of descriptors: stay dirty, try again */
+        uint64_t target = w->written_lsn;
         w->dirty = 0;
         pthread_mutex_unlock(&w->mu);
         if (wal_datasync(w, fd) < 0)
             wal_poison(w, errno);
+        else
+            advance_synced(w, target);
         close(fd);
         pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
+}
+
+vl_status vl_wal_write(vl_wal *w, vl_error *err)
+{
+    if (__atomic_load_n(&w->failed_errno, __ATOMIC_RELAXED))
+        return poisoned(w, err);
+    if (w->buf_len == 0)
+        return VL_OK;
+    vl_status st = write_pending(w, err);
+    if (st == VL_OK && w->file_size >= w->rotate_bytes)
+        st = rotate(w, err);
+    return st;
+}
+
+void vl_wal_request_sync(vl_wal *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->sync_target = w->written_lsn;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int vl_wal_sync_in_flight(vl_wal *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int busy = w->sync_target > w->synced_lsn;
+    pthread_mutex_unlock(&w->mu);
+    return busy;
+}
+
+uint64_t vl_wal_durable_lsn(vl_wal *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t lsn = w->policy == VL_FSYNC_ALWAYS ? w->synced_lsn : w->written_lsn;
+    pthread_mutex_unlock(&w->mu);
+    return lsn;
+}
+
+int vl_wal_sync_fd(const vl_wal *w)
+{
+    return w->sync_fd;
+}
+
+vl_status vl_wal_check(vl_wal *w, vl_error *err)
+{
+    uint64_t n;
+    ssize_t ignored = read(w->sync_fd, &n, sizeof n); /* consume the signal */
+    (void)ignored;
+    if (__atomic_load_n(&w->failed_errno, __ATOMIC_RELAXED))
+        return poisoned(w, err);
+    return VL_OK;
 }
 
 /* ---- queries and close --------------------------------------------------- */
@@ -987,7 +1083,7 @@ vl_status vl_wal_bump_lsn(vl_wal *w, uint64_t lsn, vl_error *err)
                        "wal: the log ends at LSN %" PRIu64 " but committed data covers LSN %" PRIu64
                        "; log files are missing",
                        w->last_lsn, lsn);
-    w->last_lsn = lsn;
+    w->last_lsn = w->written_lsn = w->synced_lsn = lsn;
     return VL_OK;
 }
 

@@ -80,6 +80,21 @@ vl_status vl_wal_append(vl_wal *w, vl_wal_record *rec, vl_error *err);
  *  file is full.  On failure nothing pending may be acknowledged. */
 vl_status vl_wal_flush(vl_wal *w, vl_error *err);
 
+/* Pipelined group commit, for a caller that must not wait for fsync:
+ * vl_wal_write() hands pending records to the OS (no fsync); under
+ * VL_FSYNC_ALWAYS, vl_wal_request_sync() then asks the sync thread to make
+ * them durable, and vl_wal_sync_fd() becomes readable when
+ * vl_wal_durable_lsn() advances.  Under EVERYSEC and NO, written records
+ * count as durable (that is those policies' promise). */
+vl_status vl_wal_write(vl_wal *w, vl_error *err);
+void vl_wal_request_sync(vl_wal *w);
+uint64_t vl_wal_durable_lsn(vl_wal *w);
+/** 1 while a requested sync has not finished. */
+int vl_wal_sync_in_flight(vl_wal *w);
+int vl_wal_sync_fd(const vl_wal *w);
+/** Consume the sync fd's signal; VL_ERR_IO if a background fsync failed. */
+vl_status vl_wal_check(vl_wal *w, vl_error *err);
+
 /** 1 when records are appended but not yet flushed. */
 int vl_wal_has_pending(const vl_wal *w);
 
