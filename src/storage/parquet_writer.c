@@ -80,6 +80,9 @@ static void mm_key(minmax *m, const uint8_t *k, uint32_t n)
     m->set = 1;
 }
 
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "PLAIN values are copied in host byte order, which must be little-endian");
+
 static void mm_float(minmax *m, float v)
 {
     if (v != v)
@@ -274,12 +277,9 @@ static vl_status write_vectors(writer *w, const vl_segment_rows *rows, uint32_t 
             lv[k] = 1;
         put_levels(&w->body, lv, nv);
         const float *v = rows->vecs + r * dim;
-        for (size_t k = 0; k < nv; k++) {
-            uint32_t u;
-            memcpy(&u, &v[k], 4);
-            vl_buf_put_u32le(&w->body, u);
+        vl_buf_put(&w->body, v, nv * 4); /* PLAIN floats are little-endian, as the host */
+        for (size_t k = 0; k < nv; k++)
             mm_float(&mm, v[k]);
-        }
         st = emit_page(w, VL_PQ_FLOAT, (int32_t)nv, &mm, err);
         r += nr;
     } while (st == VL_OK && r < rows->nrows);
