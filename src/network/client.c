@@ -192,7 +192,7 @@ void vl_clients_release(vl_clients *cs)
     vl_client **pp = &cs->held;
     while (*pp) {
         vl_client *c = *pp;
-        if (!c->nmarks || c->marks[0].lsn > durable) {
+        if (c->nmarks && c->marks[0].lsn > durable) { /* its next reply still waits */
             pp = &c->next_pending;
             continue;
         }
