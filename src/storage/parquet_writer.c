@@ -17,6 +17,7 @@
  *  4. Zero rows still give one empty page per column, so every reader finds
  *     a page at data_page_offset.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,26 +158,36 @@ static void mm_stats(minmax *m, int type, vl_pq_stats *st)
 }
 
 /* Compress w->body and append header + payload as one data page. */
-static vl_status emit_page(writer *w, int type, int32_t num_values, minmax *mm, vl_error *err)
+/* Compress body into packed at level (0: no compression); *payload and
+ * *plen say what to store. Safe to run on any thread. */
+static vl_status compress_body(int level, const vl_buf *body, vl_buf *packed,
+                               const uint8_t **payload, size_t *plen)
 {
-    const uint8_t *payload = w->body.data;
-    size_t plen = w->body.len;
-    if (w->level) {
-        size_t bound = ZSTD_compressBound(w->body.len);
-        w->packed.len = 0;
-        vl_buf_reserve(&w->packed, bound);
-        size_t n = ZSTD_compress(w->packed.data, bound, w->body.data, w->body.len, w->level);
-        if (ZSTD_isError(n))
-            return vl_fail(err, VL_ERR_ARG, "zstd compression failed: %s", ZSTD_getErrorName(n));
-        payload = w->packed.data;
-        plen = n;
-    }
-    if (w->body.len > INT32_MAX || plen > INT32_MAX)
-        return vl_fail(err, VL_ERR_LIMIT, "parquet page too large (%zu bytes)", w->body.len);
+    *payload = body->data;
+    *plen = body->len;
+    if (!level)
+        return VL_OK;
+    size_t bound = ZSTD_compressBound(body->len);
+    packed->len = 0;
+    vl_buf_reserve(packed, bound);
+    size_t n = ZSTD_compress(packed->data, bound, body->data, body->len, level);
+    if (ZSTD_isError(n))
+        return VL_ERR_ARG;
+    *payload = packed->data;
+    *plen = n;
+    return VL_OK;
+}
+
+/* Append one data page (header + payload) to the file and the chunk. */
+static vl_status append_page(writer *w, int type, int32_t num_values, minmax *mm, size_t body_len,
+                             const uint8_t *payload, size_t plen, vl_error *err)
+{
+    if (body_len > INT32_MAX || plen > INT32_MAX)
+        return vl_fail(err, VL_ERR_LIMIT, "parquet page too large (%zu bytes)", body_len);
     vl_pq_page_header h;
     memset(&h, 0, sizeof h);
     h.type = VL_PQ_PAGE_DATA;
-    h.uncompressed_size = (int32_t)w->body.len;
+    h.uncompressed_size = (int32_t)body_len;
     h.compressed_size = (int32_t)plen;
     h.num_values = num_values;
     h.encoding = VL_PQ_ENC_PLAIN;
@@ -187,12 +198,22 @@ static vl_status emit_page(writer *w, int type, int32_t num_values, minmax *mm, 
     vl_pq_encode_page_header(w->file, &h);
     size_t hlen = w->file->len - before;
     vl_buf_put(w->file, payload, plen);
-    w->total_unc += (int64_t)(hlen + w->body.len);
+    w->total_unc += (int64_t)(hlen + body_len);
     w->total_comp += (int64_t)(hlen + plen);
     w->num_values += num_values;
     mm_merge(&w->chunk, mm, type);
-    w->body.len = 0;
     return VL_OK;
+}
+
+static vl_status emit_page(writer *w, int type, int32_t num_values, minmax *mm, vl_error *err)
+{
+    const uint8_t *payload;
+    size_t plen;
+    if (compress_body(w->level, &w->body, &w->packed, &payload, &plen) != VL_OK)
+        return vl_fail(err, VL_ERR_ARG, "zstd compression failed");
+    vl_status st = append_page(w, type, num_values, mm, w->body.len, payload, plen, err);
+    w->body.len = 0;
+    return st;
 }
 
 static void chunk_begin(writer *w)
@@ -253,6 +274,77 @@ static void put_levels(vl_buf *body, const uint32_t *lv, size_t nvals)
     put_le(body->data + at, body->len - at - 4, 4);
 }
 
+/* Vector pages are built a window at a time and compressed on
+ * PAGE_THREADS threads at once: zstd is most of a flush's time, and the
+ * pages are independent.  The window bounds the extra memory. */
+#define PAGE_THREADS 2
+#define PAGE_WINDOW (2 * PAGE_THREADS)
+
+typedef struct {
+    vl_buf body, packed;
+    minmax mm;
+    int32_t nvals;
+    const uint8_t *payload;
+    size_t plen;
+    vl_status st;
+} vector_page;
+
+typedef struct {
+    vector_page *pages;
+    size_t first, n, step;
+    int level;
+} compress_task;
+
+static void *compress_pages(void *arg)
+{
+    compress_task *t = arg;
+    for (size_t i = t->first; i < t->n; i += t->step) {
+        vector_page *p = &t->pages[i];
+        p->st = compress_body(t->level, &p->body, &p->packed, &p->payload, &p->plen);
+    }
+    return NULL;
+}
+
+/* Compress pages[0..n) on up to PAGE_THREADS threads (this one included). */
+static void compress_window(vector_page *pages, size_t n, int level)
+{
+    pthread_t th[PAGE_THREADS];
+    compress_task tasks[PAGE_THREADS];
+    int started[PAGE_THREADS] = {0};
+    for (size_t t = 0; t < PAGE_THREADS; t++)
+        tasks[t] = (compress_task){pages, t, n, PAGE_THREADS, level};
+    for (size_t t = 1; t < PAGE_THREADS && t < n; t++)
+        started[t] = pthread_create(&th[t], NULL, compress_pages, &tasks[t]) == 0;
+    compress_pages(&tasks[0]);
+    for (size_t t = 1; t < PAGE_THREADS && t < n; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else
+            compress_pages(&tasks[t]); /* no thread: do its share here */
+    }
+}
+
+/* Levels and PLAIN values of rows [r, r + nr) into p. */
+static void build_vector_page(const vl_segment_rows *rows, uint64_t r, uint64_t nr, uint32_t *lv,
+                              vector_page *p)
+{
+    uint32_t dim = rows->dim;
+    size_t nv = (size_t)(nr * dim);
+    memset(&p->mm, 0, sizeof p->mm);
+    p->body.len = 0;
+    p->nvals = (int32_t)nv;
+    for (size_t k = 0; k < nv; k++)
+        lv[k] = k % dim != 0;
+    put_levels(&p->body, lv, nv);
+    for (size_t k = 0; k < nv; k++)
+        lv[k] = 1;
+    put_levels(&p->body, lv, nv);
+    const float *v = rows->vecs + r * dim;
+    vl_buf_put(&p->body, v, nv * 4); /* PLAIN floats are little-endian, as the host */
+    for (size_t k = 0; k < nv; k++)
+        mm_float(&p->mm, v[k]);
+}
+
 static vl_status write_vectors(writer *w, const vl_segment_rows *rows, uint32_t page_bytes,
                                vl_error *err)
 {
@@ -264,25 +356,29 @@ static vl_status write_vectors(writer *w, const vl_segment_rows *rows, uint32_t 
         per_page = MAX_PAGE_VALUES / dim;
     uint64_t cap = rows->nrows < per_page ? rows->nrows : per_page;
     uint32_t *lv = vl_malloc((size_t)(cap * dim + 1) * sizeof *lv);
+    vector_page pages[PAGE_WINDOW];
+    memset(pages, 0, sizeof pages);
     uint64_t r = 0;
     vl_status st = VL_OK;
-    do {
-        uint64_t nr = rows->nrows - r < per_page ? rows->nrows - r : per_page;
-        size_t nv = (size_t)(nr * dim);
-        minmax mm = {0};
-        for (size_t k = 0; k < nv; k++)
-            lv[k] = k % dim != 0;
-        put_levels(&w->body, lv, nv);
-        for (size_t k = 0; k < nv; k++)
-            lv[k] = 1;
-        put_levels(&w->body, lv, nv);
-        const float *v = rows->vecs + r * dim;
-        vl_buf_put(&w->body, v, nv * 4); /* PLAIN floats are little-endian, as the host */
-        for (size_t k = 0; k < nv; k++)
-            mm_float(&mm, v[k]);
-        st = emit_page(w, VL_PQ_FLOAT, (int32_t)nv, &mm, err);
-        r += nr;
+    do { /* a zero-row segment still gets one (empty) page */
+        size_t n = 0;
+        for (; n < PAGE_WINDOW && (r < rows->nrows || (r == 0 && n == 0)); n++) {
+            uint64_t nr = rows->nrows - r < per_page ? rows->nrows - r : per_page;
+            build_vector_page(rows, r, nr, lv, &pages[n]);
+            r += nr;
+        }
+        compress_window(pages, n, w->level);
+        for (size_t i = 0; i < n && st == VL_OK; i++) {
+            st = pages[i].st != VL_OK
+                     ? vl_fail(err, VL_ERR_ARG, "zstd compression failed")
+                     : append_page(w, VL_PQ_FLOAT, pages[i].nvals, &pages[i].mm, pages[i].body.len,
+                                   pages[i].payload, pages[i].plen, err);
+        }
     } while (st == VL_OK && r < rows->nrows);
+    for (size_t i = 0; i < PAGE_WINDOW; i++) {
+        vl_buf_free(&pages[i].body);
+        vl_buf_free(&pages[i].packed);
+    }
     free(lv);
     return st;
 }
