@@ -133,6 +133,7 @@ static void dispatch(vl_loop *l, struct epoll_event *ev)
 void vl_loop_run(vl_loop *l)
 {
     struct epoll_event evs[MAX_EVENTS];
+    l->stop = 0; /* a loop may be run again after a stop */
     while (!l->stop) {
         int busy = l->before_sleep ? l->before_sleep(l, l->before_sleep_data) : 0;
         int n = epoll_wait(l->epfd, evs, MAX_EVENTS, busy ? 0 : wait_timeout(l));

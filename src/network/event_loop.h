@@ -27,7 +27,7 @@ int vl_loop_watch(vl_loop *l, int fd, int mask, vl_fd_fn fn, void *data);
 void vl_loop_unwatch(vl_loop *l, int fd);
 void vl_loop_set_before_sleep(vl_loop *l, vl_sleep_hook_fn fn, void *data);
 void vl_loop_set_cron(vl_loop *l, int interval_ms, vl_hook_fn fn, void *data);
-/** Run until vl_loop_stop(). */
+/** Run until vl_loop_stop() is called from a callback; may be run again. */
 void vl_loop_run(vl_loop *l);
 void vl_loop_stop(vl_loop *l);
 
