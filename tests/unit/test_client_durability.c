@@ -119,8 +119,10 @@ static int teardown(void **state_)
 static size_t readable(fx *f, char *buf, size_t cap)
 {
     struct pollfd p = {f->sock, POLLIN, 0};
+    buf[0] = '\0';
     if (poll(&p, 1, 0) <= 0)
         return 0;
+    buf[0] = '\0';
     ssize_t n = recv(f->sock, buf, cap - 1, MSG_DONTWAIT);
     buf[n > 0 ? n : 0] = '\0';
     return n > 0 ? (size_t)n : 0;
@@ -131,56 +133,44 @@ static void send_str(fx *f, const char *s)
     assert_int_equal(send(f->sock, s, strlen(s), 0), (ssize_t)strlen(s));
 }
 
+/* Send request; after one pump the client must have read exactly `now`;
+ * once every write so far is durable, exactly `later`. */
+static void expect(fx *f, const char *request, const char *now, const char *later)
+{
+    char buf[256];
+    send_str(f, request);
+    pump(f);
+    readable(f, buf, sizeof buf);
+    assert_string_equal(buf, now);
+    state.durable = state.last;
+    pump(f);
+    readable(f, buf, sizeof buf);
+    assert_string_equal(buf, later);
+}
+
+#define SET "*1\r\n$3\r\nSET\r\n"
+#define GET "*1\r\n$3\r\nGET\r\n"
+
 static void test_ack_waits_for_durability(void **state_)
 {
-    fx *f = *state_;
-    char buf[256];
-    send_str(f, "*1\r\n$3\r\nSET\r\n");
-    pump(f);
+    expect(*state_, SET, "", "+OK\r\n"); /* not durable: no +OK yet */
     assert_int_equal(state.last, 1);
-    assert_int_equal(readable(f, buf, sizeof buf), 0); /* not durable: no +OK yet */
-    state.durable = 1;
-    pump(f);
-    assert_true(readable(f, buf, sizeof buf) > 0);
-    assert_string_equal(buf, "+OK\r\n");
 }
 
 static void test_read_after_unsynced_write_waits_too(void **state_)
 {
-    fx *f = *state_;
-    char buf[256];
-    send_str(f, "*1\r\n$3\r\nSET\r\n*1\r\n$3\r\nGET\r\n");
-    pump(f);
-    assert_int_equal(readable(f, buf, sizeof buf), 0); /* the GET could show the write */
-    state.durable = 1;
-    pump(f);
-    assert_true(readable(f, buf, sizeof buf) > 0);
-    assert_string_equal(buf, "+OK\r\n$1\r\nx\r\n");
+    expect(*state_, SET GET, "", "+OK\r\n$1\r\nx\r\n"); /* the GET could show the write */
 }
 
 static void test_replies_before_a_write_go_out_first(void **state_)
 {
-    fx *f = *state_;
-    char buf[256];
-    send_str(f, "*1\r\n$3\r\nGET\r\n*1\r\n$3\r\nSET\r\n");
-    pump(f);
-    assert_true(readable(f, buf, sizeof buf) > 0);
-    assert_string_equal(buf, "$1\r\nx\r\n"); /* produced while everything was durable */
-    assert_int_equal(readable(f, buf, sizeof buf), 0);
-    state.durable = state.last;
-    pump(f);
-    assert_true(readable(f, buf, sizeof buf) > 0);
-    assert_string_equal(buf, "+OK\r\n");
+    /* the GET was answered while everything was durable */
+    expect(*state_, GET SET, "$1\r\nx\r\n", "+OK\r\n");
 }
 
 static void test_reads_alone_are_not_held(void **state_)
 {
-    fx *f = *state_;
-    char buf[256];
-    send_str(f, "*1\r\n$3\r\nGET\r\n");
-    pump(f);
-    assert_true(readable(f, buf, sizeof buf) > 0);
-    assert_string_equal(buf, "$1\r\nx\r\n");
+    expect(*state_, GET, "$1\r\nx\r\n", "");
 }
 
 int main(void)
@@ -188,8 +178,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ack_waits_for_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_after_unsynced_write_waits_too, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_replies_before_a_write_go_out_first, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_replies_before_a_write_go_out_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_alone_are_not_held, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
