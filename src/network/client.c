@@ -10,7 +10,6 @@
 #include "network/client.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -18,7 +17,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "util/alloc.h"
 
@@ -57,10 +55,11 @@ static void set_peer_addr(vl_client *c)
     snprintf(c->addr, sizeof c->addr, "%s:%d", ip, port);
 }
 
-static vl_client *client_new(vl_clients *cs, int fd)
+static vl_client *client_new(vl_clients *cs, vl_conn *conn)
 {
     vl_client *c = vl_calloc(1, sizeof *c);
-    c->fd = fd;
+    c->conn = conn;
+    c->fd = vl_conn_fd(conn);
     c->id = cs->next_id++;
     c->owner = cs;
     c->created = (int64_t)time(NULL);
@@ -110,7 +109,7 @@ static void client_close(vl_client *c)
     vl_clients *cs = c->owner;
     if (!(c->flags & VL_CLIENT_CLOSED)) {
         vl_loop_unwatch(cs->loop, c->fd);
-        close(c->fd);
+        vl_conn_close(c->conn);
         c->flags |= VL_CLIENT_CLOSED;
         cs->connected--;
     }
@@ -202,12 +201,11 @@ void vl_clients_release(vl_clients *cs)
     }
 }
 
-static void reject_client(vl_clients *cs, int fd)
+static void reject_client(vl_clients *cs, vl_conn *conn)
 {
     static const char msg[] = "-ERR max number of clients reached\r\n";
-    ssize_t ignored = write(fd, msg, sizeof msg - 1);
-    (void)ignored;
-    close(fd);
+    vl_conn_write(conn, msg, sizeof msg - 1); /* best effort */
+    vl_conn_close(conn);
     cs->rejected_connections++;
 }
 
@@ -219,13 +217,14 @@ void vl_clients_on_accept(vl_loop *l, int lfd, int events, void *data)
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or a transient error such as EMFILE: retried next turn */
+        vl_conn *conn = vl_conn_plain_new(fd);
         if (cs->connected >= cs->max_clients) {
-            reject_client(cs, fd);
+            reject_client(cs, conn);
             continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        vl_client *c = client_new(cs, fd);
+        vl_client *c = client_new(cs, conn);
         if (vl_loop_watch(l, fd, VL_EV_READ, on_client_event, c) != 0)
             client_close(c);
     }
@@ -277,25 +276,30 @@ static void process_input(vl_client *c)
     }
 }
 
-/* 0 on success, -1 when the client must be closed. */
+/* 0 on success, -1 when the client must be closed.  Bytes the conn
+ * already holds (a decrypted TLS record) are drained too: no socket event
+ * would announce them. */
 static int read_input(vl_client *c)
 {
-    if (c->qcap - c->qlen < READ_CHUNK) {
-        c->qcap = c->qlen + READ_CHUNK * 2;
-        c->qbuf = vl_realloc(c->qbuf, c->qcap);
-    }
-    ssize_t n = read(c->fd, c->qbuf + c->qlen, c->qcap - c->qlen);
-    if (n == 0)
-        return -1;
-    if (n < 0)
-        return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-    c->qlen += (size_t)n;
-    if (c->qlen > VL_MAX_QUERY_BUFFER) {
-        snprintf(c->parser.error, sizeof c->parser.error,
-                 "Protocol error: request larger than %u bytes", VL_MAX_QUERY_BUFFER);
-        c->qlen = 0;
-        protocol_error(c);
-    }
+    do {
+        if (c->qcap - c->qlen < READ_CHUNK) {
+            c->qcap = c->qlen + READ_CHUNK * 2;
+            c->qbuf = vl_realloc(c->qbuf, c->qcap);
+        }
+        ssize_t n = vl_conn_read(c->conn, c->qbuf + c->qlen, c->qcap - c->qlen);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        c->qlen += (size_t)n;
+        if (c->qlen > VL_MAX_QUERY_BUFFER) {
+            snprintf(c->parser.error, sizeof c->parser.error,
+                     "Protocol error: request larger than %u bytes", VL_MAX_QUERY_BUFFER);
+            c->qlen = 0;
+            protocol_error(c);
+            break;
+        }
+    } while (vl_conn_has_pending(c->conn));
     return 0;
 }
 
@@ -316,7 +320,8 @@ static int wanted_events(const vl_client *c)
 static void rewatch(vl_client *c)
 {
     if (!(c->flags & VL_CLIENT_CLOSED))
-        vl_loop_watch(c->owner->loop, c->fd, wanted_events(c), on_client_event, c);
+        vl_loop_watch(c->owner->loop, c->fd, vl_conn_interest(c->conn, wanted_events(c)),
+                      on_client_event, c);
 }
 
 static void on_client_event(vl_loop *l, int fd, int events, void *data)
@@ -324,6 +329,7 @@ static void on_client_event(vl_loop *l, int fd, int events, void *data)
     vl_client *c = data;
     (void)l;
     (void)fd;
+    events = vl_conn_ready(c->conn, events);
     if (events & VL_EV_WRITE) /* written in flush, after the group commit */
         vl_client_mark_pending(c->owner, c);
     if (events & VL_EV_READ) {
@@ -342,12 +348,10 @@ static int write_output(vl_client *c, size_t limit)
 {
     size_t sent = 0;
     while (sent < limit) {
-        ssize_t n = write(c->fd, c->out.data + sent, limit - sent);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
+        ssize_t n = vl_conn_write(c->conn, c->out.data + sent, limit - sent);
+        if (n == 0)
             break;
-        if (n <= 0) {
+        if (n < 0) {
             client_close(c);
             return -1;
         }

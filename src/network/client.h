@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "network/conn.h"
 #include "network/event_loop.h"
 #include "network/reply.h"
 #include "network/resp_parser.h"
@@ -45,7 +46,8 @@ typedef vl_dispatch_result (*vl_dispatch_fn)(vl_client *c, int argc, const char 
                                              const size_t *lens);
 
 struct vl_client {
-    int fd;
+    vl_conn *conn; /* the byte stream (plain or TLS); owns fd */
+    int fd;        /* its socket, for the event loop */
     uint64_t id;
     int flags;
     char *qbuf;
