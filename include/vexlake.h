@@ -65,7 +65,8 @@ typedef enum {
     VL_ERR_CORRUPT,  /**< stored data failed a checksum or format check */
     VL_ERR_NOMEM,    /**< out of memory */
     VL_ERR_LIMIT,    /**< a documented limit was exceeded */
-    VL_ERR_CONFLICT  /**< another writer committed the same object first */
+    VL_ERR_CONFLICT, /**< another writer committed the same object first */
+    VL_ERR_BUSY      /**< the data directory is open in another engine (vl_open) */
 } vl_status;
 
 /** Distance metric of a collection. See vl_hit.score for what scores mean. */
@@ -180,6 +181,11 @@ const char *vl_fsync_name(vl_fsync f);
  * truncated before it; damage anywhere else makes the open fail with
  * VL_ERR_CORRUPT and a message naming the file and offset.  On success
  * *out owns the engine; release it with vl_close().
+ *
+ * An engine owns its directory exclusively: it holds a lock on <dir>/LOCK
+ * until vl_close() (or process exit).  Opening a directory that another
+ * engine holds, in this process or another, fails with VL_ERR_BUSY and a
+ * message naming the directory and the holder's pid.
  */
 vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_error *err);
 

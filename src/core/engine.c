@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/dirlock.h"
 #include "core/engine_internal.h"
 #include "core/vector_text.h"
 #include "storage/descriptor.h"
@@ -163,11 +164,14 @@ vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_er
 {
     vl_engine *e = vl_calloc(1, sizeof *e);
     e->job_fd = -1;
+    e->lock_fd = -1;
     if (opt)
         e->opt = *opt;
     else
         vl_options_init(&e->opt);
-    vl_status st = vl_objstore_local_open(dir, &e->store, err);
+    vl_status st = vl_dirlock_acquire(dir, &e->lock_fd, err);
+    if (st == VL_OK)
+        st = vl_objstore_local_open(dir, &e->store, err);
     if (st == VL_OK)
         st = load_collections(e, err);
     if (st == VL_OK)
@@ -199,6 +203,8 @@ void vl_close(vl_engine *e)
         close(e->job_fd);
     free(e->colls);
     vl_obj_close(e->store);
+    if (e->lock_fd >= 0)
+        close(e->lock_fd); /* last: the directory is ours until everything is done */
     free(e);
 }
 

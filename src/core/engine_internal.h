@@ -62,6 +62,7 @@ typedef struct {
 
 struct vl_engine {
     vl_options opt;
+    int lock_fd; /* holds <dir>/LOCK (core/dirlock.c) until vl_close */
     vl_objstore *store;
     vl_wal *wal;
     vl_collection *colls;

@@ -48,6 +48,10 @@ struct vl_objstore {
     const vl_objstore_ops *ops;
 };
 
+/** mkdir -p dir, each new directory made durable in its parent; 0 or -1
+ *  with errno set. */
+int vl_objstore_local_mkdirs(const char *dir);
+
 /** Open a local-directory store rooted at dir (created if missing). */
 vl_status vl_objstore_local_open(const char *dir, vl_objstore **out, vl_error *err);
 

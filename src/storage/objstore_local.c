@@ -571,6 +571,11 @@ static int remove_temps(const char *dirpath)
     return rc;
 }
 
+int vl_objstore_local_mkdirs(const char *dir)
+{
+    return mkdir_p(dir);
+}
+
 vl_status vl_objstore_local_open(const char *dir, vl_objstore **out, vl_error *err)
 {
     if (!dir || !*dir)
