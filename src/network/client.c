@@ -15,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "util/alloc.h"
+#include "util/log.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -242,6 +244,34 @@ static int output_backlogged(const vl_client *c)
     return c->out.len > VL_OUTPUT_PAUSE_BYTES;
 }
 
+/* An HTTP request line ("POST / HTTP/1.1") or header ("Host: x") sent to
+ * this port is what a web page makes a browser send (cross-protocol
+ * scripting): its body would run as commands.  Redis closes such a
+ * connection without running anything, as we do. */
+static int looks_like_http(const char *word, size_t len)
+{
+    return (len == 4 && strncasecmp(word, "post", 4) == 0) ||
+           (len == 5 && strncasecmp(word, "host:", 5) == 0);
+}
+
+/* Drop the rest of the input and close once earlier replies are out; the
+ * warning is logged at most once a minute, so an attack cannot flood the
+ * log. */
+static void abort_cross_protocol(vl_client *c)
+{
+    static time_t last_logged;
+    time_t now = time(NULL);
+    if (now - last_logged >= 60 || now < last_logged) {
+        last_logged = now;
+        vl_log(VL_LOG_WARNING,
+               "Possible SECURITY ATTACK detected: client %s sent POST or Host: as a command, "
+               "likely a web page using cross-protocol scripting over HTTP. Connection aborted.",
+               c->addr);
+    }
+    c->flags |= VL_CLIENT_CLOSE_AFTER_REPLY;
+    vl_client_mark_pending(c->owner, c);
+}
+
 /* Run complete requests from the query buffer until it is empty, the
  * client blocks, or its output backs up. */
 static void process_input(vl_client *c)
@@ -254,6 +284,13 @@ static void process_input(vl_client *c)
             break;
         if (r == VL_RESP_PROTOCOL_ERROR) {
             protocol_error(c);
+            break;
+        }
+        if (c->parser.argc > 0 &&
+            looks_like_http(c->qbuf + used + c->parser.offs[0], c->parser.lens[0])) {
+            abort_cross_protocol(c);
+            used = c->qlen;
+            vl_resp_parser_reset(&c->parser);
             break;
         }
         const char *argv[64];
@@ -379,8 +416,8 @@ int vl_clients_flush(vl_clients *cs)
         c->flags &= ~VL_CLIENT_PENDING_WRITE;
         tag_output(c, cs->dur.barrier(cs->dur.ctx)); /* nothing may go untagged */
         size_t limit = sendable(c, durable);
-        if (limit && write_output(c, limit) != 0)
-            continue;
+        if ((limit || (c->flags & VL_CLIENT_CLOSE_AFTER_REPLY)) && write_output(c, limit) != 0)
+            continue; /* closed (an aborted client may have nothing left to send) */
         if (waits_for_durability(c, durable))
             hold(cs, c); /* the rest shows a write not yet on disk */
         /* Output drained below the pause mark: run requests we held back. */

@@ -2,7 +2,9 @@
 requests, file-descriptor exhaustion, idle-client timeouts."""
 import subprocess
 
-from harness import VexLakeServer
+import pytest
+
+from harness import VexLakeServer, encode_command
 
 
 def vset_many(client, prefix, n):
@@ -34,3 +36,25 @@ def test_second_server_on_same_dir_is_refused(vexlake, tmp_path):
     # Once the owner is gone the directory is free again.
     b.start()
     assert b.client().dbsize() == 100
+
+
+HTTP_ATTACK = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1:6379\r\nContent-Type: text/plain\r\n"
+               b"Content-Length: 7\r\n\r\nCLEAR\r\n")
+
+
+@pytest.mark.parametrize("payload", [
+    HTTP_ATTACK,
+    b"Host: 127.0.0.1\r\nCLEAR\r\n",
+    b"post / HTTP/1.0\r\n\r\nCLEAR\r\n",
+    encode_command("POST", "/") + encode_command("CLEAR"),
+], ids=["http-post", "host-first", "lowercase", "multibulk"])
+def test_cross_protocol_request_is_closed(server, payload):
+    c = server.client()
+    c.execute_command("VSET", "keep", "[1, 2]")
+    with server.raw() as raw:
+        raw.send(payload)
+        assert raw.closed_by_peer(timeout=3), raw.buf
+        assert raw.buf == b""  # nothing of the request ran, not even the first line
+    assert c.dbsize() == 1
+    assert "Possible SECURITY ATTACK detected" in server.log_tail()
+    server.assert_healthy()
