@@ -26,6 +26,15 @@ REL_OBJ := $(LIB_SRC:src/%.c=build/rel/%.o)
 SAN_OBJ := $(LIB_SRC:src/%.c=build/san/%.o)
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
+# libFuzzer harnesses (tests/fuzz/fuzz_<name>.c, picked up by wildcard):
+# the library built by clang with coverage + ASan + UBSan into build/fuzz/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZFLAGS    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+                -fno-sanitize-recover=undefined
+FUZZ_OBJ     := $(LIB_SRC:src/%.c=build/fuzz/%.o)
+FUZZERS      := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
+
 # Object files are real targets, not intermediates to delete after a link.
 .SECONDARY:
 # Build on every core unless the caller chose (-j1 / -jN); sub-makes
@@ -37,7 +46,7 @@ endif
 endif
 
 .PHONY: all build run test test-unit test-asan test-e2e deps deps-test fmt fmt-check lint verify \
-        doc bench clean help
+        doc bench clean help fuzz fuzz-bins fuzz-corpus test-fuzz
 
 all: build
 
@@ -72,6 +81,14 @@ build/san/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(SANFLAGS) -c -o $@ $<
 
+build/fuzz/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/bin/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
 build/rel/test/%: tests/unit/%.c $(REL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
@@ -88,9 +105,10 @@ run: deps ## install what is missing, build, serve 127.0.0.1:$(PORT) with data i
 
 unit-bins: $(TESTS:%=build/rel/test/%)
 san-bins: $(TESTS:%=build/san/test/%)
+fuzz-bins: $(FUZZERS:%=build/fuzz/bin/%)
 
 test: deps-test ## install what is missing, build, run every test
-	@$(MAKE) --no-print-directory build unit-bins san-bins
+	@$(MAKE) --no-print-directory build unit-bins san-bins fuzz-bins
 	@scripts/run-tests.sh all
 
 test-unit: deps-test ## C unit tests only
@@ -101,9 +119,24 @@ test-asan: deps-test ## C unit tests under AddressSanitizer + UBSan
 	@$(MAKE) --no-print-directory san-bins
 	@scripts/run-tests.sh asan
 
+test-fuzz: deps-test ## the short fuzz pass of make test (corpus + FUZZ_TEST_SECONDS each)
+	@$(MAKE) --no-print-directory fuzz-bins
+	@scripts/run-tests.sh fuzz
+
 test-e2e: deps-test ## end-to-end tests with redis-cli and redis-py
 	@$(MAKE) --no-print-directory build
 	@scripts/run-tests.sh e2e
+
+fuzz-corpus: build/rel/tools/gen_corpus ## regenerate the seed corpus in tests/fuzz/corpus/
+	build/rel/tools/gen_corpus
+
+build/rel/tools/gen_corpus: tests/fuzz/gen_corpus.c $(REL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) -Itests/unit $(WARN) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
+fuzz: deps-test ## run every libFuzzer harness for FUZZ_SECONDS (default 60) each
+	@$(MAKE) --no-print-directory fuzz-bins
+	@tests/fuzz/run.sh long $(FUZZ_SECONDS)
 
 bench: deps-test ## benchmarks against peers; figures go to bench/results/
 	@$(MAKE) --no-print-directory build
@@ -131,4 +164,4 @@ doc: deps-test ## Doxygen HTML of include/vexlake.h into docs/api
 clean: ## remove build output (never the data directory)
 	rm -rf build bin docs/api
 
--include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d) build/rel/server/main.d build/rel/tools/vl_parquet.d $(wildcard build/*/test/*.d)
+-include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) $(wildcard build/fuzz/bin/*.d) build/rel/server/main.d build/rel/tools/vl_parquet.d $(wildcard build/*/test/*.d)

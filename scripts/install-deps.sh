@@ -2,8 +2,10 @@
 # install-deps.sh build|test - install what is missing, nothing else.
 #
 # build: a C compiler, make, pkg-config and the libraries we link (cJSON, zstd, snappy).
-# test:  build + cmocka, redis-cli, cppcheck, clang-format, doxygen, a
-#        Python venv in .venv with tests/requirements.txt (pinned).
+# test:  build + cmocka, redis-cli, cppcheck, clang-format, doxygen, clang
+#        with its libFuzzer/sanitizer runtimes and llvm (symbolizer) for the
+#        fuzz harnesses, a Python venv in .venv with tests/requirements.txt
+#        (pinned).
 # Debian packages are installed with apt-get when we are root; otherwise
 # the exact command to run is printed and we stop.
 set -euo pipefail
@@ -12,6 +14,7 @@ cd "$(dirname "$0")/.."
 want=${1:-build}
 pkgs_build=(gcc make pkg-config libcjson-dev libzstd-dev libsnappy-dev)
 pkgs_test=(libcmocka-dev redis-tools cppcheck clang-format doxygen python3 python3-venv)
+pkgs_test+=(clang libclang-rt-14-dev llvm)
 
 missing=()
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || missing+=("$1"); }

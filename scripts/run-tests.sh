@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# run-tests.sh all|unit|asan|e2e - run test suites and print one closing
+# run-tests.sh all|unit|asan|fuzz|e2e - run test suites and print one closing
 # line "N passed, N failed, N skipped" over all of them.
 #
 # unit: every tests/unit/test_* binary (build/rel/test/)
 # asan: the same binaries built with AddressSanitizer + UBSan (build/san/test/)
+# fuzz: every libFuzzer harness (build/fuzz/bin/) on its checked-in corpus
+#       and regression inputs, then FUZZ_TEST_SECONDS (default 3) of fuzzing
+#       (tests/fuzz/run.sh; one pass or failure per harness and step)
 # e2e:  pytest tests/e2e against real server processes (redis-py, redis-cli)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +34,17 @@ run_c_suite() { # $1 = build/rel/test or build/san/test, $2 = label
   done
 }
 
+run_fuzz() {
+  echo "== fuzz (libFuzzer, ASan + UBSan)"
+  tests/fuzz/run.sh short "${FUZZ_TEST_SECONDS:-3}" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  p=$(grep -Eo '[0-9]+ passed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+  f=$(grep -Eo '[0-9]+ failed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p)) failed=$((failed + f))
+}
+
 run_e2e() {
   echo "== e2e (pytest)"
   timeout 1800 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider 2>&1 | tee "$log"
@@ -46,9 +60,10 @@ run_e2e() {
 case "$mode" in
   unit) run_c_suite build/rel/test unit ;;
   asan) run_c_suite build/san/test asan ;;
+  fuzz) run_fuzz ;;
   e2e) run_e2e ;;
-  all) run_c_suite build/rel/test unit; run_c_suite build/san/test asan; run_e2e ;;
-  *) echo "usage: $0 all|unit|asan|e2e" >&2; exit 2 ;;
+  all) run_c_suite build/rel/test unit; run_c_suite build/san/test asan; run_fuzz; run_e2e ;;
+  *) echo "usage: $0 all|unit|asan|fuzz|e2e" >&2; exit 2 ;;
 esac
 
 echo

@@ -81,9 +81,11 @@ vl_status vl_manifest_encode(const vl_manifest *m, char **out, size_t *len, vl_e
     cJSON_Delete(root);
     if (!text)
         return vl_fail(err, VL_ERR_NOMEM, "manifest: cannot serialize");
-    size_t n = strlen(text);
-    char *ph = strstr(text, CRC_PLACEHOLDER);
-    if (!ph || ph + strlen(CRC_PLACEHOLDER) + 1 != text + n) {
+    size_t n = strlen(text), phlen = strlen(CRC_PLACEHOLDER);
+    /* The document's own member ends the text; a segment whose CRC is 0
+     * writes the same bytes earlier. */
+    char *ph = n >= phlen + 1 ? text + n - phlen - 1 : NULL;
+    if (!ph || memcmp(ph, CRC_PLACEHOLDER, phlen) != 0) {
         free(text);
         return vl_fail(err, VL_ERR_ARG, "manifest: checksum member is not last");
     }
@@ -164,8 +166,9 @@ static void get_str(ctx *c, const cJSON *o, const char *key, char *out, size_t c
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (c->st != VL_OK)
         return;
-    if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap) {
-        c->st = vl_fail(c->err, VL_ERR_CORRUPT, "%s: \"%s\" missing or too long", c->what, key);
+    if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= cap) {
+        c->st = vl_fail(c->err, VL_ERR_CORRUPT, "%s: \"%s\" missing, empty or too long", c->what,
+                        key);
         return;
     }
     strcpy(out, v->valuestring);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/crc32c.h"
 #include "storage/deletes.h"
 #include "storage/manifest.h"
 
@@ -107,6 +108,70 @@ static void test_rejects_bad_fields(void **state)
                      VL_ERR_CORRUPT);
 }
 
+/* Found by fuzz_manifest: a segment whose CRC is 0 wrote the member
+ * "crc32c":"00000000" before the document's own, and the encoder took
+ * that one for the placeholder and refused the manifest. */
+static void test_segment_crc_zero_encodes(void **state)
+{
+    (void)state;
+    vl_manifest m = sample(4, 2), back;
+    m.segs[0].crc32c = 0;
+    m.segs[1].del_crc32c = 0;
+    char *text;
+    size_t len;
+    vl_error err;
+    assert_int_equal(vl_manifest_encode(&m, &text, &len, &err), VL_OK);
+    assert_int_equal(vl_manifest_decode(text, len, "m", &back, &err), VL_OK);
+    assert_int_equal(back.segs[0].crc32c, 0);
+    assert_int_equal(back.segs[1].del_crc32c, 0);
+    vl_manifest_free(&back);
+    vl_manifest_free(&m);
+    free(text);
+}
+
+/* Replace the first occurrence of from in *text by to, then rewrite the
+ * document checksum so only the edit can make the decoder refuse it. */
+static void edit_and_recrc(char **text, size_t *len, const char *from, const char *to)
+{
+    char *at = strstr(*text, from);
+    assert_non_null(at);
+    size_t pre = (size_t)(at - *text), nf = strlen(from), nt = strlen(to);
+    char *out = malloc(*len - nf + nt + 1);
+    memcpy(out, *text, pre);
+    memcpy(out + pre, to, nt);
+    memcpy(out + pre + nt, at + nf, *len - pre - nf + 1);
+    *len = *len - nf + nt;
+    free(*text);
+    char *hex = out + *len - 10; /* ..."crc32c":"xxxxxxxx"} */
+    memset(hex, '0', 8);
+    char digits[9];
+    snprintf(digits, sizeof digits, "%08x", vl_crc32c(0, out, *len));
+    memcpy(hex, digits, 8);
+    *text = out;
+}
+
+/* Found by fuzz_manifest: "deletes" with an empty name decoded into a
+ * segment that counts deleted rows but has no deletion file. */
+static void test_rejects_empty_names(void **state)
+{
+    (void)state;
+    vl_manifest m = sample(5, 2), back;
+    char *text;
+    size_t len;
+    vl_error err;
+    assert_int_equal(vl_manifest_encode(&m, &text, &len, &err), VL_OK);
+    edit_and_recrc(&text, &len, "\"tables/default/deletes/x-1.del\"", "\"\"");
+    assert_int_equal(vl_manifest_decode(text, len, "m", &back, &err), VL_ERR_CORRUPT);
+    assert_non_null(strstr(err.msg, "\"name\""));
+    free(text);
+    assert_int_equal(vl_manifest_encode(&m, &text, &len, &err), VL_OK);
+    edit_and_recrc(&text, &len, "\"tables/default/segments/00000000000000000001-0000abcd.parquet\"",
+                   "\"\"");
+    assert_int_equal(vl_manifest_decode(text, len, "m", &back, &err), VL_ERR_CORRUPT);
+    free(text);
+    vl_manifest_free(&m);
+}
+
 static void test_commit_versions_and_conflict(void **state)
 {
     (void)state;
@@ -178,6 +243,8 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_every_byte_flip_detected),
         cmocka_unit_test(test_rejects_bad_fields),
+        cmocka_unit_test(test_segment_crc_zero_encodes),
+        cmocka_unit_test(test_rejects_empty_names),
         cmocka_unit_test(test_commit_versions_and_conflict),
         cmocka_unit_test(test_deletes_roundtrip_and_damage),
     };
