@@ -49,6 +49,7 @@ static void section_server(text *t)
         (int)getpid(), server.cfg.port, (long long)up, (long long)(up / 86400));
     add(t, "search_threads:%d\r\ndistance_kernel:%s\r\n", server.cfg.threads,
         vl_distance_kernel_name());
+    add(t, "tls_port:%d\r\n", server.cfg.tls_port);
 }
 
 static void section_clients(text *t)
@@ -60,6 +61,7 @@ static void section_clients(text *t)
     add(t, "# Clients\r\nconnected_clients:%llu\r\nblocked_clients:%llu\r\nmaxclients:%d\r\n",
         (unsigned long long)server.clients.connected, (unsigned long long)blocked,
         server.cfg.max_clients);
+    add(t, "connected_tls_clients:%llu\r\n", (unsigned long long)vl_tls_connections(server.tls));
 }
 
 static void section_stats(text *t)
@@ -167,8 +169,9 @@ vl_dispatch_result vl_cmd_config(vl_client *c, int argc, const char **argv, cons
                                 "command-line flags");
         return VL_DISPATCH_DONE;
     }
-    char port[16], maxclients[16], threads[16], pattern[128];
+    char port[16], tls_port[16], maxclients[16], threads[16], pattern[128];
     snprintf(port, sizeof port, "%d", server.cfg.port);
+    snprintf(tls_port, sizeof tls_port, "%d", server.cfg.tls_port);
     snprintf(maxclients, sizeof maxclients, "%d", server.cfg.max_clients);
     snprintf(threads, sizeof threads, "%d", server.cfg.threads);
     snprintf(pattern, sizeof pattern, "%.*s", (int)(lens[2] < 127 ? lens[2] : 127), argv[2]);
@@ -182,6 +185,8 @@ vl_dispatch_result vl_cmd_config(vl_client *c, int argc, const char **argv, cons
         {"maxclients", maxclients},
         {"metric", vl_metric_name(server.cfg.metric)},
         {"threads", threads},
+        {"tls-port", tls_port},
+        {"tls-auth-clients", vl_tls_auth_name(server.cfg.tls_auth_clients)},
     };
     size_t n = sizeof params / sizeof params[0], matches = 0;
     for (size_t i = 0; i < n; i++)

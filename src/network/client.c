@@ -211,15 +211,16 @@ static void reject_client(vl_clients *cs, vl_conn *conn)
     cs->rejected_connections++;
 }
 
-void vl_clients_on_accept(vl_loop *l, int lfd, int events, void *data)
+/* Accept what lfd has waiting; tls is NULL on the plain listener. */
+static void accept_clients(vl_loop *l, int lfd, vl_clients *cs, vl_tls *tls)
 {
-    vl_clients *cs = data;
-    (void)events;
     for (int i = 0; i < 64; i++) { /* bounded, so one busy listener can't starve clients */
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or a transient error such as EMFILE: retried next turn */
-        vl_conn *conn = vl_conn_plain_new(fd);
+        vl_conn *conn = tls ? vl_conn_tls_new(fd, tls) : vl_conn_plain_new(fd);
+        if (!conn)
+            continue; /* logged; fd closed */
         if (cs->connected >= cs->max_clients) {
             reject_client(cs, conn);
             continue;
@@ -230,6 +231,19 @@ void vl_clients_on_accept(vl_loop *l, int lfd, int events, void *data)
         if (vl_loop_watch(l, fd, VL_EV_READ, on_client_event, c) != 0)
             client_close(c);
     }
+}
+
+void vl_clients_on_accept(vl_loop *l, int lfd, int events, void *data)
+{
+    (void)events;
+    accept_clients(l, lfd, data, NULL);
+}
+
+void vl_clients_on_accept_tls(vl_loop *l, int lfd, int events, void *data)
+{
+    vl_clients *cs = data;
+    (void)events;
+    accept_clients(l, lfd, cs, cs->tls);
 }
 
 static void protocol_error(vl_client *c)

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "network/conn.h"
+#include "network/conn_tls.h"
 #include "network/event_loop.h"
 #include "network/reply.h"
 #include "network/resp_parser.h"
@@ -87,6 +88,7 @@ typedef struct vl_clients {
     vl_client *pending; /* have replies to write */
     vl_client *held;    /* have replies waiting for durability */
     vl_durability dur;
+    vl_tls *tls; /* context for the TLS listener's clients, or NULL */
     uint64_t next_id;
     uint64_t connected;
     uint64_t total_connections;
@@ -100,6 +102,8 @@ void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uin
 void vl_clients_release(vl_clients *cs);
 /** Accept-handler data: the listening socket's events land here. */
 void vl_clients_on_accept(vl_loop *l, int fd, int events, void *data);
+/** The same for the TLS listener: its clients speak TLS (cs->tls). */
+void vl_clients_on_accept_tls(vl_loop *l, int fd, int events, void *data);
 /** Write every pending reply (after the group commit).  Returns 1 when
  *  new replies were queued meanwhile (they need another commit first). */
 int vl_clients_flush(vl_clients *cs);

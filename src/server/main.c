@@ -22,7 +22,8 @@ static void usage(FILE *f)
                "A vector database that speaks the Redis protocol.\n"
                "\n"
                "Options:\n"
-               "  --port N                       TCP port (default 6379)\n"
+               "  --port N                       TCP port (default 6379; 0 = no plain TCP,\n"
+               "                                 with --tls-port)\n"
                "  --bind ADDR                    address to listen on (default 127.0.0.1)\n"
                "  --dir PATH                     data directory (default ./data)\n"
                "  --metric l2|cosine|ip          metric of collections this server creates\n"
@@ -43,6 +44,14 @@ static void usage(FILE *f)
                "  --wal-truncate-damaged         if the last WAL file is damaged before its end,\n"
                "                                 cut it there (drops what follows) instead of\n"
                "                                 refusing to start\n"
+               "  --tls-port N                   TLS port (default 0 = no TLS listener)\n"
+               "  --tls-cert-file PATH           server certificate chain (PEM), for --tls-port\n"
+               "  --tls-key-file PATH            its private key (PEM, unencrypted)\n"
+               "  --tls-ca-cert-file PATH        CA certificates (PEM) client certificates must\n"
+               "                                 chain to\n"
+               "  --tls-auth-clients yes|no|optional\n"
+               "                                 require a client certificate (default yes),\n"
+               "                                 never ask, or verify one if presented\n"
                "  --help                         show this help\n");
 }
 
@@ -69,7 +78,7 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-typedef enum { INT_FLAG, METRIC_FLAG, FSYNC_FLAG, STRING_FLAG } flag_kind;
+typedef enum { INT_FLAG, METRIC_FLAG, FSYNC_FLAG, STRING_FLAG, TLS_AUTH_FLAG } flag_kind;
 
 typedef struct {
     const char *name;
@@ -94,6 +103,11 @@ static const flag flags[] = {
     {"--flush-seconds", INT_FLAG, 0, 86400 * 365, FIELD(flush_seconds)},
     {"--retain-versions", INT_FLAG, 1, 1000000, FIELD(retain_versions)},
     {"--compact-segments", INT_FLAG, 2, 1000000, FIELD(compact_segments)},
+    {"--tls-port", INT_FLAG, 0, 65535, FIELD(tls_port)},
+    {"--tls-cert-file", STRING_FLAG, 0, 0, FIELD(tls_cert_file)},
+    {"--tls-key-file", STRING_FLAG, 0, 0, FIELD(tls_key_file)},
+    {"--tls-ca-cert-file", STRING_FLAG, 0, 0, FIELD(tls_ca_cert_file)},
+    {"--tls-auth-clients", TLS_AUTH_FLAG, 0, 0, FIELD(tls_auth_clients)},
 };
 
 static void store_int(void *field, size_t size, long v)
@@ -123,6 +137,10 @@ static int apply_flag(const flag *f, const char *v, vl_config *cfg)
     case FSYNC_FLAG:
         if (vl_fsync_parse(v, field) != VL_OK)
             return usage_error("%s wants always, everysec or no, got '%s'", f->name, v);
+        return -1;
+    case TLS_AUTH_FLAG:
+        if (vl_tls_auth_parse(v, field) != 0)
+            return usage_error("%s wants yes, no or optional, got '%s'", f->name, v);
         return -1;
     case STRING_FLAG:
         if (!*v || snprintf(field, f->size, "%s", v) >= (int)f->size)
@@ -165,11 +183,31 @@ static int parse_flags(int argc, char **argv, vl_config *cfg)
     return -1;
 }
 
+/* Flags that only make sense together; -1 when fine, else the exit code. */
+static int check_listeners(const vl_config *cfg)
+{
+    if (!cfg->port && !cfg->tls_port)
+        return usage_error("--port 0 needs --tls-port: nothing to listen on");
+    if (!cfg->tls_port)
+        return -1;
+    if (cfg->tls_port == cfg->port)
+        return usage_error("--tls-port %d is also --port", cfg->tls_port);
+    if (!cfg->tls_cert_file[0] || !cfg->tls_key_file[0])
+        return usage_error("--tls-port needs --tls-cert-file and --tls-key-file");
+    if (cfg->tls_auth_clients != VL_TLS_AUTH_NO && !cfg->tls_ca_cert_file[0])
+        return usage_error("--tls-auth-clients %s needs --tls-ca-cert-file to verify client "
+                           "certificates (or --tls-auth-clients no)",
+                           vl_tls_auth_name(cfg->tls_auth_clients));
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     vl_config cfg;
     vl_config_defaults(&cfg);
     int rc = parse_flags(argc, argv, &cfg);
+    if (rc < 0)
+        rc = check_listeners(&cfg);
     if (rc >= 0)
         return rc;
     return vl_server_main(&cfg);

@@ -43,6 +43,7 @@ void vl_config_defaults(vl_config *cfg)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->threads = n > 0 ? (int)n : 2;
     cfg->max_clients = 10000;
+    cfg->tls_auth_clients = VL_TLS_AUTH_YES; /* as Redis */
     vl_options o;
     vl_options_init(&o);
     cfg->flush_rows = o.flush_rows;
@@ -203,9 +204,47 @@ static int open_engine(const vl_config *cfg)
     return 0;
 }
 
+/* The plain listener (unless --port 0), then the TLS context and listener
+ * (with --tls-port); 0, or -1 after logging why. */
+static int open_listeners(const vl_config *cfg)
+{
+    char err[PATH_MAX * 2 + 512];
+    server.listen_fd = server.tls_fd = -1;
+    if (cfg->port) {
+        server.listen_fd = vl_listen_tcp(cfg->bind, cfg->port, err, sizeof err);
+        if (server.listen_fd < 0)
+            goto failed;
+    }
+    if (!cfg->tls_port)
+        return 0;
+    vl_tls_options o = {cfg->tls_cert_file, cfg->tls_key_file,
+                        cfg->tls_ca_cert_file[0] ? cfg->tls_ca_cert_file : NULL,
+                        cfg->tls_auth_clients};
+    server.tls = vl_tls_new(&o, err, sizeof err);
+    if (!server.tls)
+        goto failed;
+    server.tls_fd = vl_listen_tcp(cfg->bind, cfg->tls_port, err, sizeof err);
+    if (server.tls_fd >= 0)
+        return 0;
+failed:
+    vl_log(VL_LOG_ERROR, "%s", err);
+    if (server.listen_fd >= 0)
+        close(server.listen_fd);
+    vl_tls_free(server.tls);
+    return -1;
+}
+
+static void close_listeners(void)
+{
+    if (server.listen_fd >= 0)
+        close(server.listen_fd);
+    if (server.tls_fd >= 0)
+        close(server.tls_fd);
+}
+
 static void shutdown_server(int sigfd)
 {
-    close(server.listen_fd);
+    close_listeners();
     vl_pool_free(server.pool); /* finishes searches and delivers their replies */
     vl_error err;
     if (vl_sync(server.engine, &err) != VL_OK) /* wait for the last batch's fsync */
@@ -213,6 +252,7 @@ static void shutdown_server(int sigfd)
     vl_clients_release(&server.clients);
     vl_clients_flush(&server.clients);
     vl_clients_close_all(&server.clients);
+    vl_tls_free(server.tls);
     vl_close(server.engine);
     if (sigfd >= 0)
         close(sigfd);
@@ -229,10 +269,7 @@ int vl_server_main(const vl_config *cfg)
     block_shutdown_signals();
     if (open_engine(cfg) != 0)
         return 1;
-    char err[256];
-    server.listen_fd = vl_listen_tcp(cfg->bind, cfg->port, err, sizeof err);
-    if (server.listen_fd < 0) {
-        vl_log(VL_LOG_ERROR, "%s", err);
+    if (open_listeners(cfg) != 0) {
         vl_close(server.engine);
         return 1;
     }
@@ -240,19 +277,31 @@ int vl_server_main(const vl_config *cfg)
     vl_durability dur = {reply_barrier, durable_lsn, NULL};
     vl_clients_init(&server.clients, server.loop, vl_command_dispatch, (uint64_t)cfg->max_clients,
                     &dur);
+    server.clients.tls = server.tls;
     server.pool = server.loop ? vl_pool_new(cfg->threads, server.loop) : NULL;
     if (!server.pool) {
         vl_log(VL_LOG_ERROR, "cannot start the event loop or worker threads");
         return 1;
     }
-    vl_loop_watch(server.loop, server.listen_fd, VL_EV_READ, vl_clients_on_accept, &server.clients);
+    if (server.listen_fd >= 0)
+        vl_loop_watch(server.loop, server.listen_fd, VL_EV_READ, vl_clients_on_accept,
+                      &server.clients);
+    if (server.tls_fd >= 0)
+        vl_loop_watch(server.loop, server.tls_fd, VL_EV_READ, vl_clients_on_accept_tls,
+                      &server.clients);
     vl_loop_set_before_sleep(server.loop, before_sleep, NULL);
     vl_loop_watch(server.loop, vl_background_fd(server.engine), VL_EV_READ, on_background, NULL);
     vl_loop_watch(server.loop, vl_commit_fd(server.engine), VL_EV_READ, on_commit, NULL);
     vl_loop_set_cron(server.loop, 100, cron, NULL);
     int sigfd = watch_signals();
-    vl_log(VL_LOG_INFO, "VexLake %s ready on %s:%d, data in %s (appendfsync %s, %d search threads)",
-           VL_VERSION, cfg->bind, cfg->port, cfg->dir, vl_fsync_name(cfg->fsync), cfg->threads);
+    char where[320], tls[32] = "";
+    snprintf(where, sizeof where, "%s:%d", cfg->bind, cfg->port ? cfg->port : cfg->tls_port);
+    if (cfg->tls_port && cfg->port)
+        snprintf(tls, sizeof tls, " (TLS on port %d)", cfg->tls_port);
+    else if (cfg->tls_port)
+        snprintf(tls, sizeof tls, " (TLS)");
+    vl_log(VL_LOG_INFO, "VexLake %s ready on %s%s, data in %s (appendfsync %s, %d search threads)",
+           VL_VERSION, where, tls, cfg->dir, vl_fsync_name(cfg->fsync), cfg->threads);
     vl_loop_run(server.loop);
     shutdown_server(sigfd);
     return 0;

@@ -35,6 +35,11 @@ typedef struct {
     int compact_segments;
     int open_previous_on_damage;
     int wal_truncate_damaged;
+    int tls_port; /* 0: no TLS listener */
+    char tls_cert_file[PATH_MAX];
+    char tls_key_file[PATH_MAX];
+    char tls_ca_cert_file[PATH_MAX];
+    vl_tls_auth tls_auth_clients;
 } vl_config;
 
 typedef struct {
@@ -43,7 +48,9 @@ typedef struct {
     vl_loop *loop;
     vl_clients clients;
     vl_pool *pool;
-    int listen_fd;
+    int listen_fd; /* -1 with --port 0 */
+    int tls_fd;    /* -1 without --tls-port */
+    vl_tls *tls;
     int64_t start_time; /* unix seconds */
     uint64_t commands_processed;
     uint64_t error_replies;
