@@ -13,6 +13,7 @@
 #include "commands/commands.h"
 #include "server/server.h"
 #include "util/alloc.h"
+#include "util/number.h"
 
 vl_dispatch_result vl_cmd_ping(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
@@ -92,13 +93,8 @@ vl_dispatch_result vl_cmd_hello(vl_client *c, int argc, const char **argv, const
 {
     int proto = c->out.proto;
     if (argc >= 2) {
-        char *end;
-        char num[16];
-        size_t n = lens[1] < sizeof num - 1 ? lens[1] : sizeof num - 1;
-        memcpy(num, argv[1], n);
-        num[n] = '\0';
-        long v = strtol(num, &end, 10);
-        if (end == num || *end || n != lens[1]) {
+        long long v;
+        if (vl_parse_ll(argv[1], lens[1], &v) != 0) {
             vl_reply_error(&c->out, "ERR Protocol version is not an integer or out of range");
             return VL_DISPATCH_DONE;
         }
@@ -194,7 +190,10 @@ vl_dispatch_result vl_cmd_client(vl_client *c, int argc, const char **argv, cons
 vl_dispatch_result vl_cmd_select(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
     (void)argc;
-    if (lens[1] == 1 && argv[1][0] == '0')
+    long long db;
+    if (vl_parse_ll(argv[1], lens[1], &db) != 0)
+        vl_reply_error(&c->out, "ERR value is not an integer or out of range");
+    else if (db == 0)
         vl_reply_simple(&c->out, "OK");
     else
         vl_reply_error(&c->out, "ERR DB index is out of range (VexLake has only database 0)");

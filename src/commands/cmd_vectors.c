@@ -90,9 +90,12 @@ vl_dispatch_result vl_cmd_vget(vl_client *c, int argc, const char **argv, const 
             vl_reply_null(&c->out);
         return VL_DISPATCH_DONE;
     }
-    if (argc != 4 || vl_version_arg(argc, argv, lens, 2, &version, &err) != VL_OK)
+    if (argc != 4)
         return vl_reply_status(c, vl_fail(&err, VL_ERR_ARG, "syntax error: VGET key [VERSION n]"),
                                &err);
+    vl_status st = vl_version_arg(argc, argv, lens, 2, &version, &err);
+    if (st != VL_OK)
+        return vl_reply_status(c, st, &err);
     versioned_get *g = vl_calloc(1, sizeof *g);
     g->client = c;
     g->key = vl_strndup(argv[1], lens[1]);

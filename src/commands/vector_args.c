@@ -7,6 +7,7 @@
 #include "commands/commands.h"
 #include "core/vector_text.h"
 #include "util/error.h"
+#include "util/number.h"
 
 static vl_status fp32_blob(const char *blob, size_t len, float *out, uint32_t *dim, vl_error *err)
 {
@@ -38,15 +39,8 @@ vl_status vl_vector_arg(int argc, const char **argv, const size_t *lens, int i, 
 
 vl_status vl_k_arg(const char *s, size_t len, uint32_t *k, vl_error *err)
 {
-    uint64_t v = 0;
-    if (len == 0 || len > 19)
-        return vl_fail(err, VL_ERR_ARG, "K must be a positive integer");
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return vl_fail(err, VL_ERR_ARG, "K must be a positive integer");
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v == 0)
+    long long v;
+    if (vl_parse_ll(s, len, &v) != 0 || v <= 0)
         return vl_fail(err, VL_ERR_ARG, "K must be a positive integer");
     if (v > VL_MAX_K)
         return vl_fail(err, VL_ERR_LIMIT, "K must be at most %u", VL_MAX_K);
@@ -60,17 +54,10 @@ vl_status vl_version_arg(int argc, const char **argv, const size_t *lens, int i,
     if (i + 1 >= argc || !vl_arg_is(argv[i], lens[i], "VERSION"))
         return vl_fail(err, VL_ERR_ARG, "syntax error near '%.*s'",
                        (int)(lens[i] > 32 ? 32 : lens[i]), argv[i]);
-    char num[24];
-    size_t n = lens[i + 1];
-    char *end;
-    if (n == 0 || n >= sizeof num)
+    long long v;
+    if (vl_parse_ll(argv[i + 1], lens[i + 1], &v) != 0 || v <= 0)
         return vl_fail(err, VL_ERR_ARG, "VERSION must be a positive integer");
-    memcpy(num, argv[i + 1], n);
-    num[n] = '\0';
-    unsigned long long v = strtoull(num, &end, 10);
-    if (*end || v == 0 || num[0] == '-')
-        return vl_fail(err, VL_ERR_ARG, "VERSION must be a positive integer");
-    *version = v;
+    *version = (uint64_t)v;
     return VL_OK;
 }
 

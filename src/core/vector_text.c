@@ -98,6 +98,13 @@ static vl_status parse_element(const char *s, size_t len, size_t *pos, uint32_t 
     if (end != tok + n)
         return vl_fail(err, VL_ERR_ARG, "invalid vector: element %u ('%s') is not a number", index,
                        tok);
+    /* strtof also reads C99 hex floats ("0x1p3" is 8); the text form is
+     * decimal, as in JSON, so they are refused rather than half-supported. */
+    if (strpbrk(tok, "xX"))
+        return vl_fail(err, VL_ERR_ARG,
+                       "invalid vector: element %u ('%s') is a hexadecimal number; write it "
+                       "in decimal",
+                       index, tok);
     if (isnan(v) || (isinf(v) && errno != ERANGE))
         return vl_fail(err, VL_ERR_ARG, "invalid vector: element %u is NaN or Inf", index);
     if (isinf(v))

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/number.h"
 
 void vl_resp_parser_init(vl_resp_parser *p)
 {
@@ -62,26 +63,6 @@ static long find_crlf(const char *buf, size_t len, size_t from)
     return -1;
 }
 
-/* Parse the decimal integer in buf[from..end) strictly (optional '-'). */
-static int parse_int(const char *buf, size_t from, size_t end, int64_t *out)
-{
-    int neg = 0;
-    int64_t v = 0;
-    if (from < end && buf[from] == '-') {
-        neg = 1;
-        from++;
-    }
-    if (from == end || end - from > 18)
-        return -1;
-    for (size_t i = from; i < end; i++) {
-        if (buf[i] < '0' || buf[i] > '9')
-            return -1;
-        v = v * 10 + (buf[i] - '0');
-    }
-    *out = neg ? -v : v;
-    return 0;
-}
-
 /* One "<prefix>N\r\n" header line at p->pos. 1 = parsed, 0 = need more. */
 static int header(vl_resp_parser *p, const char *buf, size_t len, char prefix, int64_t *out,
                   vl_resp_result *res)
@@ -98,10 +79,12 @@ static int header(vl_resp_parser *p, const char *buf, size_t len, char prefix, i
         *res = fail(p, msg);
         return 0;
     }
-    if (parse_int(buf, p->pos + 1, (size_t)crlf, out) != 0) {
+    long long n;
+    if (vl_parse_ll(buf + p->pos + 1, (size_t)crlf - (p->pos + 1), &n) != 0) {
         *res = fail(p, prefix == '*' ? "invalid multibulk length" : "invalid bulk length");
         return 0;
     }
+    *out = n;
     p->pos = (size_t)crlf + 2;
     return 1;
 }

@@ -14,6 +14,7 @@
 
 #include "server/server.h"
 #include "util/error.h"
+#include "util/number.h"
 
 static void usage(FILE *f)
 {
@@ -68,13 +69,14 @@ static int usage_error(const char *fmt, ...)
     return 2;
 }
 
+/* Strict, as integers from clients are (util/number.h): no '+', spaces or
+ * leading zeros. */
 static int parse_long(const char *s, long lo, long hi, long *out)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
+    long long v;
+    if (vl_parse_ll(s, strlen(s), &v) != 0 || v < lo || v > hi)
         return -1;
-    *out = v;
+    *out = (long)v;
     return 0;
 }
 

@@ -1,10 +1,11 @@
 """Hardening (issue 6): one server per data directory, cross-protocol
-requests, file-descriptor exhaustion, idle-client timeouts."""
+requests, strict integers, file-descriptor exhaustion, idle-client timeouts."""
 import subprocess
 
 import pytest
+import redis
 
-from harness import VexLakeServer, encode_command
+from harness import VexLakeServer, encode_command, server_binary
 
 
 def vset_many(client, prefix, n):
@@ -58,3 +59,72 @@ def test_cross_protocol_request_is_closed(server, payload):
     assert c.dbsize() == 1
     assert "Possible SECURITY ATTACK detected" in server.log_tail()
     server.assert_healthy()
+
+
+# ---- strict integers and decimal vector text (defect 7) ---------------------
+
+NOT_STRICT = ["18446744073709551616", "9223372036854775808", "+1", "01", " 1", "1 ", "-0",
+              "0x1", "1e0"]
+
+
+@pytest.mark.parametrize("bad", NOT_STRICT)
+def test_version_is_a_strict_integer(server, bad):
+    r = server.client()
+    r.execute_command("VSET", "a", "[1, 2]")
+    assert r.execute_command("SAVE") in (True, "OK")
+    assert r.execute_command("VGET", "a", "VERSION", "1") is not None
+    for cmd in (["VGET", "a", "VERSION", bad], ["VSEARCH", "[1, 2]", "1", "VERSION", bad]):
+        with pytest.raises(redis.ResponseError, match="^VERSION must be a positive integer$"):
+            r.execute_command(*cmd)
+
+
+@pytest.mark.parametrize("bad", ["01", "010", "+1", "-0"])
+def test_k_is_a_strict_integer(server, bad):
+    r = server.client()
+    r.execute_command("VSET", "a", "[1, 2]")
+    with pytest.raises(redis.ResponseError, match="^K must be a positive integer$"):
+        r.execute_command("VSEARCH", "[1, 2]", bad)
+
+
+@pytest.mark.parametrize("bad", ["+3", "03", " 3", "3 ", "99999999999999999999"])
+def test_hello_protover_is_a_strict_integer(server, bad):
+    with server.raw() as raw:
+        reply = raw.command("HELLO", bad)
+        assert reply == "ERR Protocol version is not an integer or out of range", reply
+
+
+@pytest.mark.parametrize("bad", ["+0", "00", "-0", " 0", "x", "18446744073709551616"])
+def test_select_is_a_strict_integer(server, bad):
+    with server.raw() as raw:
+        assert raw.command("SELECT", bad) == "ERR value is not an integer or out of range"
+        assert raw.command("SELECT", "0") == "OK"
+        assert raw.command("SELECT", "1").startswith("ERR DB index is out of range")
+
+
+@pytest.mark.parametrize("frame", [b"*1\r\n$04\r\nPING\r\n", b"*01\r\n$4\r\nPING\r\n",
+                                   b"*1\r\n$-0\r\n"])
+def test_resp_lengths_are_strict_integers(server, frame):
+    with server.raw() as raw:
+        raw.send(frame)
+        reply = raw.read_reply()
+        assert reply.startswith("ERR Protocol error: invalid"), reply
+        assert raw.closed_by_peer(timeout=3)
+
+
+@pytest.mark.parametrize("vec", ["[0x1p3, 1]", "[1, 0X10]", "[-0x1.8p1, 2]"])
+def test_hex_floats_are_not_vector_text(server, vec):
+    r = server.client()
+    with pytest.raises(redis.ResponseError, match="is a hexadecimal number"):
+        r.execute_command("VSET", "a", vec)
+    assert r.dbsize() == 0
+
+
+@pytest.mark.parametrize("args", [["--threads", "+1"], ["--port", " 7000"], ["--maxclients", "010"],
+                                  ["--flush-rows", "1e3"], ["--retain-versions", "18446744073709551617"]])
+def test_flags_are_strict_integers(args):
+    # A trailing unknown flag makes the old (lenient) parser exit too, so
+    # the test is bounded either way; only the message tells them apart.
+    p = subprocess.run([str(server_binary()), *args, "--no-such-flag"], capture_output=True,
+                       text=True, timeout=10, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2
+    assert f"{args[0]} wants a number" in p.stderr, p.stderr

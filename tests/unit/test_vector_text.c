@@ -113,6 +113,19 @@ static void test_parse_errors(void **state)
     assert_int_equal(vl_vector_parse_text("[]", 2, v, 4, &dim, NULL), VL_ERR_ARG);
 }
 
+/* The text form is decimal: C99 hex floats, which strtof would read, are
+ * refused with a message saying so. */
+static void test_hex_floats_refused(void **state)
+{
+    (void)state;
+    expect_parse_error("[0x1p3]", VL_ERR_ARG, "element 0 ('0x1p3') is a hexadecimal number");
+    expect_parse_error("[1, 0X10]", VL_ERR_ARG, "element 1 ('0X10') is a hexadecimal number");
+    expect_parse_error("[-0x1.8p1, 2]", VL_ERR_ARG, "is a hexadecimal number");
+    expect_parse_error("[+0x1P-2]", VL_ERR_ARG, "is a hexadecimal number");
+    expect_parse_error("[0x]", VL_ERR_ARG, "('0x') is not a number");
+    expect_parse_error("[0xnan]", VL_ERR_ARG, "is not a number");
+}
+
 static void test_format(void **state)
 {
     (void)state;
@@ -353,13 +366,10 @@ static void test_format_matches_printf(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_ok),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_format),
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_parse_matches_strtof),
-        cmocka_unit_test(test_check_finite),
-        cmocka_unit_test(test_format_matches_printf),
+        cmocka_unit_test(test_parse_ok),           cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_hex_floats_refused), cmocka_unit_test(test_format),
+        cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_parse_matches_strtof),
+        cmocka_unit_test(test_check_finite),       cmocka_unit_test(test_format_matches_printf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
