@@ -205,6 +205,7 @@ static void log_failure(tls_conn *t, const char *stage, int ssl_err)
     socklen_t salen = sizeof sa;
     char host[NI_MAXHOST], serv[NI_MAXSERV];
     if (getpeername(t->base.fd, (struct sockaddr *)&sa, &salen) == 0 &&
+        (sa.ss_family == AF_INET || sa.ss_family == AF_INET6) &&
         getnameinfo((struct sockaddr *)&sa, salen, host, sizeof host, serv, sizeof serv,
                     NI_NUMERICHOST | NI_NUMERICSERV) == 0)
         snprintf(peer, sizeof peer, "%s:%s", host, serv);

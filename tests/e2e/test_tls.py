@@ -10,6 +10,7 @@ What each test proves:
 - a large pipelined workload (MiB of requests, replies far above the socket
   buffers) arrives intact, so partial TLS writes and want-write are handled;
 - writes acknowledged over TLS survive kill -9;
+- --maxclients counts TLS clients;
 - --port 0 serves TLS only; bad certificate or key files stop the start with
   the file named and OpenSSL's reason.
 """
@@ -179,6 +180,23 @@ def test_info_and_config_show_tls(vexlake, pki):
     assert r.config_get("tls-*") == {"tls-port": str(srv.tls_port), "tls-auth-clients": "optional"}
     assert srv.client().info()["connected_tls_clients"] == 1
     r.close()
+
+
+def test_maxclients_counts_tls_clients(vexlake, pki):
+    srv = start_tls(vexlake, pki, extra=["--maxclients", "1"])
+    holder = tls_client(srv.tls_port, pki)
+    assert holder.ping() is True
+    # Full: a second TLS client is closed during its handshake, a plain one
+    # gets the usual error; neither is served.
+    assert not tls_works(srv.tls_port, pki)
+    with srv.raw() as c:
+        assert c.read_reply() == "ERR max number of clients reached"
+    assert holder.info()["rejected_connections"] == 2
+    holder.close()
+    deadline = time.monotonic() + 10
+    while not tls_works(srv.tls_port, pki):  # the slot frees once the server sees the close
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------
