@@ -1,6 +1,6 @@
 /*
  * cmd_connection.c - the connection commands clients send on their own:
- * PING, ECHO, QUIT, HELLO, CLIENT, SELECT and COMMAND.
+ * PING, ECHO, QUIT, AUTH, HELLO, CLIENT, SELECT and COMMAND.
  *
  * These exist so stock Redis clients connect without errors: redis-py 8
  * sends HELLO 3 and CLIENT SETINFO on connect, redis-cli asks COMMAND DOCS
@@ -88,7 +88,40 @@ static void reply_hello_map(vl_client *c)
     vl_reply_array(&c->out, 0);
 }
 
-/* HELLO [protover [AUTH username password] [SETNAME clientname]] */
+static void reply_wrongpass(vl_client *c)
+{
+    vl_reply_error(&c->out, "WRONGPASS invalid username-password pair or user is disabled.");
+}
+
+/* AUTH [username] password.  A failed AUTH leaves the client logged in as
+ * whoever it was (Redis does the same). */
+vl_dispatch_result vl_cmd_auth(vl_client *c, int argc, const char **argv, const size_t *lens)
+{
+    if (argc > 3) {
+        vl_reply_error(&c->out, "ERR syntax error");
+        return VL_DISPATCH_DONE;
+    }
+    if (argc == 2 && vl_auth_default_nopass()) {
+        vl_reply_error(&c->out, "ERR AUTH <password> called without any password configured for "
+                                "the default user. Are you sure your configuration is correct?");
+        return VL_DISPATCH_DONE;
+    }
+    const char *name = argc == 3 ? argv[1] : "default";
+    size_t nlen = argc == 3 ? lens[1] : 7;
+    struct vl_acl_user *u = vl_auth_login(name, nlen, argv[argc - 1], lens[argc - 1]);
+    if (!u) {
+        reply_wrongpass(c);
+        return VL_DISPATCH_DONE;
+    }
+    c->user = u;
+    vl_reply_simple(&c->out, "OK");
+    return VL_DISPATCH_DONE;
+}
+
+/* HELLO [protover [AUTH username password] [SETNAME clientname]], in
+ * Redis' order: options are parsed first, then AUTH, then the client must
+ * be authenticated, then SETNAME, and only then does the protocol switch
+ * (so a failed HELLO changes nothing). */
 vl_dispatch_result vl_cmd_hello(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
     int proto = c->out.proto;
@@ -104,21 +137,42 @@ vl_dispatch_result vl_cmd_hello(vl_client *c, int argc, const char **argv, const
         }
         proto = (int)v;
     }
+    int auth = 0, setname = 0;
     for (int i = 2; i < argc; i++) {
         if (vl_arg_is(argv[i], lens[i], "AUTH") && i + 2 < argc) {
-            i += 2; /* no authentication configured: accept like Redis' default user */
+            auth = i + 1;
+            i += 2;
         } else if (vl_arg_is(argv[i], lens[i], "SETNAME") && i + 1 < argc) {
-            if (!valid_client_name(argv[i + 1], lens[i + 1])) {
-                vl_reply_error(&c->out, "ERR Client names cannot contain spaces, newlines or "
-                                        "special characters.");
-                return VL_DISPATCH_DONE;
-            }
-            set_string(&c->name, argv[i + 1], lens[i + 1]);
+            setname = i + 1;
             i++;
         } else {
             vl_reply_error(&c->out, "ERR Syntax error in HELLO option");
             return VL_DISPATCH_DONE;
         }
+    }
+    if (auth) {
+        struct vl_acl_user *u =
+            vl_auth_login(argv[auth], lens[auth], argv[auth + 1], lens[auth + 1]);
+        if (!u) {
+            reply_wrongpass(c);
+            return VL_DISPATCH_DONE;
+        }
+        c->user = u;
+    }
+    if (!c->user) {
+        vl_reply_error(&c->out, "NOAUTH HELLO must be called with the client already "
+                                "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+                                "option can be used to authenticate the client and select the "
+                                "RESP protocol version at the same time");
+        return VL_DISPATCH_DONE;
+    }
+    if (setname) {
+        if (!valid_client_name(argv[setname], lens[setname])) {
+            vl_reply_error(&c->out, "ERR Client names cannot contain spaces, newlines or "
+                                    "special characters.");
+            return VL_DISPATCH_DONE;
+        }
+        set_string(&c->name, argv[setname], lens[setname]);
     }
     c->out.proto = proto;
     reply_hello_map(c);
@@ -224,7 +278,18 @@ static void reply_command_info(vl_client *c, const vl_command *cmd)
     vl_reply_int(&c->out, has_key);
     vl_reply_int(&c->out, has_key);
     vl_reply_int(&c->out, has_key);
-    for (int i = 0; i < 4; i++) /* ACL categories, tips, key specs, subcommands */
+    size_t ncat = 0;
+    for (size_t i = 0; vl_acl_category_names[i]; i++)
+        ncat += (cmd->acl >> i) & 1;
+    vl_reply_array(&c->out, ncat); /* ACL categories, as "@read" */
+    for (size_t i = 0; vl_acl_category_names[i]; i++) {
+        if ((cmd->acl >> i) & 1) {
+            char name[32];
+            snprintf(name, sizeof name, "@%s", vl_acl_category_names[i]);
+            vl_reply_simple(&c->out, name);
+        }
+    }
+    for (int i = 0; i < 3; i++) /* tips, key specs, subcommands */
         vl_reply_array(&c->out, 0);
 }
 

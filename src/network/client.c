@@ -178,6 +178,12 @@ void vl_client_mark_pending(vl_clients *cs, vl_client *c)
     cs->pending = c;
 }
 
+void vl_client_close_soon(vl_clients *cs, vl_client *c)
+{
+    c->flags |= VL_CLIENT_CLOSE_AFTER_REPLY;
+    vl_client_mark_pending(cs, c);
+}
+
 static void hold(vl_clients *cs, vl_client *c)
 {
     c->flags |= VL_CLIENT_HELD;

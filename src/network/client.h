@@ -39,6 +39,7 @@ enum {
 };
 
 typedef struct vl_client vl_client;
+struct vl_acl_user;
 
 /** Result of a dispatched request. */
 typedef enum { VL_DISPATCH_DONE, VL_DISPATCH_BLOCKED } vl_dispatch_result;
@@ -60,6 +61,10 @@ struct vl_client {
     char *lib_ver;   /* CLIENT SETINFO LIB-VER */
     char addr[64];   /* peer address, "ip:port" */
     int64_t created; /* unix seconds */
+    /* Logged-in user, NULL until authenticated.  Owned by the command
+     * layer's user registry, which re-points or closes clients when it
+     * replaces its users (ACL LOAD); the network layer never reads it. */
+    struct vl_acl_user *user;
     /* Output [previous end, marks[i].end) may be sent once marks[i].lsn is
      * durable; marks ascend in both end and lsn. */
     struct vl_reply_mark {
@@ -114,5 +119,8 @@ void vl_clients_close_all(vl_clients *cs);
 void vl_client_unblock(vl_clients *cs, vl_client *c);
 /** Mark that c has reply bytes to send. */
 void vl_client_mark_pending(vl_clients *cs, vl_client *c);
+/** Close c once its queued replies are sent (at once if there are none);
+ *  safe to call for any client from inside a handler. */
+void vl_client_close_soon(vl_clients *cs, vl_client *c);
 
 #endif

@@ -4,6 +4,7 @@
  * Bad flags exit with code 2 and a message naming the flag, so scripts
  * can tell a usage error (2) from a runtime failure (1).
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commands/commands.h"
 #include "server/server.h"
 #include "util/error.h"
 #include "util/number.h"
@@ -53,6 +55,12 @@ static void usage(FILE *f)
                "  --tls-auth-clients yes|no|optional\n"
                "                                 require a client certificate (default yes),\n"
                "                                 never ask, or verify one if presented\n"
+               "  --requirepass PASS             password of the default user (clients AUTH)\n"
+               "  --requirepass-file PATH        ... read from the file's first line, so it is\n"
+               "                                 not visible in ps\n"
+               "  --aclfile PATH                 users and their rules (ACL LOAD rereads it)\n"
+               "  --protected-mode yes|no        with no password, serve loopback clients only\n"
+               "                                 (default yes)\n"
                "  --help                         show this help\n");
 }
 
@@ -80,7 +88,16 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-typedef enum { INT_FLAG, METRIC_FLAG, FSYNC_FLAG, STRING_FLAG, TLS_AUTH_FLAG } flag_kind;
+typedef enum {
+    INT_FLAG,
+    METRIC_FLAG,
+    FSYNC_FLAG,
+    STRING_FLAG,
+    TLS_AUTH_FLAG,
+    SECRET_FLAG,      /* a string never echoed in messages */
+    SECRET_FILE_FLAG, /* a secret read from a file's first line */
+    YESNO_FLAG
+} flag_kind;
 
 typedef struct {
     const char *name;
@@ -110,7 +127,36 @@ static const flag flags[] = {
     {"--tls-key-file", STRING_FLAG, 0, 0, FIELD(tls_key_file)},
     {"--tls-ca-cert-file", STRING_FLAG, 0, 0, FIELD(tls_ca_cert_file)},
     {"--tls-auth-clients", TLS_AUTH_FLAG, 0, 0, FIELD(tls_auth_clients)},
+    {"--requirepass", SECRET_FLAG, 0, 0, FIELD(requirepass)},
+    {"--requirepass-file", SECRET_FILE_FLAG, 0, 0, FIELD(requirepass)},
+    {"--aclfile", STRING_FLAG, 0, 0, FIELD(aclfile)},
+    {"--protected-mode", YESNO_FLAG, 0, 0, FIELD(protected_mode)},
 };
+
+/* The first line of file `path` (without its line end) into field. */
+static int read_secret_file(const flag *f, const char *path, char *field)
+{
+    FILE *in = fopen(path, "rb");
+    if (!in)
+        return usage_error("%s: cannot read %s: %s", f->name, path, strerror(errno));
+    size_t n = fread(field, 1, f->size, in);
+    fclose(in);
+    char *nl = memchr(field, '\n', n);
+    size_t len = nl ? (size_t)(nl - field) : n;
+    if (len && field[len - 1] == '\r')
+        len--;
+    if (len >= f->size) {
+        memset(field, 0, f->size);
+        return usage_error("%s: the first line of %s is longer than %zu bytes", f->name, path,
+                           f->size - 1);
+    }
+    field[len] = '\0';
+    if (len == 0 || strlen(field) != len) {
+        memset(field, 0, f->size);
+        return usage_error("%s: the first line of %s is empty or holds a NUL byte", f->name, path);
+    }
+    return -1;
+}
 
 static void store_int(void *field, size_t size, long v)
 {
@@ -148,6 +194,16 @@ static int apply_flag(const flag *f, const char *v, vl_config *cfg)
         if (!*v || snprintf(field, f->size, "%s", v) >= (int)f->size)
             return usage_error("%s wants a value of 1 to %zu characters, got '%s'", f->name,
                                f->size - 1, v);
+        return -1;
+    case SECRET_FLAG:
+        if (!*v || snprintf(field, f->size, "%s", v) >= (int)f->size)
+            return usage_error("%s wants a value of 1 to %zu characters", f->name, f->size - 1);
+        return -1;
+    case SECRET_FILE_FLAG: return read_secret_file(f, v, field);
+    case YESNO_FLAG:
+        if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+            return usage_error("%s wants yes or no, got '%s'", f->name, v);
+        *(int *)field = strcmp(v, "yes") == 0;
         return -1;
     }
     return -1;
@@ -212,5 +268,13 @@ int main(int argc, char **argv)
         rc = check_listeners(&cfg);
     if (rc >= 0)
         return rc;
+    vl_error err;
+    if (vl_auth_configure(cfg.requirepass[0] ? cfg.requirepass : NULL,
+                          cfg.aclfile[0] ? cfg.aclfile : NULL, &err) != VL_OK) {
+        fprintf(stderr, "vexlake-server: %s\n", err.msg);
+        return 2;
+    }
+    explicit_bzero(cfg.requirepass, sizeof cfg.requirepass); /* only its hash is kept */
+    vl_auth_warn_exposure(cfg.bind, cfg.protected_mode);
     return vl_server_main(&cfg);
 }

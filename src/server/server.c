@@ -44,6 +44,7 @@ void vl_config_defaults(vl_config *cfg)
     cfg->threads = n > 0 ? (int)n : 2;
     cfg->max_clients = 10000;
     cfg->tls_auth_clients = VL_TLS_AUTH_YES; /* as Redis */
+    cfg->protected_mode = 1;
     vl_options o;
     vl_options_init(&o);
     cfg->flush_rows = o.flush_rows;

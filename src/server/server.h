@@ -40,6 +40,9 @@ typedef struct {
     char tls_key_file[PATH_MAX];
     char tls_ca_cert_file[PATH_MAX];
     vl_tls_auth tls_auth_clients;
+    char requirepass[512]; /* default user's password; wiped once hashed */
+    char aclfile[PATH_MAX];
+    int protected_mode;
 } vl_config;
 
 typedef struct {
