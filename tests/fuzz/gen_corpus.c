@@ -56,8 +56,9 @@ static void resp_seeds(void)
     seed_str("resp", "ping", "*1\r\n$4\r\nPING\r\n");
     seed_str("resp", "vset", "*3\r\n$4\r\nVSET\r\n$1\r\nk\r\n$9\r\n[1, 2, 3]\r\n");
     seed_str("resp", "pipeline", "*2\r\n$4\r\nVGET\r\n$1\r\na\r\n*1\r\n$6\r\nDBSIZE\r\n*0\r\n");
-    seed_str("resp", "hello3", "*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n"
-                               "$2\r\npw\r\n");
+    seed_str("resp", "hello3",
+             "*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n"
+             "$2\r\npw\r\n");
     seed_str("resp", "null_array", "*-1\r\n*1\r\n$0\r\n\r\n");
     seed_str("resp", "bad_bulk", "*1\r\n$-1\r\n");
     seed_str("resp", "bad_prefix", "*1\r\n:3\r\n");
@@ -70,11 +71,22 @@ static void resp_seeds(void)
 
 static void vector_text_seeds(void)
 {
-    static const char *const v[] = {
-        "[0.1, 0.2, 0.3]", "[1]", " \t[ -1e-3 ,2.5E+2\n,0 ]\r\n", "[3.4028235e38, -3.4028235e38]",
-        "[1e-45, 1.17549435e-38]", "[0x1p3]", "[nan, inf]", "[1e39]", "[1,]", "[]", "[1 2]",
-        "[0.1234567, 89.012345, -0.000001]", "[1e10,1e-10,123456789]", "[-0, +0.5, .5, 5.]",
-        "[1.000000000000000000000000000001]", "[1] x"};
+    static const char *const v[] = {"[0.1, 0.2, 0.3]",
+                                    "[1]",
+                                    " \t[ -1e-3 ,2.5E+2\n,0 ]\r\n",
+                                    "[3.4028235e38, -3.4028235e38]",
+                                    "[1e-45, 1.17549435e-38]",
+                                    "[0x1p3]",
+                                    "[nan, inf]",
+                                    "[1e39]",
+                                    "[1,]",
+                                    "[]",
+                                    "[1 2]",
+                                    "[0.1234567, 89.012345, -0.000001]",
+                                    "[1e10,1e-10,123456789]",
+                                    "[-0, +0.5, .5, 5.]",
+                                    "[1.000000000000000000000000000001]",
+                                    "[1] x"};
     char name[16];
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         snprintf(name, sizeof name, "v%02zu", i);
@@ -91,11 +103,19 @@ static void vector_args_seeds(void)
     seed("vector_args", "fp32_nan", nan32, sizeof nan32);
     seed("vector_args", "fp32_odd", "\x00\x01\x02\x03", 4);
     seed_str("vector_args", "text", "\x01[1.5, -2]");
-    seed_str("vector_args", "version", "\x02" "42");
-    seed_str("vector_args", "version_big", "\x02" "18446744073709551616");
+    seed_str("vector_args", "version",
+             "\x02"
+             "42");
+    seed_str("vector_args", "version_big",
+             "\x02"
+             "18446744073709551616");
     seed_str("vector_args", "version_sign", "\x02+1");
-    seed_str("vector_args", "k", "\x03" "10");
-    seed_str("vector_args", "k_big", "\x03" "10001");
+    seed_str("vector_args", "k",
+             "\x03"
+             "10");
+    seed_str("vector_args", "k_big",
+             "\x03"
+             "10001");
 }
 
 static void manifest_seeds(void)
@@ -170,7 +190,7 @@ static void deletes_seeds(void)
     uint8_t *buf;
     size_t len;
     vl_deletes_encode(rows, 5, &buf, &len);
-    seed_ctl("deletes", "five", 2 * 11, buf, len);  /* 11^3 = 1331 rows */
+    seed_ctl("deletes", "five", 2 * 11, buf, len); /* 11^3 = 1331 rows */
     seed_ctl("deletes", "five_fix", 2 * 11 + 1, buf, len);
     seed_ctl("deletes", "five_short", 2 * 9, buf, len); /* 729 rows: out of range */
     free(buf);
@@ -280,6 +300,30 @@ static void parquet_seeds(void)
     free(f);
 }
 
+/* Control byte 0: one line; 2: a whole file. */
+static void acl_seeds(void)
+{
+    static const char *const lines[] = {
+        "user alice on >pw ~default +@read +@write -clear",
+        "user bob off nopass ~* allcommands -@admin +save",
+        "user c on #2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae ~vec:[a-z]*",
+        "user d on resetpass allkeys nocommands +acl|whoami +acl -acl|load +ping",
+        "user default on nopass ~* +@all",
+        "# comment",
+        "user e on +@reed",
+    };
+    char name[16];
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        snprintf(name, sizeof name, "line%zu", i);
+        seed_ctl("acl", name, 0, lines[i], strlen(lines[i]));
+    }
+    static const char file[] = "# users\nuser default off\nuser admin on >a ~* +@all\r\n\n"
+                               "user reader on >r ~default +@read\n";
+    seed_ctl("acl", "file", 2, file, sizeof file - 1);
+    static const char dup[] = "user a on\nuser a off\n";
+    seed_ctl("acl", "file_dup", 2, dup, sizeof dup - 1);
+}
+
 int main(void)
 {
     mkdir("tests/fuzz/corpus", 0755);
@@ -291,5 +335,6 @@ int main(void)
     deletes_seeds();
     wal_seeds();
     parquet_seeds();
+    acl_seeds();
     return 0;
 }
