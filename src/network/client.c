@@ -10,6 +10,8 @@
 #include "network/client.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/alloc.h"
 #include "util/log.h"
@@ -35,6 +38,7 @@ void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uin
     cs->dispatch = dispatch;
     cs->next_id = 1;
     cs->max_clients = max_clients;
+    cs->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 static void set_peer_addr(vl_client *c)
@@ -209,12 +213,48 @@ void vl_clients_release(vl_clients *cs)
     }
 }
 
+static const char max_clients_msg[] = "-ERR max number of clients reached\r\n";
+
 static void reject_client(vl_clients *cs, vl_conn *conn)
 {
-    static const char msg[] = "-ERR max number of clients reached\r\n";
-    vl_conn_write(conn, msg, sizeof msg - 1); /* best effort */
+    vl_conn_write(conn, max_clients_msg, sizeof max_clients_msg - 1); /* best effort */
     vl_conn_close(conn);
     cs->rejected_connections++;
+}
+
+/* accept() found no free descriptor (EMFILE/ENFILE).  The connection left
+ * in the backlog keeps the listener readable, so retrying next turn would
+ * spin.  Give up the spare descriptor for a moment to accept and refuse
+ * that client (it learns why at once, instead of timing out), then take
+ * the spare back.  1: refused one, try the next; 0: muted the listener
+ * briefly (no spare), stop for now. */
+static int accept_without_descriptors(vl_clients *cs, vl_loop *l, int lfd)
+{
+    static time_t last_logged;
+    time_t now = time(NULL);
+    if (now - last_logged >= 60 || now < last_logged) {
+        last_logged = now;
+        vl_log(VL_LOG_WARNING,
+               "accept: %s; refusing new clients (raise the open files limit "
+               "or lower --maxclients)",
+               strerror(errno));
+    }
+    int fd = -1;
+    if (cs->spare_fd >= 0) {
+        close(cs->spare_fd);
+        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t ignored = write(fd, max_clients_msg, sizeof max_clients_msg - 1);
+            (void)ignored;
+            close(fd);
+            cs->rejected_connections++;
+        }
+        cs->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (fd >= 0)
+        return 1;
+    vl_loop_mute(l, lfd, 100);
+    return 0;
 }
 
 /* Accept what lfd has waiting; tls is NULL on the plain listener. */
@@ -222,8 +262,18 @@ static void accept_clients(vl_loop *l, int lfd, vl_clients *cs, vl_tls *tls)
 {
     for (int i = 0; i < 64; i++) { /* bounded, so one busy listener can't starve clients */
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return; /* EAGAIN, or a transient error such as EMFILE: retried next turn */
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+            if (accept_without_descriptors(cs, l, lfd))
+                continue;
+            return;
+        }
+        if (fd < 0 && (errno == ECONNABORTED || errno == EINTR))
+            continue; /* that client gave up; others may wait */
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                vl_loop_mute(l, lfd, 100); /* ENOBUFS, ENOMEM: back off, don't spin */
+            return;
+        }
         vl_conn *conn = tls ? vl_conn_tls_new(fd, tls) : vl_conn_plain_new(fd);
         if (!conn)
             continue; /* logged; fd closed */
@@ -466,5 +516,9 @@ void vl_clients_close_all(vl_clients *cs)
         vl_client *c = cs->head;
         c->flags &= ~VL_CLIENT_BLOCKED;
         client_close(c);
+    }
+    if (cs->spare_fd >= 0) {
+        close(cs->spare_fd);
+        cs->spare_fd = -1;
     }
 }

@@ -99,6 +99,7 @@ typedef struct vl_clients {
     uint64_t total_connections;
     uint64_t max_clients;
     uint64_t rejected_connections;
+    int spare_fd; /* held open to accept-and-refuse when out of descriptors */
 } vl_clients;
 
 void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uint64_t max_clients,

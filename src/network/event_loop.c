@@ -17,6 +17,7 @@ typedef struct {
     void *data;
     int mask;
     int registered;
+    int64_t muted_until; /* monotonic ms; 0: not muted */
 } watch;
 
 struct vl_loop {
@@ -29,6 +30,8 @@ struct vl_loop {
     void *before_sleep_data, *cron_data;
     int cron_ms;
     int64_t next_cron;
+    int nmuted;          /* watches with muted_until set */
+    int64_t next_unmute; /* earliest muted_until, when nmuted > 0 */
 };
 
 static int64_t now_ms(void)
@@ -71,16 +74,22 @@ static void ensure_slot(vl_loop *l, int fd)
     l->nwatches = n;
 }
 
-int vl_loop_watch(vl_loop *l, int fd, int mask, vl_fd_fn fn, void *data)
+static int epoll_set(vl_loop *l, int fd, int op, int mask)
 {
-    ensure_slot(l, fd);
     struct epoll_event ev = {0};
     ev.events = (mask & VL_EV_READ ? EPOLLIN : 0) | (mask & VL_EV_WRITE ? EPOLLOUT : 0);
     ev.data.fd = fd;
-    int op = l->watches[fd].registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(l->epfd, op, fd, &ev) < 0)
+    return epoll_ctl(l->epfd, op, fd, &ev);
+}
+
+int vl_loop_watch(vl_loop *l, int fd, int mask, vl_fd_fn fn, void *data)
+{
+    ensure_slot(l, fd);
+    watch *w = &l->watches[fd];
+    int muted = w->muted_until != 0; /* a muted fd stays silent until its time */
+    if (epoll_set(l, fd, w->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, muted ? 0 : mask) < 0)
         return -1;
-    l->watches[fd] = (watch){fn, data, mask, 1};
+    *w = (watch){fn, data, mask, 1, w->muted_until};
     return 0;
 }
 
@@ -89,7 +98,43 @@ void vl_loop_unwatch(vl_loop *l, int fd)
     if (fd >= l->nwatches || !l->watches[fd].registered)
         return;
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    l->nmuted -= l->watches[fd].muted_until != 0;
     l->watches[fd] = (watch){0};
+}
+
+void vl_loop_mute(vl_loop *l, int fd, int ms)
+{
+    if (fd >= l->nwatches || !l->watches[fd].registered)
+        return;
+    watch *w = &l->watches[fd];
+    int64_t until = now_ms() + (ms > 0 ? ms : 1);
+    if (!w->muted_until)
+        l->nmuted++;
+    w->muted_until = until;
+    if (l->nmuted == 1 || until < l->next_unmute)
+        l->next_unmute = until;
+    epoll_set(l, fd, EPOLL_CTL_MOD, 0);
+}
+
+/* Give muted watches whose time is up their events back. */
+static void unmute_due(vl_loop *l)
+{
+    int64_t now = now_ms();
+    if (!l->nmuted || now < l->next_unmute)
+        return;
+    l->next_unmute = INT64_MAX;
+    for (int fd = 0; fd < l->nwatches; fd++) {
+        watch *w = &l->watches[fd];
+        if (!w->muted_until)
+            continue;
+        if (w->muted_until <= now) {
+            w->muted_until = 0;
+            l->nmuted--;
+            epoll_set(l, fd, EPOLL_CTL_MOD, w->mask);
+        } else if (w->muted_until < l->next_unmute) {
+            l->next_unmute = w->muted_until;
+        }
+    }
 }
 
 void vl_loop_set_before_sleep(vl_loop *l, vl_sleep_hook_fn fn, void *data)
@@ -108,10 +153,13 @@ void vl_loop_set_cron(vl_loop *l, int interval_ms, vl_hook_fn fn, void *data)
 
 static int wait_timeout(vl_loop *l)
 {
-    if (!l->cron)
+    if (!l->cron && !l->nmuted)
         return -1;
-    int64_t left = l->next_cron - now_ms();
-    return left < 0 ? 0 : (int)left;
+    int64_t next = l->cron ? l->next_cron : INT64_MAX;
+    if (l->nmuted && l->next_unmute < next)
+        next = l->next_unmute;
+    int64_t left = next - now_ms();
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
 static void dispatch(vl_loop *l, struct epoll_event *ev)
@@ -120,6 +168,8 @@ static void dispatch(vl_loop *l, struct epoll_event *ev)
     if (fd >= l->nwatches || !l->watches[fd].mask)
         return; /* unwatched by an earlier callback in this batch */
     watch w = l->watches[fd];
+    if (w.muted_until)
+        return; /* EPOLLERR/EPOLLHUP are reported even with no events asked */
     int events = 0;
     if (ev->events & (EPOLLIN | EPOLLERR | EPOLLHUP))
         events |= VL_EV_READ;
@@ -139,6 +189,7 @@ void vl_loop_run(vl_loop *l)
         int n = epoll_wait(l->epfd, evs, MAX_EVENTS, busy ? 0 : wait_timeout(l));
         for (int i = 0; i < n && !l->stop; i++)
             dispatch(l, &evs[i]);
+        unmute_due(l);
         if (l->cron && now_ms() >= l->next_cron) {
             l->cron(l, l->cron_data);
             l->next_cron = now_ms() + l->cron_ms;

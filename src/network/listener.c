@@ -1,10 +1,21 @@
-/* listener.c - see listener.h. */
+/*
+ * listener.c - the listening socket, and fitting the client limit to the
+ * process's open-files limit.
+ *
+ * Every client costs a descriptor; when they run out, accept() fails and
+ * new clients would wait unanswered.  So at start the soft limit is raised
+ * as far as --maxclients needs (never past the hard limit), and when that
+ * is not enough, maxclients is lowered so that clients past it are refused
+ * with an error instead (the WAL, segments, listeners and event fds keep a
+ * reserve).  Redis does the same.
+ */
 #include "network/listener.h"
 
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,4 +47,26 @@ int vl_listen_tcp(const char *addr, int port, char *err, size_t errlen)
     }
     freeaddrinfo(res);
     return fd;
+}
+
+uint64_t vl_fd_limit_fit(uint64_t clients, unsigned reserved, uint64_t *soft)
+{
+    struct rlimit rl;
+    *soft = UINT64_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return clients;
+    rlim_t want = (rlim_t)(clients + reserved);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        struct rlimit raised = rl;
+        raised.rlim_cur =
+            (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = raised.rlim_cur;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return clients;
+    *soft = (uint64_t)rl.rlim_cur;
+    if (rl.rlim_cur >= want)
+        return clients;
+    return rl.rlim_cur > reserved + 1 ? (uint64_t)rl.rlim_cur - reserved : 1;
 }

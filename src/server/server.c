@@ -261,10 +261,31 @@ static void shutdown_server(int sigfd)
     vl_log(VL_LOG_INFO, "bye");
 }
 
+/* Descriptors kept back from clients: stdio, the lock, WAL, listeners,
+ * epoll and event fds, and the files a flush, compaction or time-travel
+ * read opens. */
+#define RESERVED_FDS 64
+
+static void fit_clients_to_fd_limit(void)
+{
+    uint64_t soft, wanted = (uint64_t)server.cfg.max_clients;
+    uint64_t fit = vl_fd_limit_fit(wanted, RESERVED_FDS, &soft);
+    if (fit < wanted) {
+        vl_log(VL_LOG_WARNING,
+               "open files limit is %llu: maxclients lowered from %llu to %llu (%d descriptors "
+               "reserved for the WAL, segments, listeners and workers; raise the hard limit, "
+               "e.g. ulimit -Hn, to allow more)",
+               (unsigned long long)soft, (unsigned long long)wanted, (unsigned long long)fit,
+               RESERVED_FDS);
+        server.cfg.max_clients = (int)fit;
+    }
+}
+
 int vl_server_main(const vl_config *cfg)
 {
     memset(&server, 0, sizeof server);
     server.cfg = *cfg;
+    fit_clients_to_fd_limit();
     server.start_time = (int64_t)time(NULL);
     signal(SIGPIPE, SIG_IGN);
     block_shutdown_signals();
@@ -276,8 +297,8 @@ int vl_server_main(const vl_config *cfg)
     }
     server.loop = vl_loop_new();
     vl_durability dur = {reply_barrier, durable_lsn, NULL};
-    vl_clients_init(&server.clients, server.loop, vl_command_dispatch, (uint64_t)cfg->max_clients,
-                    &dur);
+    vl_clients_init(&server.clients, server.loop, vl_command_dispatch,
+                    (uint64_t)server.cfg.max_clients, &dur);
     server.clients.tls = server.tls;
     server.pool = server.loop ? vl_pool_new(cfg->threads, server.loop) : NULL;
     if (!server.pool) {

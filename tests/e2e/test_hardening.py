@@ -1,6 +1,9 @@
 """Hardening (issue 6): one server per data directory, cross-protocol
 requests, strict integers, file-descriptor exhaustion, idle-client timeouts."""
+import os
+import socket
 import subprocess
+import time
 
 import pytest
 import redis
@@ -128,3 +131,55 @@ def test_flags_are_strict_integers(args):
                        text=True, timeout=10, stdin=subprocess.DEVNULL)
     assert p.returncode == 2
     assert f"{args[0]} wants a number" in p.stderr, p.stderr
+
+
+# ---- file descriptors (defect 5) ----------------------------------------------
+
+def cpu_seconds(pid):
+    """utime + stime of a process, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def under_fd_limit(srv, n):
+    """Run srv's process with RLIMIT_NOFILE n:n (prlimit execs the server)."""
+    plain = srv.command_line
+    srv.command_line = lambda args=None: ["prlimit", f"--nofile={n}:{n}", *plain(args)]
+    return srv
+
+
+@pytest.mark.timeout(60)
+def test_fd_limit_lowers_maxclients_and_refuses_promptly(vexlake):
+    srv = under_fd_limit(vexlake(start=False), 256).start()
+    c = srv.client()
+    c.execute_command("VSET", "a", "[1, 2]")
+
+    socks, refused = [], 0
+    try:
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            socks.append(s)
+            s.sendall(b"PING\r\n")
+            reply = s.recv(64)  # a timeout here is the old failure: no reply at all
+            if reply.startswith(b"-ERR max number of clients reached"):
+                refused += 1
+            else:
+                assert reply == b"+PONG\r\n", reply
+        maxclients = int(c.config_get("maxclients")["maxclients"])
+        assert 1 <= maxclients < 256
+        assert refused == 300 - (maxclients - 1)  # c holds a slot too
+
+        # With 300 connections open the server idles; the old one spun on
+        # accept() failing with EMFILE (about 90% of a core).
+        before = cpu_seconds(srv.proc.pid)
+        time.sleep(3)
+        assert cpu_seconds(srv.proc.pid) - before < 1.0  # a third of a core; idle is ~0
+
+        assert c.ping() is True
+        assert c.execute_command("VGET", "a") is not None
+    finally:
+        for s in socks:
+            s.close()
+    assert f"maxclients lowered from 10000 to {maxclients}" in srv.log_tail()
+    srv.assert_healthy()
