@@ -169,11 +169,12 @@ vl_dispatch_result vl_cmd_config(vl_client *c, int argc, const char **argv, cons
                                 "command-line flags");
         return VL_DISPATCH_DONE;
     }
-    char port[16], tls_port[16], maxclients[16], threads[16], pattern[128];
+    char port[16], tls_port[16], maxclients[16], threads[16], timeout[16], pattern[128];
     snprintf(port, sizeof port, "%d", server.cfg.port);
     snprintf(tls_port, sizeof tls_port, "%d", server.cfg.tls_port);
     snprintf(maxclients, sizeof maxclients, "%d", server.cfg.max_clients);
     snprintf(threads, sizeof threads, "%d", server.cfg.threads);
+    snprintf(timeout, sizeof timeout, "%d", server.cfg.timeout);
     snprintf(pattern, sizeof pattern, "%.*s", (int)(lens[2] < 127 ? lens[2] : 127), argv[2]);
     const char *params[][2] = {
         {"port", port},
@@ -183,6 +184,7 @@ vl_dispatch_result vl_cmd_config(vl_client *c, int argc, const char **argv, cons
         {"appendonly", "yes"},
         {"save", ""},
         {"maxclients", maxclients},
+        {"timeout", timeout},
         {"metric", vl_metric_name(server.cfg.metric)},
         {"threads", threads},
         {"tls-port", tls_port},

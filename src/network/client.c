@@ -41,6 +41,13 @@ void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uin
     cs->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void set_peer_addr(vl_client *c)
 {
     struct sockaddr_storage sa;
@@ -69,6 +76,7 @@ static vl_client *client_new(vl_clients *cs, vl_conn *conn)
     c->id = cs->next_id++;
     c->owner = cs;
     c->created = (int64_t)time(NULL);
+    c->active_ms = monotonic_ms();
     vl_resp_parser_init(&c->parser);
     vl_reply_init(&c->out);
     set_peer_addr(c);
@@ -376,6 +384,7 @@ static void process_input(vl_client *c)
         vl_resp_parser_reset(&c->parser);
         if (d == VL_DISPATCH_DONE)
             vl_client_mark_pending(c->owner, c);
+        c->active_ms = monotonic_ms();
     }
     if (used) {
         memmove(c->qbuf, c->qbuf + used, c->qlen - used);
@@ -466,6 +475,8 @@ static int write_output(vl_client *c, size_t limit)
     }
     vl_reply_consume(&c->out, sent);
     consume_marks(c, sent);
+    if (sent)
+        c->active_ms = monotonic_ms();
     if (c->out.len == 0 && (c->flags & VL_CLIENT_CLOSE_AFTER_REPLY)) {
         client_close(c);
         return -1;
@@ -501,6 +512,7 @@ int vl_clients_flush(vl_clients *cs)
 void vl_client_unblock(vl_clients *cs, vl_client *c)
 {
     c->flags &= ~VL_CLIENT_BLOCKED;
+    c->active_ms = monotonic_ms(); /* the wait was the server's, not the client's */
     if (c->flags & VL_CLIENT_CLOSED) {
         client_free(c);
         return;
@@ -508,6 +520,20 @@ void vl_client_unblock(vl_clients *cs, vl_client *c)
     vl_client_mark_pending(cs, c);
     process_input(c);
     rewatch(c);
+}
+
+void vl_clients_close_idle(vl_clients *cs)
+{
+    if (cs->timeout_ms <= 0)
+        return;
+    int64_t now = monotonic_ms();
+    for (vl_client *c = cs->head, *next; c; c = next) {
+        next = c->next;
+        if (c->flags & (VL_CLIENT_BLOCKED | VL_CLIENT_HELD | VL_CLIENT_CLOSED))
+            continue;
+        if (now - c->active_ms >= cs->timeout_ms)
+            client_close(c);
+    }
 }
 
 void vl_clients_close_all(vl_clients *cs)

@@ -65,6 +65,10 @@ struct vl_client {
      * layer's user registry, which re-points or closes clients when it
      * replaces its users (ACL LOAD); the network layer never reads it. */
     struct vl_acl_user *user;
+    /* Monotonic ms of the last completed request or reply bytes sent: the
+     * idle clock of --timeout.  Bytes of an unfinished request do not
+     * move it, so trickling a request does not keep a client alive. */
+    int64_t active_ms;
     /* Output [previous end, marks[i].end) may be sent once marks[i].lsn is
      * durable; marks ascend in both end and lsn. */
     struct vl_reply_mark {
@@ -99,7 +103,8 @@ typedef struct vl_clients {
     uint64_t total_connections;
     uint64_t max_clients;
     uint64_t rejected_connections;
-    int spare_fd; /* held open to accept-and-refuse when out of descriptors */
+    int spare_fd;       /* held open to accept-and-refuse when out of descriptors */
+    int64_t timeout_ms; /* close clients idle this long (0: never) */
 } vl_clients;
 
 void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uint64_t max_clients,
@@ -113,6 +118,9 @@ void vl_clients_on_accept_tls(vl_loop *l, int fd, int events, void *data);
 /** Write every pending reply (after the group commit).  Returns 1 when
  *  new replies were queued meanwhile (they need another commit first). */
 int vl_clients_flush(vl_clients *cs);
+/** Close clients idle for timeout_ms or longer; clients waiting for async
+ *  work or for durability are not idle.  Call periodically. */
+void vl_clients_close_idle(vl_clients *cs);
 /** Close every client (shutdown). */
 void vl_clients_close_all(vl_clients *cs);
 

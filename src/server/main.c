@@ -37,6 +37,8 @@ static void usage(FILE *f)
                "  --threads N                    search worker threads (default: CPU count)\n"
                "  --maxclients N                 connection limit (default 10000; lowered to\n"
                "                                 what the open files limit allows)\n"
+               "  --timeout N                    close a client after N seconds without a\n"
+               "                                 complete request (default 0: never)\n"
                "  --flush-rows N                 flush to a Parquet segment after N unflushed\n"
                "                                 writes (default 100000; 0 = never by count)\n"
                "  --flush-mb N                   ... or when the WAL reaches N MiB (default 256)\n"
@@ -118,6 +120,7 @@ static const flag flags[] = {
     {"--appendfsync", FSYNC_FLAG, 0, 0, FIELD(fsync)},
     {"--threads", INT_FLAG, 1, 256, FIELD(threads)},
     {"--maxclients", INT_FLAG, 1, 1000000, FIELD(max_clients)},
+    {"--timeout", INT_FLAG, 0, 86400 * 365, FIELD(timeout)},
     {"--flush-rows", INT_FLAG, 0, 1000000000, FIELD(flush_rows)},
     {"--flush-mb", INT_FLAG, 0, 1048576, FIELD(flush_mb)},
     {"--flush-seconds", INT_FLAG, 0, 86400 * 365, FIELD(flush_seconds)},

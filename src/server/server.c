@@ -116,7 +116,8 @@ static void on_background(vl_loop *l, int fd, int events, void *data)
     }
 }
 
-/* Every 100 ms: scheduled BGSAVE, automatic flush and compaction. */
+/* Every 100 ms: scheduled BGSAVE, automatic flush and compaction, idle
+ * clients (--timeout). */
 static void cron(vl_loop *l, void *data)
 {
     (void)l, (void)data;
@@ -125,6 +126,7 @@ static void cron(vl_loop *l, void *data)
         vl_bgsave(server.engine, VL_DEFAULT_COLLECTION, NULL);
     }
     vl_maintenance(server.engine);
+    vl_clients_close_idle(&server.clients);
 }
 
 static void on_signal(vl_loop *l, int fd, int events, void *data)
@@ -300,6 +302,7 @@ int vl_server_main(const vl_config *cfg)
     vl_clients_init(&server.clients, server.loop, vl_command_dispatch,
                     (uint64_t)server.cfg.max_clients, &dur);
     server.clients.tls = server.tls;
+    server.clients.timeout_ms = (int64_t)cfg->timeout * 1000;
     server.pool = server.loop ? vl_pool_new(cfg->threads, server.loop) : NULL;
     if (!server.pool) {
         vl_log(VL_LOG_ERROR, "cannot start the event loop or worker threads");

@@ -28,6 +28,7 @@ typedef struct {
     vl_fsync fsync;
     int threads;
     int max_clients;
+    int timeout; /* seconds a client may idle (0: forever) */
     uint64_t flush_rows;
     uint64_t flush_mb;
     int flush_seconds;

@@ -183,3 +183,56 @@ def test_fd_limit_lowers_maxclients_and_refuses_promptly(vexlake):
             s.close()
     assert f"maxclients lowered from 10000 to {maxclients}" in srv.log_tail()
     srv.assert_healthy()
+
+
+# ---- idle and slow clients (defect 6) -------------------------------------------
+
+def test_idle_client_is_closed(vexlake):
+    srv = vexlake(["--timeout", "1"])
+    assert srv.client().config_get("timeout") == {"timeout": "1"}
+    with srv.raw() as raw:
+        assert raw.command("PING") == "PONG"
+        start = time.monotonic()
+        assert raw.closed_by_peer(timeout=10)
+        assert time.monotonic() - start >= 0.9  # never before the timeout
+    srv.assert_healthy()
+
+
+def test_trickling_client_is_closed(vexlake):
+    """Bytes that never complete a request do not count as activity."""
+    srv = vexlake(["--timeout", "2"])
+    request = encode_command("VSET", "k", "[" + ", ".join(["1"] * 100) + "]")
+    with srv.raw() as raw:
+        start = time.monotonic()
+        closed = False
+        for byte in request[:40]:  # at 0.25 s per byte: 10 s, far past the timeout
+            try:
+                raw.send(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            if raw.closed_by_peer(timeout=0.25):
+                closed = True
+                break
+        assert closed, "a client sending one byte at a time kept its connection"
+        assert time.monotonic() - start >= 1.9
+    assert srv.client().dbsize() == 0
+    srv.assert_healthy()
+
+
+def test_active_client_is_not_closed(vexlake):
+    srv = vexlake(["--timeout", "1"])
+    with srv.raw() as raw:
+        for _ in range(12):  # 3 s of commands, each well within the timeout
+            assert raw.command("PING") == "PONG"
+            time.sleep(0.25)
+
+
+@pytest.mark.parametrize("args", [[], ["--timeout", "0"]], ids=["default", "zero"])
+def test_no_timeout_never_closes(vexlake, args):
+    srv = vexlake(args)
+    assert srv.client().config_get("timeout") == {"timeout": "0"}
+    with srv.raw() as raw:
+        assert raw.command("PING") == "PONG"
+        assert not raw.closed_by_peer(timeout=2.5)
+        assert raw.command("PING") == "PONG"
