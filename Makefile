@@ -1,8 +1,9 @@
 # VexLake - build, run and test.  `make help` lists the targets.
 #
 # Layers are folders (src/network, src/commands, src/core, src/storage,
-# src/server, src/util); every .c file in them is part of the library that
-# the server binary and the unit tests link, except src/server/main.c.
+# src/server, src/util); every .c file in them and in their subfolders
+# (src/core/kernels, ...) is part of the library that the server binary and
+# the unit tests link, except src/server/main.c.
 
 CC      ?= cc
 PORT    ?= 6379
@@ -18,8 +19,8 @@ CFLAGS  ?= -O2 -g
 LDLIBS  := -pthread -lm -lcjson -lzstd -lsnappy -lssl -lcrypto
 
 LIB_SRC := $(filter-out src/server/main.c, \
-             $(wildcard src/util/*.c src/storage/*.c src/core/*.c src/network/*.c \
-                        src/commands/*.c src/server/*.c))
+             $(wildcard src/util/*.c src/storage/*.c src/core/*.c src/core/*/*.c \
+                        src/network/*.c src/commands/*.c src/server/*.c))
 TESTS   := $(basename $(notdir $(wildcard tests/unit/test_*.c)))
 
 REL_OBJ := $(LIB_SRC:src/%.c=build/rel/%.o)
@@ -34,6 +35,23 @@ FUZZFLAGS    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                 -fno-sanitize-recover=undefined
 FUZZ_OBJ     := $(LIB_SRC:src/%.c=build/fuzz/%.o)
 FUZZERS      := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
+
+# SIMD kernel files get their instruction sets per file (KFLAGS_<file>);
+# the binary still runs on any x86-64: src/core/kernels/dispatch.c calls
+# them only when CPUID says the CPU has them.
+ifneq ($(filter x86_64-% amd64-%,$(shell $(CC) -dumpmachine)),)
+AVX2_FLAGS   := -mavx2 -mfma -mpopcnt
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mpopcnt
+KFLAGS_f32_avx2    := $(AVX2_FLAGS)
+KFLAGS_sq8_avx2    := $(AVX2_FLAGS)
+KFLAGS_bits_avx2   := $(AVX2_FLAGS)
+KFLAGS_lut4_avx2   := $(AVX2_FLAGS)
+KFLAGS_f32_avx512  := $(AVX512_FLAGS)
+KFLAGS_sq8_avx512  := $(AVX512_FLAGS) -mavx512vnni
+KFLAGS_bits_avx512 := $(AVX512_FLAGS) -mavx512vpopcntdq
+KFLAGS_lut4_avx512 := $(AVX512_FLAGS)
+endif
+kflags = $(KFLAGS_$(basename $(notdir $(1))))
 
 # Object files are real targets, not intermediates to delete after a link.
 .SECONDARY:
@@ -75,15 +93,15 @@ build/rel/tools/%.o: tools/%.c
 
 build/rel/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -c -o $@ $<
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) $(call kflags,$@) -c -o $@ $<
 
 build/san/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(SANFLAGS) -c -o $@ $<
+	$(CC) $(CSTD) $(WARN) $(SANFLAGS) $(call kflags,$@) -c -o $@ $<
 
 build/fuzz/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+	$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZFLAGS) -fsanitize=fuzzer-no-link $(call kflags,$@) -c -o $@ $<
 
 build/fuzz/bin/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)

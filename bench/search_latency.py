@@ -83,7 +83,7 @@ def bench_vexlake(base, queries, tmp):
             lat.append(time.perf_counter() - t)
             found.append([int(x) for x in ids])
         info = r.info("server")
-        return (lat, found, load_s, info.get("distance_kernel", "?"),
+        return (lat, found, load_s, info.get("simd", "?"),
                 info.get("search_threads", "?"), float(np.median(ping)) * 1e3)
     finally:
         proc.terminate()

@@ -164,6 +164,29 @@ typedef struct {
     uint64_t rows;      /**< live rows in the version */
 } vl_version_info;
 
+/** SIMD path of the distance kernels (one per process). */
+typedef enum {
+    VL_SIMD_AUTO = 0, /**< the best path this CPU and OS support */
+    VL_SIMD_SCALAR,   /**< portable C, double accumulation */
+    VL_SIMD_AVX2,     /**< x86-64 AVX2 + FMA */
+    VL_SIMD_AVX512,   /**< x86-64 AVX-512 F/BW/VL/DQ (VNNI, VPOPCNTDQ when present) */
+    VL_SIMD_NEON      /**< arm64 Advanced SIMD */
+} vl_simd;
+
+/** Parse "auto" | "avx512" | "avx2" | "neon" | "scalar"; VL_ERR_ARG otherwise. */
+vl_status vl_simd_parse(const char *name, vl_simd *out);
+/** 1 when this CPU, its OS (saved register state) and this build support p. */
+int vl_simd_supported(vl_simd p);
+/**
+ * Use path p for every kernel from now on (VL_SIMD_AUTO: the best one; the
+ * process starts that way).  VL_ERR_ARG, with a message naming the missing
+ * instruction set, when the CPU lacks p.  Call before any search or engine
+ * runs: the choice is read without locks.
+ */
+vl_status vl_simd_select(vl_simd p, vl_error *err);
+/** Name of the path in use: "avx512", "avx2", "neon" or "scalar". */
+const char *vl_simd_name(void);
+
 /** Fill opt with defaults: cosine, fsync always, no deferred sync. */
 void vl_options_init(vl_options *opt);
 

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "commands/commands.h"
-#include "core/distance.h"
 #include "server/server.h"
 #include "util/alloc.h"
 
@@ -47,8 +46,7 @@ static void section_server(text *t)
         VL_VERSION);
     add(t, "process_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\n",
         (int)getpid(), server.cfg.port, (long long)up, (long long)(up / 86400));
-    add(t, "search_threads:%d\r\ndistance_kernel:%s\r\n", server.cfg.threads,
-        vl_distance_kernel_name());
+    add(t, "search_threads:%d\r\nsimd:%s\r\n", server.cfg.threads, vl_simd_name());
     add(t, "tls_port:%d\r\n", server.cfg.tls_port);
 }
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/distance.h"
+#include "core/kernels/kernels.h"
 #include "util/alloc.h"
 
 static void key_of_row(void *ctx, uint32_t row, const char **key, size_t *len)
@@ -73,7 +73,7 @@ static vl_chunk *new_chunk(uint32_t dim)
     vl_chunk *c = vl_aligned_alloc(sizeof *c);
     memset(c, 0, sizeof *c);
     c->vecs = vl_aligned_alloc((size_t)VL_CHUNK_ROWS * dim * sizeof(float));
-    c->inv_norms = vl_malloc(VL_CHUNK_ROWS * sizeof(float));
+    c->inv_norms = vl_malloc(VL_CHUNK_ROWS * sizeof(double));
     c->keys = vl_calloc(VL_CHUNK_ROWS, sizeof(vl_key *));
     c->put_lsn = vl_malloc(VL_CHUNK_ROWS * sizeof(uint64_t));
     c->seg_id = vl_malloc(VL_CHUNK_ROWS * sizeof(uint32_t));
@@ -120,8 +120,9 @@ uint32_t vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const 
     uint32_t slot = (uint32_t)(row % VL_CHUNK_ROWS);
     float *dst = c->vecs + (size_t)slot * dim;
     memcpy(dst, vec, (size_t)dim * sizeof(float));
+    /* In double: 1/|v| of a tiny or huge float vector is out of float's range. */
     double norm = sqrt(vl_dot(dst, dst, dim));
-    c->inv_norms[slot] = norm > 0 ? (float)(1.0 / norm) : 0.0f;
+    c->inv_norms[slot] = norm > 0 ? 1.0 / norm : 0.0;
     vl_key *k = vl_malloc(sizeof *k + keylen);
     k->len = (uint32_t)keylen;
     memcpy(k->data, key, keylen);

@@ -3,9 +3,15 @@
  * split into parts that run on different threads.
  *
  * Decisions:
- *  - Every visible row is scored with the SIMD kernels and the K best of
- *    each part kept in a bounded heap.  Distances are ranked as "lower is
- *    nearer" keys (squared L2, cosine distance, negated inner product).
+ *  - Rows are scored in batches of BATCH_ROWS contiguous rows with the
+ *    batched SIMD kernels (core/kernels), then the visible ones offered to
+ *    the part's bounded heap of the K best.  Distances are ranked as "lower
+ *    is nearer" keys (squared L2, cosine distance, negated inner product).
+ *    Scoring a deleted row too keeps the kernel loop free of branches; a
+ *    batch of 256 rows of keys stays in L1.
+ *  - The kernels are guarded against float overflow and underflow (a row
+ *    whose float result is out of range is recomputed in double), and 1/|v|
+ *    is kept in double, so every finite input ranks correctly.
  *  - A search over many rows is cut into contiguous row ranges (parts),
  *    each with its own heap, so the parts share nothing while they run.
  *    Finishing merges the part heaps, then scores the K winners again in
@@ -18,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/distance.h"
 #include "core/engine_internal.h"
+#include "core/kernels/kernels.h"
 #include "core/topk.h"
 #include "core/vector_text.h"
 #include "util/alloc.h"
@@ -29,6 +35,7 @@
  * thread hand-off (about a millisecond of scanning). */
 #define MIN_WORK_PER_PART (1u << 20)
 #define MAX_PARTS 64
+#define BATCH_ROWS 256u
 
 struct vl_search {
     const vl_snapshot *s;
@@ -45,15 +52,25 @@ static int visible(const vl_snapshot *s, vl_chunk *c, uint32_t slot)
     return del == 0 || del > s->lsn;
 }
 
-static double rank_key(const vl_search *x, const float *v, float inv_norm)
+/* Rank keys of the n rows of chunk c from slot first on. */
+static void rank_keys(const vl_search *x, const vl_chunk *c, uint32_t first, uint32_t n,
+                      double *keys)
 {
     uint32_t dim = x->s->dim;
+    const float *rows = c->vecs + (size_t)first * dim;
     switch (x->s->metric) {
-    case VL_METRIC_L2: return vl_l2sq(x->q, v, dim);
-    case VL_METRIC_COSINE: return 1.0 - vl_dot(x->q, v, dim) * x->inv_qnorm * (double)inv_norm;
-    case VL_METRIC_IP: return -vl_dot(x->q, v, dim);
+    case VL_METRIC_L2: vl_l2sq_batch(x->q, rows, n, dim, keys); return;
+    case VL_METRIC_COSINE:
+        vl_dot_batch(x->q, rows, n, dim, keys);
+        for (uint32_t i = 0; i < n; i++)
+            keys[i] = 1.0 - keys[i] * x->inv_qnorm * c->inv_norms[first + i];
+        return;
+    case VL_METRIC_IP:
+        vl_dot_batch(x->q, rows, n, dim, keys);
+        for (uint32_t i = 0; i < n; i++)
+            keys[i] = -keys[i];
+        return;
     }
-    return 0.0;
 }
 
 /* The same rank key in double precision throughout (winners only). */
@@ -61,18 +78,18 @@ static double precise_key(const vl_search *x, const float *v)
 {
     uint32_t dim = x->s->dim;
     switch (x->s->metric) {
-    case VL_METRIC_L2: return vl_l2sq_scalar(x->q, v, dim);
+    case VL_METRIC_L2: return vl_l2sq_f64(x->q, v, dim);
     case VL_METRIC_COSINE: {
         /* 1 - cos = |a/|a| - b/|b||^2 / 2: no cancellation near 0, and an
          * identical vector scores exactly 0 (both sides normalise alike). */
-        double inv_v = 1.0 / sqrt(vl_dot_scalar(v, v, dim)), acc = 0.0;
+        double inv_v = 1.0 / sqrt(vl_dot_f64(v, v, dim)), acc = 0.0;
         for (uint32_t i = 0; i < dim; i++) {
             double d = (double)x->q[i] * x->inv_qnorm - (double)v[i] * inv_v;
             acc += d * d;
         }
         return acc / 2.0;
     }
-    case VL_METRIC_IP: return -vl_dot_scalar(x->q, v, dim);
+    case VL_METRIC_IP: return -vl_dot_f64(x->q, v, dim);
     }
     return 0.0;
 }
@@ -104,7 +121,7 @@ static vl_status check_query(const vl_snapshot *s, const float *qv, uint32_t dim
         return st;
     *inv_qnorm = 0;
     if (s->metric == VL_METRIC_COSINE) {
-        double norm = sqrt(vl_dot_scalar(qv, qv, dim));
+        double norm = sqrt(vl_dot_f64(qv, qv, dim));
         if (norm == 0)
             return vl_fail(err, VL_ERR_ARG, "zero vector has no direction (metric is cosine)");
         *inv_qnorm = 1.0 / norm;
@@ -167,10 +184,13 @@ void vl_search_run_part(vl_search *x, uint32_t part)
         uint32_t first = (uint32_t)(row % VL_CHUNK_ROWS);
         uint64_t chunk_end = row - first + VL_CHUNK_ROWS;
         uint32_t last = (uint32_t)((hi < chunk_end ? hi : chunk_end) - (row - first));
-        for (uint32_t i = first; i < last; i++) {
-            if (visible(s, c, i))
-                vl_topk_push(top, rank_key(x, c->vecs + (size_t)i * s->dim, c->inv_norms[i]),
-                             row - first + i);
+        for (uint32_t b = first; b < last; b += BATCH_ROWS) {
+            uint32_t n = last - b < BATCH_ROWS ? last - b : BATCH_ROWS;
+            double keys[BATCH_ROWS];
+            rank_keys(x, c, b, n, keys);
+            for (uint32_t i = 0; i < n; i++)
+                if (visible(s, c, b + i))
+                    vl_topk_push(top, keys[i], row - first + b + i);
         }
         row = chunk_end;
     }

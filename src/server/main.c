@@ -64,6 +64,10 @@ static void usage(FILE *f)
                "  --aclfile PATH                 users and their rules (ACL LOAD rereads it)\n"
                "  --protected-mode yes|no        with no password, serve loopback clients only\n"
                "                                 (default yes)\n"
+               "  --simd auto|avx512|avx2|neon|scalar\n"
+               "                                 SIMD path of the distance kernels (default\n"
+               "                                 auto: the best this CPU has; a path the CPU\n"
+               "                                 lacks is refused)\n"
                "  --help                         show this help\n");
 }
 
@@ -99,7 +103,8 @@ typedef enum {
     TLS_AUTH_FLAG,
     SECRET_FLAG,      /* a string never echoed in messages */
     SECRET_FILE_FLAG, /* a secret read from a file's first line */
-    YESNO_FLAG
+    YESNO_FLAG,
+    SIMD_FLAG
 } flag_kind;
 
 typedef struct {
@@ -135,6 +140,7 @@ static const flag flags[] = {
     {"--requirepass-file", SECRET_FILE_FLAG, 0, 0, FIELD(requirepass)},
     {"--aclfile", STRING_FLAG, 0, 0, FIELD(aclfile)},
     {"--protected-mode", YESNO_FLAG, 0, 0, FIELD(protected_mode)},
+    {"--simd", SIMD_FLAG, 0, 0, FIELD(simd)},
 };
 
 /* The first line of file `path` (without its line end) into field. */
@@ -194,6 +200,14 @@ static int apply_flag(const flag *f, const char *v, vl_config *cfg)
         if (vl_tls_auth_parse(v, field) != 0)
             return usage_error("%s wants yes, no or optional, got '%s'", f->name, v);
         return -1;
+    case SIMD_FLAG: {
+        vl_error err;
+        if (vl_simd_parse(v, field) != VL_OK)
+            return usage_error("%s wants auto, avx512, avx2, neon or scalar, got '%s'", f->name, v);
+        if (vl_simd_select(*(vl_simd *)field, &err) != VL_OK)
+            return usage_error("--simd %s: %s", v, err.msg);
+        return -1;
+    }
     case STRING_FLAG:
         if (!*v || snprintf(field, f->size, "%s", v) >= (int)f->size)
             return usage_error("%s wants a value of 1 to %zu characters, got '%s'", f->name,

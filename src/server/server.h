@@ -44,6 +44,7 @@ typedef struct {
     char requirepass[512]; /* default user's password; wiped once hashed */
     char aclfile[PATH_MAX];
     int protected_mode;
+    vl_simd simd; /* kernel path; selected while flags are parsed */
 } vl_config;
 
 typedef struct {
