@@ -53,6 +53,12 @@ KFLAGS_lut4_avx512 := $(AVX512_FLAGS)
 endif
 kflags = $(KFLAGS_$(basename $(notdir $(1))))
 
+# The NEON kernels, cross-built for arm64 with their checks (no cmocka
+# there) and run under qemu-user by scripts/run-tests.sh.
+CROSS_CC   ?= aarch64-linux-gnu-gcc
+KERNEL_SRC := $(wildcard src/core/kernels/*.c) src/util/error.c
+CROSS_TEST := build/aarch64/test/kernels_check
+
 # Object files are real targets, not intermediates to delete after a link.
 .SECONDARY:
 # Build on every core unless the caller chose (-j1 / -jN); sub-makes
@@ -65,6 +71,7 @@ endif
 
 .PHONY: all build run test test-unit test-asan test-e2e deps deps-test fmt fmt-check lint verify \
         doc bench clean help fuzz fuzz-bins fuzz-corpus test-fuzz
+.PHONY: test-cross cross-bins bench-kernels
 
 all: build
 
@@ -121,17 +128,32 @@ run: deps ## install what is missing, build, serve 127.0.0.1:$(PORT) with data i
 	@$(MAKE) --no-print-directory build
 	bin/vexlake-server --port $(PORT) --dir $(DIR) $(ARGS)
 
+$(CROSS_TEST): tests/unit/kernels_check.c tests/unit/kernel_checks.h $(KERNEL_SRC) \
+               $(wildcard src/core/kernels/*.h) include/vexlake.h
+	@mkdir -p $(dir $@)
+	$(CROSS_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(WARN) -O2 -static -o $@ \
+	  tests/unit/kernels_check.c $(KERNEL_SRC) -lm
+
+build/rel/bench/%: bench/%.c $(REL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -o $@ $< $(REL_OBJ) $(LDLIBS)
+
 unit-bins: $(TESTS:%=build/rel/test/%)
+cross-bins: $(CROSS_TEST)
 san-bins: $(TESTS:%=build/san/test/%)
 fuzz-bins: $(FUZZERS:%=build/fuzz/bin/%)
 
 test: deps-test ## install what is missing, build, run every test
-	@$(MAKE) --no-print-directory build unit-bins san-bins fuzz-bins
+	@$(MAKE) --no-print-directory build unit-bins san-bins fuzz-bins cross-bins
 	@scripts/run-tests.sh all
 
 test-unit: deps-test ## C unit tests only
 	@$(MAKE) --no-print-directory unit-bins
 	@scripts/run-tests.sh unit
+
+test-cross: deps-test ## the NEON kernel checks, cross-built for arm64, under qemu-user
+	@$(MAKE) --no-print-directory cross-bins
+	@scripts/run-tests.sh cross
 
 test-asan: deps-test ## C unit tests under AddressSanitizer + UBSan
 	@$(MAKE) --no-print-directory san-bins
@@ -157,8 +179,12 @@ fuzz: deps-test ## run every libFuzzer harness for FUZZ_SECONDS (default 60) eac
 	@tests/fuzz/run.sh long $(FUZZ_SECONDS)
 
 bench: deps-test ## benchmarks against peers; figures go to bench/results/
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory build build/rel/bench/kernels_bench
 	@bench/run.sh
+
+bench-kernels: ## SIMD paths vs scalar, exact scan vs memory bandwidth (one thread)
+	@$(MAKE) --no-print-directory build/rel/bench/kernels_bench
+	build/rel/bench/kernels_bench
 
 fmt: deps-test ## format the C sources with clang-format
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -5,7 +5,8 @@
 #        OpenSSL).
 # test:  build + cmocka, redis-cli, cppcheck, clang-format, doxygen, clang
 #        with its libFuzzer/sanitizer runtimes and llvm (symbolizer) for the
-#        fuzz harnesses, a Python venv in .venv with tests/requirements.txt
+#        fuzz harnesses, the arm64 cross compiler and qemu-user (NEON
+#        kernel tests), a Python venv in .venv with tests/requirements.txt
 #        (pinned).
 # Debian packages are installed with apt-get when we are root; otherwise
 # the exact command to run is printed and we stop.
@@ -16,6 +17,7 @@ want=${1:-build}
 pkgs_build=(gcc make pkg-config libcjson-dev libzstd-dev libsnappy-dev libssl-dev)
 pkgs_test=(libcmocka-dev redis-tools cppcheck clang-format doxygen python3 python3-venv)
 pkgs_test+=(clang libclang-rt-14-dev llvm)
+pkgs_test+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 
 missing=()
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || missing+=("$1"); }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# run-tests.sh all|unit|asan|fuzz|e2e - run test suites and print one closing
+# run-tests.sh all|unit|asan|cross|fuzz|e2e - run test suites and print one closing
 # line "N passed, N failed, N skipped" over all of them.
 #
 # unit: every tests/unit/test_* binary (build/rel/test/)
 # asan: the same binaries built with AddressSanitizer + UBSan (build/san/test/)
+# cross: the NEON kernel checks cross-built for arm64 (build/aarch64/test/,
+#       make cross-bins), run under qemu-user
 # fuzz: every libFuzzer harness (build/fuzz/bin/) on its checked-in corpus
 #       and regression inputs, then FUZZ_TEST_SECONDS (default 3) of fuzzing
 #       (tests/fuzz/run.sh; one pass or failure per harness and step)
@@ -34,6 +36,16 @@ run_c_suite() { # $1 = build/rel/test or build/san/test, $2 = label
   done
 }
 
+run_cross() {
+  echo "== cross kernels_check (arm64 NEON under qemu-aarch64)"
+  timeout 300 qemu-aarch64 -L /usr/aarch64-linux-gnu build/aarch64/test/kernels_check >"$log" 2>&1
+  rc=$?
+  p=$(count PASSED) f=$(count FAILED)
+  if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # missing binary or crash
+  [ "$f" -gt 0 ] && cat "$log" || tail -n 1 "$log"
+  passed=$((passed + p)) failed=$((failed + f))
+}
+
 run_fuzz() {
   echo "== fuzz (libFuzzer, ASan + UBSan)"
   tests/fuzz/run.sh short "${FUZZ_TEST_SECONDS:-3}" 2>&1 | tee "$log"
@@ -60,10 +72,11 @@ run_e2e() {
 case "$mode" in
   unit) run_c_suite build/rel/test unit ;;
   asan) run_c_suite build/san/test asan ;;
+  cross) run_cross ;;
   fuzz) run_fuzz ;;
   e2e) run_e2e ;;
-  all) run_c_suite build/rel/test unit; run_c_suite build/san/test asan; run_fuzz; run_e2e ;;
-  *) echo "usage: $0 all|unit|asan|fuzz|e2e" >&2; exit 2 ;;
+  all) run_c_suite build/rel/test unit; run_c_suite build/san/test asan; run_cross; run_fuzz; run_e2e ;;
+  *) echo "usage: $0 all|unit|asan|cross|fuzz|e2e" >&2; exit 2 ;;
 esac
 
 echo
