@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh - `make bench`: VexLake against its peers, in the same run.
 #
+#   0. kernels: every SIMD path against scalar at d = 128/384/784/1536, and
+#      the exact scan's GB/s against a streaming read (bench/kernels_bench.c)
 #   1. insert throughput: redis-benchmark, 50 clients, VSET of 128-d text
 #      vectors with --appendfsync always, against redis-server 7 (Debian)
 #      doing SET of the same payload with appendonly yes + appendfsync always
@@ -30,6 +32,7 @@ mkdir -p bench/results
 out="bench/results/$(date -u +%Y-%m-%d).txt"
 {
   echo "## $(date -u '+%Y-%m-%d %H:%M UTC')  make bench  ($(nproc) cores, $(uname -m), kernel $(uname -r))"
+  build/rel/bench/kernels_bench
   bench/insert_throughput.sh
   .venv/bin/python bench/search_latency.py
   .venv/bin/python bench/lake_flush.py
