@@ -188,9 +188,13 @@ void vl_search_run_part(vl_search *x, uint32_t part)
             uint32_t n = last - b < BATCH_ROWS ? last - b : BATCH_ROWS;
             double keys[BATCH_ROWS];
             rank_keys(x, c, b, n, keys);
+            /* Most rows lose to the K-th best: one compare, no call. */
+            double bound = vl_topk_bound(top);
             for (uint32_t i = 0; i < n; i++)
-                if (visible(s, c, b + i))
+                if (keys[i] <= bound && visible(s, c, b + i)) {
                     vl_topk_push(top, keys[i], row - first + b + i);
+                    bound = vl_topk_bound(top);
+                }
         }
         row = chunk_end;
     }
