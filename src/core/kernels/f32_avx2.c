@@ -15,8 +15,12 @@
  *  - The batch form scores rows one after the other: the query stays in L1
  *    and the row stream is sequential, which the hardware prefetcher follows
  *    at full memory bandwidth (bench/kernels_bench.c measures it).
- *  - Results are not checked for overflow here; the guarded entry points in
- *    guard.c are (kernels.h).
+ *  - Accuracy: within VL_KERNEL_F32_TOL(dim) of the double reference
+ *    (relative to sum |a_i b_i|, or to the distance for L2), as
+ *    tests/unit/kernel_checks.h asserts.  Overflow and underflow are not
+ *    checked here but once per result in guard.c: a result that is inf,
+ *    NaN or below 2^-64 is recomputed in double, which costs two compares
+ *    per row on the fast path (kernels.h).
  */
 #include "core/kernels/paths.h"
 

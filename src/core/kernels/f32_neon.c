@@ -12,7 +12,13 @@
  *    partials pass 2^24 at about 1000 dimensions; widened, 16 partials of
  *    dim / 16 terms keep 0..255 data exact up to 4100 dimensions.
  *  - The batch form scores rows one after the other (the query stays in L1,
- *    the row stream is sequential); overflow checks are in guard.c.
+ *    the row stream is sequential).
+ *  - Accuracy: within VL_KERNEL_F32_TOL(dim) of the double reference
+ *    (relative to sum |a_i b_i|, or to the distance for L2), as
+ *    tests/unit/kernel_checks.h asserts.  Overflow and underflow are not
+ *    checked here but once per result in guard.c: a result that is inf,
+ *    NaN or below 2^-64 is recomputed in double, which costs two compares
+ *    per row on the fast path (kernels.h).
  */
 #include "core/kernels/paths.h"
 
