@@ -71,6 +71,59 @@ static void section_stats(text *t)
         (unsigned long long)server.commands_processed, (unsigned long long)server.error_replies);
     add(t, "total_writes:%llu\r\ntotal_searches:%llu\r\n", (unsigned long long)server.writes,
         (unsigned long long)server.searches);
+    add(t, "evicted_clients:%llu\r\nclient_query_buffer_limit_disconnections:%llu\r\n",
+        (unsigned long long)server.clients.evicted_clients,
+        (unsigned long long)server.clients.query_limit_disconnections);
+    add(t, "client_output_buffer_limit_disconnections:%llu\r\n",
+        (unsigned long long)server.clients.output_limit_disconnections);
+}
+
+/* Resident set size from /proc/self/statm, 0 if unreadable. */
+static uint64_t rss_bytes(void)
+{
+    unsigned long long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    return n == 2 ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* "1.50M" style, as Redis' *_human fields. */
+static void human(uint64_t v, char *out, size_t cap)
+{
+    static const char units[] = "BKMGTP";
+    double d = (double)v;
+    int u = 0;
+    while (d >= 1024 && u < 5)
+        d /= 1024, u++;
+    if (u == 0)
+        snprintf(out, cap, "%lluB", (unsigned long long)v);
+    else
+        snprintf(out, cap, "%.2f%c", d, units[u]);
+}
+
+static void add_bytes(text *t, const char *name, uint64_t v)
+{
+    char h[32];
+    human(v, h, sizeof h);
+    add(t, "%s:%llu\r\n%s_human:%s\r\n", name, (unsigned long long)v, name, h);
+}
+
+static void section_memory(text *t)
+{
+    const vl_clients *cs = &server.clients;
+    add(t, "# Memory\r\n");
+    add_bytes(t, "used_memory_rss", rss_bytes());
+    add(t, "mem_clients_normal:%zu\r\nmem_clients_query_buffers:%zu\r\n",
+        cs->query_bytes + cs->output_bytes, cs->query_bytes);
+    add(t, "mem_clients_output_buffers:%zu\r\n", cs->output_bytes);
+    add(t, "maxmemory_clients:%llu\r\nclient_query_buffer_limit:%llu\r\n",
+        (unsigned long long)server.cfg.maxmemory_clients,
+        (unsigned long long)server.cfg.client_query_buffer_limit);
+    add(t, "client_output_buffer_limit:%llu\r\n",
+        (unsigned long long)server.cfg.client_output_buffer_limit);
 }
 
 static void section_persistence(text *t, const vl_engine_stats *st)
@@ -109,9 +162,9 @@ static void section_vectors(text *t, const vl_engine_stats *st)
     add(t, "max_dimension:%u\r\nmax_k:%u\r\n", VL_MAX_DIM, VL_MAX_K);
 }
 
-typedef enum { SERVER, CLIENTS, STATS, PERSISTENCE, VECTORS, NSECTIONS } section;
-static const char *const section_names[NSECTIONS] = {"server", "clients", "stats", "persistence",
-                                                     "vectors"};
+typedef enum { SERVER, CLIENTS, MEMORY, STATS, PERSISTENCE, VECTORS, NSECTIONS } section;
+static const char *const section_names[NSECTIONS] = {"server", "clients",     "memory",
+                                                     "stats",  "persistence", "vectors"};
 
 vl_dispatch_result vl_cmd_info(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
@@ -138,6 +191,7 @@ vl_dispatch_result vl_cmd_info(vl_client *c, int argc, const char **argv, const 
         switch ((section)s) {
         case SERVER: section_server(&t); break;
         case CLIENTS: section_clients(&t); break;
+        case MEMORY: section_memory(&t); break;
         case STATS: section_stats(&t); break;
         case PERSISTENCE: section_persistence(&t, &st); break;
         case VECTORS: section_vectors(&t, &st); break;
@@ -167,7 +221,11 @@ vl_dispatch_result vl_cmd_config(vl_client *c, int argc, const char **argv, cons
                                 "command-line flags");
         return VL_DISPATCH_DONE;
     }
-    char port[16], tls_port[16], maxclients[16], threads[16], timeout[16], pattern[128];
+    char port[16], tls_port[16], maxclients[16], threads[16], timeout[16], pattern[128], mmc[24],
+        qbl[24], obl[24];
+    snprintf(mmc, sizeof mmc, "%llu", (unsigned long long)server.cfg.maxmemory_clients);
+    snprintf(qbl, sizeof qbl, "%llu", (unsigned long long)server.cfg.client_query_buffer_limit);
+    snprintf(obl, sizeof obl, "%llu", (unsigned long long)server.cfg.client_output_buffer_limit);
     snprintf(port, sizeof port, "%d", server.cfg.port);
     snprintf(tls_port, sizeof tls_port, "%d", server.cfg.tls_port);
     snprintf(maxclients, sizeof maxclients, "%d", server.cfg.max_clients);
@@ -187,6 +245,9 @@ vl_dispatch_result vl_cmd_config(vl_client *c, int argc, const char **argv, cons
         {"threads", threads},
         {"tls-port", tls_port},
         {"tls-auth-clients", vl_tls_auth_name(server.cfg.tls_auth_clients)},
+        {"maxmemory-clients", mmc},
+        {"client-query-buffer-limit", qbl},
+        {"client-output-buffer-limit", obl},
     };
     size_t n = sizeof params / sizeof params[0], matches = 0;
     for (size_t i = 0; i < n; i++)

@@ -6,6 +6,13 @@
  * blocks the client or its unsent output grows past VL_OUTPUT_PAUSE_BYTES
  * (back-pressure: we stop reading until it drains).  Output is only
  * queued here; vl_clients_flush() writes it after the group commit.
+ *
+ * Memory: the query buffer grows by half its size at a time (amortised
+ * copying) up to --client-query-buffer-limit, every growth first makes room
+ * under --maxmemory-clients (client_memory.c), and a growth malloc refuses
+ * closes that client only.  A drained buffer that grew large is released.
+ * Clients scheduled to close over a limit are closed at the top of an
+ * event or of a flush, where no handler or list still refers to them.
  */
 #include "network/client.h"
 
@@ -39,6 +46,8 @@ void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uin
     cs->next_id = 1;
     cs->max_clients = max_clients;
     cs->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cs->limits = (vl_client_limits){VL_DEFAULT_QUERY_BUFFER_LIMIT, VL_DEFAULT_OUTPUT_BUFFER_LIMIT,
+                                    VL_DEFAULT_MAXMEMORY_CLIENTS};
 }
 
 static int64_t monotonic_ms(void)
@@ -124,11 +133,32 @@ static void client_close(vl_client *c)
     if (!(c->flags & VL_CLIENT_CLOSED)) {
         vl_loop_unwatch(cs->loop, c->fd);
         vl_conn_close(c->conn);
+        if (c->flags & VL_CLIENT_CLOSE_ASAP)
+            cs->closing--;
         c->flags |= VL_CLIENT_CLOSED;
         cs->connected--;
+        /* Nothing reads the buffers of a closed client: release them now,
+         * even while async work still refers to the client. */
+        free(c->qbuf);
+        c->qbuf = NULL;
+        c->qlen = c->qcap = 0;
+        vl_reply_free(&c->out);
+        vl_client_account(c);
     }
     if (!(c->flags & VL_CLIENT_BLOCKED))
         client_free(c);
+}
+
+/* Close the clients scheduled to close.  Callers make sure no handler is
+ * running and no list being walked holds one of them. */
+static void close_scheduled(vl_clients *cs)
+{
+    for (vl_client *c = cs->head; c && cs->closing;) {
+        vl_client *next = c->next;
+        if ((c->flags & (VL_CLIENT_CLOSE_ASAP | VL_CLIENT_CLOSED)) == VL_CLIENT_CLOSE_ASAP)
+            client_close(c);
+        c = next;
+    }
 }
 
 /* ---- replies and durability ---- */
@@ -310,6 +340,14 @@ void vl_clients_on_accept_tls(vl_loop *l, int lfd, int events, void *data)
     accept_clients(l, lfd, cs, cs->tls);
 }
 
+/* The rest of the input will never run (the client is closing): release it. */
+static void drop_input(vl_client *c)
+{
+    free(c->qbuf);
+    c->qbuf = NULL;
+    c->qlen = c->qcap = 0;
+}
+
 static void protocol_error(vl_client *c)
 {
     vl_reply_error(&c->out, "ERR %s", c->parser.error);
@@ -350,12 +388,30 @@ static void abort_cross_protocol(vl_client *c)
     vl_client_mark_pending(c->owner, c);
 }
 
+/* Give back the memory of a query buffer that grew for a large request. */
+static void shrink_query(vl_client *c)
+{
+    if (c->qcap <= 4 * READ_CHUNK || c->qlen >= c->qcap / 4)
+        return;
+    if (c->qlen == 0) {
+        free(c->qbuf);
+        c->qbuf = NULL;
+        c->qcap = 0;
+        return;
+    }
+    char *q = vl_try_realloc(c->qbuf, c->qlen + 2 * READ_CHUNK);
+    if (q) { /* else keep the larger buffer */
+        c->qbuf = q;
+        c->qcap = c->qlen + 2 * READ_CHUNK;
+    }
+}
+
 /* Run complete requests from the query buffer until it is empty, the
  * client blocks, or its output backs up. */
 static void process_input(vl_client *c)
 {
     size_t used = 0;
-    while (!(c->flags & (VL_CLIENT_BLOCKED | VL_CLIENT_CLOSE_AFTER_REPLY)) &&
+    while (!(c->flags & (VL_CLIENT_BLOCKED | VL_CLIENT_CLOSE_AFTER_REPLY | VL_CLIENT_CLOSE_ASAP)) &&
            !output_backlogged(c) && used < c->qlen) {
         vl_resp_result r = vl_resp_parse(&c->parser, c->qbuf + used, c->qlen - used);
         if (r == VL_RESP_INCOMPLETE)
@@ -372,7 +428,14 @@ static void process_input(vl_client *c)
             break;
         }
         const char *argv[64];
-        const char **args = c->parser.argc <= 64 ? argv : vl_malloc(c->parser.argc * sizeof *args);
+        const char **args =
+            c->parser.argc <= 64 ? argv : vl_try_realloc(NULL, c->parser.argc * sizeof *args);
+        if (!args) {
+            snprintf(c->parser.error, sizeof c->parser.error,
+                     "out of memory for the arguments of the request");
+            protocol_error(c);
+            break;
+        }
         for (size_t i = 0; i < c->parser.argc; i++)
             args[i] = c->qbuf + used + c->parser.offs[i];
         vl_dispatch_result d = VL_DISPATCH_DONE;
@@ -385,11 +448,47 @@ static void process_input(vl_client *c)
         if (d == VL_DISPATCH_DONE)
             vl_client_mark_pending(c->owner, c);
         c->active_ms = monotonic_ms();
+        vl_client_check_output(c);
     }
-    if (used) {
+    if (c->flags & (VL_CLIENT_CLOSE_AFTER_REPLY | VL_CLIENT_CLOSE_ASAP)) {
+        drop_input(c);
+    } else if (used) {
         memmove(c->qbuf, c->qbuf + used, c->qlen - used);
         c->qlen -= used;
     }
+    shrink_query(c);
+    vl_client_account(c);
+}
+
+/* Room to read READ_CHUNK more bytes: 0, or -1 when c must be closed
+ * (evicted, or malloc refused). */
+static int grow_query(vl_client *c)
+{
+    vl_clients *cs = c->owner;
+    size_t want = c->qlen + READ_CHUNK, max = cs->limits.query_max;
+    if (c->qcap >= want)
+        return 0;
+    size_t cap = c->qcap / 2 * 3;
+    if (cap < want + READ_CHUNK)
+        cap = want + READ_CHUNK;
+    if (max && cap > max + READ_CHUNK) /* qlen passing max ends the request */
+        cap = max + READ_CHUNK > want ? max + READ_CHUNK : want;
+    vl_client_account(c);
+    if (vl_clients_make_room(cs, c, cap - c->qcap) != 0)
+        return -1;
+    close_scheduled(cs); /* free the evicted clients' memory before taking more */
+    char *q = vl_try_realloc(c->qbuf, cap);
+    if (!q) {
+        vl_log(VL_LOG_WARNING,
+               "Closing client id=%llu addr=%s: out of memory growing its query buffer to %zu "
+               "bytes",
+               (unsigned long long)c->id, c->addr, cap);
+        return -1;
+    }
+    c->qbuf = q;
+    c->qcap = cap;
+    vl_client_account(c);
+    return 0;
 }
 
 /* 0 on success, -1 when the client must be closed.  Bytes the conn
@@ -397,21 +496,25 @@ static void process_input(vl_client *c)
  * would announce them. */
 static int read_input(vl_client *c)
 {
+    vl_clients *cs = c->owner;
     do {
-        if (c->qcap - c->qlen < READ_CHUNK) {
-            c->qcap = c->qlen + READ_CHUNK * 2;
-            c->qbuf = vl_realloc(c->qbuf, c->qcap);
-        }
+        if (grow_query(c) != 0)
+            return -1;
         ssize_t n = vl_conn_read(c->conn, c->qbuf + c->qlen, c->qcap - c->qlen);
         if (n < 0)
             return -1;
         if (n == 0)
             break;
         c->qlen += (size_t)n;
-        if (c->qlen > VL_MAX_QUERY_BUFFER) {
+        if (cs->limits.query_max && c->qlen > cs->limits.query_max) {
+            vl_log(VL_LOG_WARNING,
+                   "Closing client that reached max query buffer length: id=%llu addr=%s "
+                   "qbuf=%zu (client-query-buffer-limit is %zu)",
+                   (unsigned long long)c->id, c->addr, c->qlen, cs->limits.query_max);
+            cs->query_limit_disconnections++;
             snprintf(c->parser.error, sizeof c->parser.error,
-                     "Protocol error: request larger than %u bytes", VL_MAX_QUERY_BUFFER);
-            c->qlen = 0;
+                     "Protocol error: request larger than %zu bytes", cs->limits.query_max);
+            drop_input(c);
             protocol_error(c);
             break;
         }
@@ -443,11 +546,16 @@ static void rewatch(vl_client *c)
 static void on_client_event(vl_loop *l, int fd, int events, void *data)
 {
     vl_client *c = data;
+    vl_clients *cs = c->owner;
     (void)l;
     (void)fd;
+    if (c->flags & VL_CLIENT_CLOSE_ASAP) {
+        client_close(c);
+        return;
+    }
     events = vl_conn_ready(c->conn, events);
     if (events & VL_EV_WRITE) /* written in flush, after the group commit */
-        vl_client_mark_pending(c->owner, c);
+        vl_client_mark_pending(cs, c);
     if (events & VL_EV_READ) {
         if (read_input(c) != 0) {
             client_close(c);
@@ -455,7 +563,10 @@ static void on_client_event(vl_loop *l, int fd, int events, void *data)
         }
         process_input(c);
     }
-    rewatch(c);
+    int doomed = (c->flags & VL_CLIENT_CLOSE_ASAP) != 0;
+    close_scheduled(cs);
+    if (!doomed)
+        rewatch(c);
 }
 
 /* Write up to limit bytes, what the socket takes; 0 while the client
@@ -488,6 +599,7 @@ int vl_clients_flush(vl_clients *cs)
 {
     /* Detach the list: replies produced while we go (held-back requests
      * run below) join a new list and wait for the next group commit. */
+    close_scheduled(cs);
     vl_client *list = cs->pending;
     cs->pending = NULL;
     uint64_t durable = cs->dur.durable(cs->dur.ctx);
@@ -495,10 +607,13 @@ int vl_clients_flush(vl_clients *cs)
         vl_client *c = list;
         list = c->next_pending;
         c->flags &= ~VL_CLIENT_PENDING_WRITE;
+        if (c->flags & VL_CLIENT_CLOSE_ASAP)
+            continue; /* scheduled while this list was walked: the next flush closes it */
         tag_output(c, cs->dur.barrier(cs->dur.ctx)); /* nothing may go untagged */
         size_t limit = sendable(c, durable);
         if ((limit || (c->flags & VL_CLIENT_CLOSE_AFTER_REPLY)) && write_output(c, limit) != 0)
             continue; /* closed (an aborted client may have nothing left to send) */
+        vl_client_account(c);
         if (waits_for_durability(c, durable))
             hold(cs, c); /* the rest shows a write not yet on disk */
         /* Output drained below the pause mark: run requests we held back. */
@@ -506,7 +621,7 @@ int vl_clients_flush(vl_clients *cs)
             process_input(c);
         rewatch(c);
     }
-    return cs->pending != NULL;
+    return cs->pending != NULL || cs->closing;
 }
 
 void vl_client_unblock(vl_clients *cs, vl_client *c)
@@ -518,6 +633,7 @@ void vl_client_unblock(vl_clients *cs, vl_client *c)
         return;
     }
     vl_client_mark_pending(cs, c);
+    vl_client_check_output(c); /* the reply the async work queued */
     process_input(c);
     rewatch(c);
 }

@@ -25,8 +25,10 @@
 #include "network/reply.h"
 #include "network/resp_parser.h"
 
-/** Bytes a client may have buffered in one incomplete request. */
-#define VL_MAX_QUERY_BUFFER (64u * 1024 * 1024)
+/** Defaults of the client memory limits (README "Memory limits"). */
+#define VL_DEFAULT_QUERY_BUFFER_LIMIT ((size_t)64 * 1024 * 1024)
+#define VL_DEFAULT_OUTPUT_BUFFER_LIMIT ((size_t)256 * 1024 * 1024)
+#define VL_DEFAULT_MAXMEMORY_CLIENTS ((size_t)1024 * 1024 * 1024)
 /** Stop reading a client while this many reply bytes wait to be sent. */
 #define VL_OUTPUT_PAUSE_BYTES (16u * 1024 * 1024)
 
@@ -35,8 +37,16 @@ enum {
     VL_CLIENT_BLOCKED = 1 << 1,           /* waiting for async work */
     VL_CLIENT_PENDING_WRITE = 1 << 2,     /* in the pending-write list */
     VL_CLIENT_CLOSED = 1 << 3,            /* socket gone; freed when unblocked */
-    VL_CLIENT_HELD = 1 << 4               /* in the held list: replies await durability */
+    VL_CLIENT_HELD = 1 << 4,              /* in the held list: replies await durability */
+    VL_CLIENT_CLOSE_ASAP = 1 << 5         /* over a memory limit: closed before the loop sleeps */
 };
+
+/** Caps on client buffers, in bytes; 0 means no cap. */
+typedef struct {
+    size_t query_max;  /* one client's query buffer (--client-query-buffer-limit) */
+    size_t output_max; /* one client's pending replies (--client-output-buffer-limit) */
+    size_t total_max;  /* all clients' query + output buffers (--maxmemory-clients) */
+} vl_client_limits;
 
 typedef struct vl_client vl_client;
 struct vl_acl_user;
@@ -78,6 +88,7 @@ struct vl_client {
     size_t nmarks, cap_marks;
     struct vl_clients *owner;
     vl_client *prev, *next, *next_pending;
+    size_t acct_query, acct_output; /* what the registry's totals count for it */
 };
 
 /** Where replies stand against durability: barrier() is the LSN a reply
@@ -105,10 +116,18 @@ typedef struct vl_clients {
     uint64_t rejected_connections;
     int spare_fd;       /* held open to accept-and-refuse when out of descriptors */
     int64_t timeout_ms; /* close clients idle this long (0: never) */
+    vl_client_limits limits;
+    size_t query_bytes, output_bytes; /* buffers of clients not closing */
+    uint64_t closing;                 /* clients with VL_CLIENT_CLOSE_ASAP, not yet closed */
+    uint64_t evicted_clients;         /* closed by --maxmemory-clients */
+    uint64_t query_limit_disconnections;
+    uint64_t output_limit_disconnections;
 } vl_clients;
 
 void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uint64_t max_clients,
                      const vl_durability *dur);
+/** Set the memory caps (vl_clients_init starts with the defaults). */
+void vl_clients_set_limits(vl_clients *cs, const vl_client_limits *limits);
 /** Move held clients whose replies are now durable back to pending. */
 void vl_clients_release(vl_clients *cs);
 /** Accept-handler data: the listening socket's events land here. */
@@ -131,5 +150,27 @@ void vl_client_mark_pending(vl_clients *cs, vl_client *c);
 /** Close c once its queued replies are sent (at once if there are none);
  *  safe to call for any client from inside a handler. */
 void vl_client_close_soon(vl_clients *cs, vl_client *c);
+
+/* ---- memory limits (client_memory.c) ---- */
+
+/**
+ * Call BEFORE building a reply of about `bytes`: 0 when c may queue it;
+ * -1 when it would take c past --client-output-buffer-limit, or c would be
+ * the largest client past --maxmemory-clients -- then c is scheduled to be
+ * closed (logged) and the handler must not build the reply.  Larger
+ * clients may be evicted instead to make room.
+ */
+int vl_client_reserve_output(vl_client *c, size_t bytes);
+/** Bring the registry's byte totals up to date with c's buffers. */
+void vl_client_account(vl_client *c);
+/** Close c before the loop sleeps (its buffers stop counting now). */
+void vl_client_schedule_close(vl_client *c);
+/** While the clients' buffers plus `extra` more for c exceed
+ *  --maxmemory-clients, schedule the largest client to close (counting c
+ *  with its extra); returns -1 when c itself was chosen, else 0. */
+int vl_clients_make_room(vl_clients *cs, vl_client *c, size_t extra);
+/** After c's handler ran: close c if its reply could not be built or
+ *  passed the output limit, and evict to stay within the total. */
+void vl_client_check_output(vl_client *c);
 
 #endif

@@ -25,33 +25,49 @@ void vl_reply_consume(vl_reply *r, size_t n)
 {
     if (n >= r->len) {
         r->len = 0;
+        if (r->cap > VL_REPLY_KEEP_BYTES) {
+            free(r->data);
+            r->data = NULL;
+            r->cap = 0;
+        }
         return;
     }
     memmove(r->data, r->data + n, r->len - n);
     r->len -= n;
 }
 
-static void reserve(vl_reply *r, size_t extra)
+/* Room for extra more bytes; 0, or -1 (and r->failed) when it cannot grow. */
+static int reserve(vl_reply *r, size_t extra)
 {
+    if (r->failed)
+        return -1;
     if (r->len + extra <= r->cap)
-        return;
+        return 0;
     size_t cap = r->cap ? r->cap : 1024;
     while (cap < r->len + extra)
         cap *= 2;
-    r->data = vl_realloc(r->data, cap);
+    char *data = vl_try_realloc(r->data, cap);
+    if (!data) {
+        r->failed = 1;
+        return -1;
+    }
+    r->data = data;
     r->cap = cap;
+    return 0;
 }
 
 void vl_reply_raw(vl_reply *r, const void *data, size_t len)
 {
-    reserve(r, len);
+    if (reserve(r, len) != 0)
+        return;
     memcpy(r->data + r->len, data, len);
     r->len += len;
 }
 
 static void line(vl_reply *r, char type, const char *s, size_t len)
 {
-    reserve(r, len + 3);
+    if (reserve(r, len + 3) != 0)
+        return;
     r->data[r->len++] = type;
     memcpy(r->data + r->len, s, len);
     r->len += len;
@@ -101,7 +117,8 @@ void vl_reply_int(vl_reply *r, long long v)
 void vl_reply_bulk(vl_reply *r, const void *data, size_t len)
 {
     number_line(r, '$', (long long)len);
-    reserve(r, len + 2);
+    if (reserve(r, len + 2) != 0)
+        return;
     memcpy(r->data + r->len, data, len);
     r->len += len;
     r->data[r->len++] = '\r';

@@ -5,6 +5,13 @@
  * version a client chose with HELLO is applied in one place: maps become
  * flat arrays, doubles become bulk strings and nulls become $-1 for RESP2
  * clients.
+ *
+ * Growth fails softly: when the buffer cannot grow, `failed` is set, the
+ * reply being built is incomplete and every later append is dropped; the
+ * client layer then closes that client (alloc.h explains why only client
+ * buffers may fail like this).  A drained buffer larger than
+ * VL_REPLY_KEEP_BYTES is released, so an idle client that once received a
+ * large reply holds no memory for it.
  */
 #ifndef VL_NETWORK_REPLY_H
 #define VL_NETWORK_REPLY_H
@@ -13,15 +20,19 @@
 
 #include "util/error.h"
 
+/** Capacity a drained reply buffer may keep for the next reply. */
+#define VL_REPLY_KEEP_BYTES (64u * 1024)
+
 typedef struct {
     char *data;
     size_t len, cap;
-    int proto; /* 2 or 3 */
+    int proto;  /* 2 or 3 */
+    int failed; /* the buffer could not grow: the client must be closed */
 } vl_reply;
 
 void vl_reply_init(vl_reply *r);
 void vl_reply_free(vl_reply *r);
-/** Drop the first n bytes (already sent). */
+/** Drop the first n bytes (already sent); releases a large drained buffer. */
 void vl_reply_consume(vl_reply *r, size_t n);
 
 void vl_reply_raw(vl_reply *r, const void *data, size_t len);

@@ -37,16 +37,26 @@ static vl_resp_result fail(vl_resp_parser *p, const char *msg)
     return VL_RESP_PROTOCOL_ERROR;
 }
 
-static void push_arg(vl_resp_parser *p, size_t off, size_t len)
+/* 0, or -1 when the argument tables cannot grow (a client-sized
+ * allocation: it fails the request, not the server; see util/alloc.h). */
+static int push_arg(vl_resp_parser *p, size_t off, size_t len)
 {
     if (p->argc == p->cap) {
-        p->cap = p->cap ? p->cap * 2 : 8;
-        p->offs = vl_realloc(p->offs, p->cap * sizeof *p->offs);
-        p->lens = vl_realloc(p->lens, p->cap * sizeof *p->lens);
+        size_t cap = p->cap ? p->cap * 2 : 8;
+        size_t *offs = vl_try_realloc(p->offs, cap * sizeof *offs);
+        if (!offs)
+            return -1;
+        p->offs = offs;
+        size_t *lens = vl_try_realloc(p->lens, cap * sizeof *lens);
+        if (!lens)
+            return -1;
+        p->lens = lens;
+        p->cap = cap;
     }
     p->offs[p->argc] = off;
     p->lens[p->argc] = len;
     p->argc++;
+    return 0;
 }
 
 /* Find "\r\n" at or after from; returns its offset or -1. */
@@ -115,7 +125,8 @@ static vl_resp_result parse_multibulk(vl_resp_parser *p, const char *buf, size_t
             return VL_RESP_INCOMPLETE;
         if (buf[p->pos + p->bulk_len] != '\r' || buf[p->pos + p->bulk_len + 1] != '\n')
             return fail(p, "bulk string not terminated by CRLF");
-        push_arg(p, p->pos, (size_t)p->bulk_len);
+        if (push_arg(p, p->pos, (size_t)p->bulk_len) != 0)
+            return fail(p, "out of memory for the arguments of the request");
         p->pos += (size_t)p->bulk_len + 2;
         p->bulk_len = -1;
     }
@@ -147,7 +158,8 @@ static vl_resp_result parse_inline(vl_resp_parser *p, const char *buf, size_t le
             const char *close = memchr(buf + i + 1, buf[i], stop - i - 1);
             if (!close)
                 return fail(p, "unbalanced quotes in request");
-            push_arg(p, i + 1, (size_t)(close - buf) - i - 1);
+            if (push_arg(p, i + 1, (size_t)(close - buf) - i - 1) != 0)
+                return fail(p, "out of memory for the arguments of the request");
             i = (size_t)(close - buf) + 1;
             if (i < stop && !is_blank(buf[i]))
                 return fail(p, "closing quote must be followed by a space");
@@ -155,7 +167,8 @@ static vl_resp_result parse_inline(vl_resp_parser *p, const char *buf, size_t le
             size_t start = i;
             while (i < stop && !is_blank(buf[i]))
                 i++;
-            push_arg(p, start, i - start);
+            if (push_arg(p, start, i - start) != 0)
+                return fail(p, "out of memory for the arguments of the request");
         }
     }
     p->pos = end + 1;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "commands/commands.h"
 #include "server/server.h"
@@ -68,6 +69,14 @@ static void usage(FILE *f)
                "                                 SIMD path of the distance kernels (default\n"
                "                                 auto: the best this CPU has; a path the CPU\n"
                "                                 lacks is refused)\n"
+               "  --maxmemory-clients BYTES      all clients' query + output buffers; past it the\n"
+               "                                 largest client is evicted (default 1gb; 0 = none;\n"
+               "                                 units k, kb, m, mb, g, gb as in Redis)\n"
+               "  --client-query-buffer-limit BYTES\n"
+               "                                 one client's unfinished request (default 64mb)\n"
+               "  --client-output-buffer-limit BYTES\n"
+               "                                 one client's unsent replies; past it the client\n"
+               "                                 is closed (default 256mb; 0 = no limit)\n"
                "  --help                         show this help\n");
 }
 
@@ -95,8 +104,31 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+/* Bytes with Redis' units: k/m/g are powers of 1000, kb/mb/gb of 1024. */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mul;
+    } units[] = {{"", 1},           {"b", 1},          {"k", 1000},
+                 {"kb", 1024},      {"m", 1000000},    {"mb", 1024 * 1024},
+                 {"g", 1000000000}, {"gb", 1u << 30}};
+    char *end;
+    if (*s < '0' || *s > '9')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(end, units[i].unit) == 0 && v <= UINT64_MAX / units[i].mul) {
+            *out = v * units[i].mul;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 typedef enum {
     INT_FLAG,
+    BYTES_FLAG, /* bytes with Redis' units */
     METRIC_FLAG,
     FSYNC_FLAG,
     STRING_FLAG,
@@ -141,6 +173,9 @@ static const flag flags[] = {
     {"--aclfile", STRING_FLAG, 0, 0, FIELD(aclfile)},
     {"--protected-mode", YESNO_FLAG, 0, 0, FIELD(protected_mode)},
     {"--simd", SIMD_FLAG, 0, 0, FIELD(simd)},
+    {"--maxmemory-clients", BYTES_FLAG, 0, 0, FIELD(maxmemory_clients)},
+    {"--client-query-buffer-limit", BYTES_FLAG, 0, 0, FIELD(client_query_buffer_limit)},
+    {"--client-output-buffer-limit", BYTES_FLAG, 0, 0, FIELD(client_output_buffer_limit)},
 };
 
 /* The first line of file `path` (without its line end) into field. */
@@ -187,6 +222,11 @@ static int apply_flag(const flag *f, const char *v, vl_config *cfg)
             return usage_error("%s wants a number from %ld to %ld, got '%s'", f->name, f->lo, f->hi,
                                v);
         store_int(field, f->size, n);
+        return -1;
+    case BYTES_FLAG:
+        if (parse_bytes(v, field) != 0)
+            return usage_error("%s wants a size in bytes (units k, kb, m, mb, g, gb), got '%s'",
+                               f->name, v);
         return -1;
     case METRIC_FLAG:
         if (vl_metric_parse(v, field) != VL_OK)

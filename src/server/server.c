@@ -52,6 +52,9 @@ void vl_config_defaults(vl_config *cfg)
     cfg->flush_seconds = (int)o.flush_seconds;
     cfg->retain_versions = (int)o.retain_versions;
     cfg->compact_segments = (int)o.compact_segments;
+    cfg->maxmemory_clients = VL_DEFAULT_MAXMEMORY_CLIENTS;
+    cfg->client_query_buffer_limit = VL_DEFAULT_QUERY_BUFFER_LIMIT;
+    cfg->client_output_buffer_limit = VL_DEFAULT_OUTPUT_BUFFER_LIMIT;
 }
 
 static void wal_failed(const vl_error *err)
@@ -303,6 +306,9 @@ int vl_server_main(const vl_config *cfg)
                     (uint64_t)server.cfg.max_clients, &dur);
     server.clients.tls = server.tls;
     server.clients.timeout_ms = (int64_t)cfg->timeout * 1000;
+    vl_client_limits limits = {cfg->client_query_buffer_limit, cfg->client_output_buffer_limit,
+                               cfg->maxmemory_clients};
+    vl_clients_set_limits(&server.clients, &limits);
     server.pool = server.loop ? vl_pool_new(cfg->threads, server.loop) : NULL;
     if (!server.pool) {
         vl_log(VL_LOG_ERROR, "cannot start the event loop or worker threads");

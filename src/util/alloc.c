@@ -35,6 +35,11 @@ void *vl_realloc(void *p, size_t n)
     return q;
 }
 
+void *vl_try_realloc(void *p, size_t n)
+{
+    return realloc(p, n ? n : 1);
+}
+
 void *vl_aligned_alloc(size_t n)
 {
     void *p = NULL;
