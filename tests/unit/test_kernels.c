@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "kernel_checks.h"
+#include "testutil.h"
 
 static const vl_simd paths[] = {VL_SIMD_SCALAR, VL_SIMD_AVX2, VL_SIMD_AVX512, VL_SIMD_NEON};
 
@@ -118,13 +119,68 @@ static void test_select(void **state)
 #endif
 }
 
+/* Search one collection of metric m holding rows (in this order) with query
+ * q on the path in use; returns the key of the single nearest hit. */
+static char nearest(vl_metric m, const float *rows, int nrows, const float *q, uint32_t dim)
+{
+    char dir[64];
+    assert_non_null(vl_test_tmpdir(dir, sizeof dir, "kernels"));
+    vl_options opt;
+    vl_options_init(&opt);
+    opt.default_metric = m;
+    opt.fsync = VL_FSYNC_NO;
+    vl_engine *e;
+    vl_error err;
+    assert_int_equal(vl_open(dir, &opt, &e, &err), VL_OK);
+    for (int r = 0; r < nrows; r++) {
+        char key = (char)('a' + r);
+        assert_int_equal(vl_put(e, "c", &key, 1, rows + (size_t)r * dim, dim, &err), VL_OK);
+    }
+    vl_snapshot *snap = vl_snapshot_open(e, "c");
+    vl_hit hit;
+    uint32_t n = 0;
+    assert_int_equal(vl_snapshot_search(snap, q, dim, 1, &hit, &n, &err), VL_OK);
+    assert_int_equal(n, 1);
+    char got = hit.key[0];
+    vl_snapshot_close(snap);
+    vl_close(e);
+    vl_test_rmtree(dir);
+    return got;
+}
+
+/* The issue's two cases through the engine, on every path: L2 near (8 x
+ * 2e19, row b) beats far (8 x 1e20, row a); under cosine 1e20 e1 (b) and
+ * 1e-23 e1 (c) beat the orthogonal e2 (a). */
+static void test_engine_extremes_every_path(void **state)
+{
+    (void)state;
+    enum { D = 16 };
+    float l2rows[2 * 8], origin[8] = {0};
+    for (int i = 0; i < 8; i++)
+        l2rows[i] = 1e20f, l2rows[8 + i] = 2e19f;
+    float cosrows[3 * D] = {0}, e1[D] = {1};
+    cosrows[1] = 1, cosrows[D] = 1e20f, cosrows[2 * D] = 1e-23f;
+    vl_error err;
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        if (!vl_simd_supported(paths[i]))
+            continue;
+        assert_int_equal(vl_simd_select(paths[i], &err), VL_OK);
+        if (nearest(VL_METRIC_L2, l2rows, 2, origin, 8) != 'b')
+            fail_msg("path %s: L2 ranks far before near", vl_simd_name());
+        char c = nearest(VL_METRIC_COSINE, cosrows, 3, e1, D);
+        if (c != 'b' && c != 'c')
+            fail_msg("path %s: cosine ranks the orthogonal vector first", vl_simd_name());
+    }
+    assert_int_equal(vl_simd_select(VL_SIMD_AUTO, &err), VL_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f32_random),   cmocka_unit_test(test_f32_integer_exact),
         cmocka_unit_test(test_f32_extremes), cmocka_unit_test(test_sq8),
         cmocka_unit_test(test_bits),         cmocka_unit_test(test_lut4),
-        cmocka_unit_test(test_select),
+        cmocka_unit_test(test_select),       cmocka_unit_test(test_engine_extremes_every_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
