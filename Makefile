@@ -167,8 +167,10 @@ test-e2e: deps-test ## end-to-end tests with redis-cli and redis-py
 	@$(MAKE) --no-print-directory build
 	@scripts/run-tests.sh e2e
 
-fuzz-corpus: build/rel/tools/gen_corpus ## regenerate the seed corpus in tests/fuzz/corpus/
+fuzz-corpus: deps-test ## regenerate the seed corpus in tests/fuzz/corpus/
+	@$(MAKE) --no-print-directory build/rel/tools/gen_corpus
 	build/rel/tools/gen_corpus
+	$(PY) tests/fuzz/gen_corpus_pyarrow.py
 
 build/rel/tools/gen_corpus: tests/fuzz/gen_corpus.c $(REL_OBJ)
 	@mkdir -p $(dir $@)

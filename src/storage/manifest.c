@@ -167,8 +167,8 @@ static void get_str(ctx *c, const cJSON *o, const char *key, char *out, size_t c
     if (c->st != VL_OK)
         return;
     if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= cap) {
-        c->st = vl_fail(c->err, VL_ERR_CORRUPT, "%s: \"%s\" missing, empty or too long", c->what,
-                        key);
+        c->st =
+            vl_fail(c->err, VL_ERR_CORRUPT, "%s: \"%s\" missing, empty or too long", c->what, key);
         return;
     }
     strcpy(out, v->valuestring);

@@ -273,7 +273,9 @@ static const char *rec_decode(const unsigned char *p, size_t avail, uint64_t exp
         return "unknown record type";
     if (b[1] || b[2] || b[3])
         return "reserved bytes not zero";
-    if (d->rec.lsn == 0 || (expect && d->rec.lsn != expect))
+    if (d->rec.lsn == 0 || d->rec.lsn > VL_WAL_MAX_LSN)
+        return "LSN out of range";
+    if (expect && d->rec.lsn != expect)
         return "LSN out of sequence";
     cursor c = {b + BODY_FIXED, d->len - HDR_LEN - BODY_FIXED};
     return decode_fields(&c, d);
@@ -797,6 +799,9 @@ vl_status vl_wal_append(vl_wal *w, vl_wal_record *rec, vl_error *err)
     vl_status st = check_record(rec, err);
     if (st != VL_OK)
         return st;
+    if (w->last_lsn >= VL_WAL_MAX_LSN)
+        return vl_fail(err, VL_ERR_LIMIT, "wal: LSN %" PRIu64 " is the last one a log may hold",
+                       w->last_lsn);
     size_t body_len = body_size(rec);
     if (reserve(w, HDR_LEN + body_len) < 0)
         return vl_fail(err, VL_ERR_NOMEM, "wal: out of memory for the pending buffer");

@@ -33,6 +33,11 @@
 #define VL_WAL_MAX_BODY                                                                            \
     (1u + 3u + 8u + 4u + VL_MAX_COLLECTION_NAME + 4u + VL_MAX_KEY_LEN + 4u + 4u * VL_MAX_DIM + 64u)
 
+/** Largest LSN: a manifest records the LSN it covers as a JSON number,
+ *  exact up to 2^53.  Replay refuses a record above it; an append that
+ *  would need a larger one fails with VL_ERR_LIMIT. */
+#define VL_WAL_MAX_LSN (1ull << 53)
+
 typedef enum { VL_WAL_PUT = 1, VL_WAL_DEL = 2, VL_WAL_CLEAR = 3 } vl_wal_type;
 
 /** A decoded record.  Pointers refer to memory owned by the caller (on

@@ -47,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char vl_fuzz_dir_path[64];
 
-static inline int vl_fuzz_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+static inline int vl_fuzz_rm_entry(const char *path, const struct stat *sb, int flag,
+                                   struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);

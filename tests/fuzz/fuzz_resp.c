@@ -90,7 +90,9 @@ static void chunked(const uint8_t *data, size_t size, const transcript *t)
     vl_resp_parser_init(&p);
     while (have < size && r != VL_RESP_PROTOCOL_ERROR) {
         uint64_t x = vl_fuzz_next(&seed);
-        size_t chunk = bytewise ? 1 : (x & 3) ? 1 + (size_t)(x >> 8) % 16 : 1 + (size_t)(x >> 8) % 512;
+        size_t chunk = bytewise  ? 1
+                       : (x & 3) ? 1 + (size_t)(x >> 8) % 16
+                                 : 1 + (size_t)(x >> 8) % 512;
         have += chunk < size - have ? chunk : size - have;
         for (;;) {
             size_t avail = have - used;

@@ -499,6 +499,56 @@ static void test_lsn_gap_is_corrupt(void **state)
     collected_free(&c);
 }
 
+/* Found by fuzz_wal: a record with LSN 2^64-1 replayed, the next record
+ * "followed" it with any LSN (last + 1 wrapped to 0, which means "no
+ * expectation"), and the next append got LSN 0, so the log the server had
+ * just written acknowledged records into refused to open.  LSNs are now
+ * capped at VL_WAL_MAX_LSN, the largest a manifest records exactly. */
+static void test_lsn_beyond_max_is_corrupt(void **state)
+{
+    fixture *f = *state;
+    char p[128];
+    unsigned char buf[512];
+    snprintf(p, sizeof p, "%s/wal", f->dir);
+    assert_int_equal(mkdir(p, 0777), 0);
+    wal_path(p, sizeof p, f->dir, 1);
+    const uint64_t bad[] = {UINT64_MAX, VL_WAL_MAX_LSN + 1};
+    for (int i = 0; i < 2; i++) {
+        size_t n = spec_encode(buf, VL_WAL_CLEAR, bad[i], "c", NULL, NULL, 0);
+        n += spec_encode(buf + n, VL_WAL_CLEAR, 7, "c", NULL, NULL, 0);
+        write_file(p, buf, n);
+        collected c = {0};
+        vl_wal *w;
+        vl_error err;
+        assert_int_equal(open_collect(f->dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_ERR_CORRUPT);
+        assert_non_null(strstr(err.msg, "LSN"));
+        collected_free(&c);
+    }
+}
+
+/* The last LSN a log may hold: replayed, and the next append is refused
+ * instead of writing a record that replay would refuse. */
+static void test_append_stops_at_max_lsn(void **state)
+{
+    fixture *f = *state;
+    char p[128];
+    unsigned char buf[512];
+    snprintf(p, sizeof p, "%s/wal", f->dir);
+    assert_int_equal(mkdir(p, 0777), 0);
+    wal_path(p, sizeof p, f->dir, 1);
+    write_file(p, buf, spec_encode(buf, VL_WAL_CLEAR, VL_WAL_MAX_LSN, "c", NULL, NULL, 0));
+    collected c = {0};
+    vl_wal *w;
+    vl_error err;
+    assert_int_equal(open_collect(f->dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_OK);
+    assert_int_equal(vl_wal_last_lsn(w), VL_WAL_MAX_LSN);
+    vl_wal_record r = {VL_WAL_CLEAR, 0, "c", 1, NULL, 0, NULL, 0};
+    assert_int_equal(vl_wal_append(w, &r, &err), VL_ERR_LIMIT);
+    assert_false(vl_wal_has_pending(w));
+    vl_wal_close(w);
+    collected_free(&c);
+}
+
 static void test_valid_crc_bad_content_is_corrupt(void **state)
 {
     fixture *f = *state;
@@ -965,6 +1015,8 @@ int main(void)
         T(test_layout_matches_spec),
         T(test_first_lsn_may_start_anywhere),
         T(test_lsn_gap_is_corrupt),
+        T(test_lsn_beyond_max_is_corrupt),
+        T(test_append_stops_at_max_lsn),
         T(test_valid_crc_bad_content_is_corrupt),
         T(test_rotation),
         T(test_missing_middle_file_is_corrupt),
