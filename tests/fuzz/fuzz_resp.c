@@ -4,13 +4,15 @@
  *
  * The input is a byte stream from a client.  It is parsed twice: once with
  * every byte already in the buffer, once arriving in chunks whose sizes
- * come from a hash of the input (sometimes one byte at a time).  Each call
- * in the chunked run sees a fresh heap copy of exactly the bytes received
- * so far, so a read past the end of the data is an ASan report.  The two
+ * come from a hash of the input (sometimes one byte at a time); bytes not
+ * yet received are poisoned, so reading past what has arrived is an ASan
+ * report.  The two
  * runs must produce the same commands (same request boundaries, same
  * arguments) and end the same way (waiting for more, or a protocol error):
  * resuming after a partial request may not change what is parsed.
  */
+#include <sanitizer/asan_interface.h>
+
 #include "fuzz.h"
 #include "network/resp_parser.h"
 
@@ -77,13 +79,19 @@ static int same_command(const command *c, const vl_resp_parser *p, size_t start)
     return 1;
 }
 
-/* Feed data in chunks; compare every command with the whole-buffer run. */
+/* Feed data in chunks; compare every command with the whole-buffer run.
+ * One copy of the input holds the stream; the bytes not yet "received"
+ * are poisoned, so reading them is an ASan report, as reading past the
+ * end of a connection's query buffer would be. */
 static void chunked(const uint8_t *data, size_t size, const transcript *t)
 {
     uint64_t seed = 14695981039346656037ull;
     for (size_t i = 0; i < size; i++)
         seed = (seed ^ data[i]) * 1099511628211ull;
     int bytewise = (seed & 7) == 0;
+    char *stream = malloc(size ? size : 1);
+    memcpy(stream, data, size);
+    ASAN_POISON_MEMORY_REGION(stream, size);
     vl_resp_parser p;
     size_t used = 0, have = 0, k = 0;
     vl_resp_result r = VL_RESP_INCOMPLETE;
@@ -93,16 +101,14 @@ static void chunked(const uint8_t *data, size_t size, const transcript *t)
         size_t chunk = bytewise  ? 1
                        : (x & 3) ? 1 + (size_t)(x >> 8) % 16
                                  : 1 + (size_t)(x >> 8) % 512;
-        have += chunk < size - have ? chunk : size - have;
+        chunk = chunk < size - have ? chunk : size - have;
+        ASAN_UNPOISON_MEMORY_REGION(stream + have, chunk);
+        have += chunk;
         for (;;) {
-            size_t avail = have - used;
-            char *copy = malloc(avail ? avail : 1);
-            memcpy(copy, data + used, avail);
-            r = vl_resp_parse(&p, copy, avail);
-            free(copy);
+            r = vl_resp_parse(&p, stream + used, have - used);
             if (r != VL_RESP_COMMAND)
                 break;
-            check_command(&p, avail);
+            check_command(&p, have - used);
             VL_FUZZ_CHECK(k < t->n && same_command(&t->cmds[k], &p, used));
             k++;
             used += p.pos;
@@ -112,6 +118,8 @@ static void chunked(const uint8_t *data, size_t size, const transcript *t)
     VL_FUZZ_CHECK(k == t->n);
     VL_FUZZ_CHECK(r == t->last);
     vl_resp_parser_free(&p);
+    ASAN_UNPOISON_MEMORY_REGION(stream, size);
+    free(stream);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
