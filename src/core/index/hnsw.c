@@ -1,0 +1,651 @@
+/*
+ * hnsw.c - building and searching the HNSW graph (see hnsw.h for the API).
+ *
+ * What the paper prescribes, and how it is done here
+ *  - Levels: each row's top layer is floor(-ln(U) * mL), mL = 1 / ln(M),
+ *    U uniform in (0, 1] from a splitmix64 stream seeded by the caller and
+ *    advanced once per add, so the same seed and insert order give the same
+ *    graph.  Levels are capped at VL_HNSW_MAX_LEVEL.
+ *  - Insert (Algorithm 1): greedy descent (beam 1) from the entry point down
+ *    to the row's level, then on each layer from there to 0 a beam search
+ *    with ef_construction (Algorithm 2) whose nearest result is the entry of
+ *    the next layer.  Neighbours are chosen by the heuristic of Algorithm 4
+ *    (keep a candidate only if it is no farther from the new row than from
+ *    every neighbour kept so far - ties kept, see select_neighbours; no
+ *    extended candidates, no pruned fill-up), M of them on every layer.  Links are made in both
+ * directions; a neighbour whose list overflows (M on upper layers, M0 = 2M on layer 0) is shrunk
+ *    with the same heuristic, relative to itself.
+ *  - Search: greedy descent on the upper layers, then a beam of
+ *    max(ef, k) on layer 0, stopping when the nearest unexpanded candidate
+ *    is farther than the ef-th result.
+ *
+ * Decisions a reader cannot see from the code
+ *  - Layer-0 lists live in one array with a fixed stride of 1 + M0 words
+ *    ([count, ids...]), separate from the vectors: a row's list is found by
+ *    multiplication, without a pointer chase, and one expansion touches one
+ *    list of 132 bytes (M = 16).  Upper layers hold few rows (1/M of them
+ *    per layer) and live in one pool addressed by a per-row offset.
+ *  - Vectors are one 64-byte-aligned array of dim floats per row, stored
+ *    normalised for cosine so that a cosine distance is one dot product.
+ *  - Before expanding a candidate, the vectors of its first neighbours are
+ *    prefetched, and while computing neighbour i the vector of neighbour
+ *    i + 1 is; a neighbour's distance is a dependent random read of dim * 4
+ *    bytes, the dominant cost of the search.
+ *  - The visited set is an array of uint32 epochs, one per row, in the
+ *    caller's scratch: a search bumps the epoch instead of clearing the set,
+ *    so it costs O(visited), not O(rows); the array is cleared only when the
+ *    epoch wraps.
+ *  - Candidates (min-heap) and results (max-heap of at most ef) are binary
+ *    heaps of (float distance, uint32 row) pairs, 8 bytes each, in the
+ *    scratch; a search allocates nothing once its scratch has grown.
+ *  - Distances go through the shared float32 kernels (core/kernels, one SIMD
+ *    path chosen at start) and are kept as float:
+ *    the graph only ranks; exact scores are the engine's job.
+ */
+#include "core/index/hnsw.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kernels/kernels.h"
+#include "core/index/hnsw_internal.h"
+#include "storage/crc32c.h"
+#include "util/error.h"
+
+typedef struct {
+    float d;
+    uint32_t id;
+} hn_item;
+
+struct vl_hnsw_scratch {
+    uint32_t *mark; /* visited epochs, one per row */
+    uint32_t mark_cap, epoch;
+    hn_item *cand; /* min-heap of candidates to expand */
+    uint32_t ncand, cand_cap;
+    hn_item *res; /* max-heap of the best ef found */
+    uint32_t nres, res_cap;
+    hn_item *tmp; /* neighbour selection: sorted candidates */
+    uint32_t tmp_cap;
+    float *q; /* the normalised query (cosine) */
+    uint32_t q_cap;
+};
+
+/* ---- distances ---------------------------------------------------------- */
+
+static inline const float *vec_of(const vl_hnsw *h, uint32_t r)
+{
+    return h->vecs + (size_t)r * h->dim;
+}
+
+static inline float dist(const vl_hnsw *h, const float *a, const float *b)
+{
+    switch (h->metric) {
+    case VL_METRIC_L2: return (float)vl_l2sq(a, b, h->dim);
+    case VL_METRIC_COSINE: return (float)(1.0 - vl_dot(a, b, h->dim));
+    default: return (float)-vl_dot(a, b, h->dim);
+    }
+}
+
+static inline void prefetch_vec(const vl_hnsw *h, uint32_t r)
+{
+    const char *p = (const char *)vec_of(h, r);
+    size_t bytes = (size_t)h->dim * sizeof(float);
+    for (size_t off = 0; off < bytes && off < 256; off += 64)
+        __builtin_prefetch(p + off, 0, 3);
+}
+
+/* Normalise src into dst (dim floats); a zero vector stays zero. */
+static void normalise(float *dst, const float *src, uint32_t dim)
+{
+    double norm = sqrt(vl_dot(src, src, dim));
+    double inv = norm > 0 ? 1.0 / norm : 0.0;
+    for (uint32_t i = 0; i < dim; i++)
+        dst[i] = (float)(src[i] * inv);
+}
+
+/* ---- heaps -------------------------------------------------------------- */
+
+static inline void min_push(hn_item *a, uint32_t *n, hn_item x)
+{
+    uint32_t i = (*n)++;
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (a[p].d <= x.d)
+            break;
+        a[i] = a[p];
+        i = p;
+    }
+    a[i] = x;
+}
+
+static inline void min_pop(hn_item *a, uint32_t *n)
+{
+    hn_item x = a[--(*n)];
+    uint32_t i = 0, m = *n;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= m)
+            break;
+        if (c + 1 < m && a[c + 1].d < a[c].d)
+            c++;
+        if (x.d <= a[c].d)
+            break;
+        a[i] = a[c];
+        i = c;
+    }
+    a[i] = x;
+}
+
+static inline void max_push(hn_item *a, uint32_t *n, hn_item x)
+{
+    uint32_t i = (*n)++;
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (a[p].d >= x.d)
+            break;
+        a[i] = a[p];
+        i = p;
+    }
+    a[i] = x;
+}
+
+static inline void max_pop(hn_item *a, uint32_t *n)
+{
+    hn_item x = a[--(*n)];
+    uint32_t i = 0, m = *n;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= m)
+            break;
+        if (c + 1 < m && a[c + 1].d > a[c].d)
+            c++;
+        if (x.d >= a[c].d)
+            break;
+        a[i] = a[c];
+        i = c;
+    }
+    a[i] = x;
+}
+
+static int item_cmp(const void *pa, const void *pb)
+{
+    const hn_item *a = pa, *b = pb;
+    if (a->d != b->d)
+        return a->d < b->d ? -1 : 1;
+    return a->id < b->id ? -1 : (a->id > b->id);
+}
+
+/* ---- scratch ------------------------------------------------------------ */
+
+vl_hnsw_scratch *vl_hnsw_scratch_new(void)
+{
+    return calloc(1, sizeof(vl_hnsw_scratch));
+}
+
+void vl_hnsw_scratch_free(vl_hnsw_scratch *s)
+{
+    if (!s)
+        return;
+    free(s->mark);
+    free(s->cand);
+    free(s->res);
+    free(s->tmp);
+    free(s->q);
+    free(s);
+}
+
+static int grow_items(hn_item **a, uint32_t *cap, uint32_t need)
+{
+    if (*cap >= need)
+        return 1;
+    uint32_t c = *cap ? *cap : 64;
+    while (c < need)
+        c = c > UINT32_MAX / 2 ? need : c * 2;
+    hn_item *p = realloc(*a, (size_t)c * sizeof(hn_item));
+    if (!p)
+        return 0;
+    *a = p;
+    *cap = c;
+    return 1;
+}
+
+/* Room for a search over `rows` rows with beam ef (and, for building, a
+ * candidate heap that can never overflow). */
+static int scratch_prepare(vl_hnsw_scratch *s, uint32_t rows, uint32_t ef, uint32_t cand_need,
+                           uint32_t dim)
+{
+    if (s->mark_cap < rows) {
+        uint32_t c = s->mark_cap ? s->mark_cap : 1024;
+        while (c < rows)
+            c = c > UINT32_MAX / 2 ? rows : c * 2;
+        uint32_t *p = realloc(s->mark, (size_t)c * sizeof(uint32_t));
+        if (!p)
+            return 0;
+        memset(p + s->mark_cap, 0, (size_t)(c - s->mark_cap) * sizeof(uint32_t));
+        s->mark = p;
+        s->mark_cap = c;
+    }
+    if (!grow_items(&s->res, &s->res_cap, ef + 1) ||
+        !grow_items(&s->cand, &s->cand_cap, cand_need) ||
+        !grow_items(&s->tmp, &s->tmp_cap, (ef > 2 * VL_HNSW_MAX_M ? ef : 2 * VL_HNSW_MAX_M) + 1))
+        return 0;
+    if (s->q_cap < dim) {
+        float *q = realloc(s->q, (size_t)dim * sizeof(float));
+        if (!q)
+            return 0;
+        s->q = q;
+        s->q_cap = dim;
+    }
+    return 1;
+}
+
+/* A fresh visited set: bump the epoch, clearing only when it wraps. */
+static void new_epoch(vl_hnsw_scratch *s)
+{
+    if (++s->epoch == 0) {
+        memset(s->mark, 0, (size_t)s->mark_cap * sizeof(uint32_t));
+        s->epoch = 1;
+    }
+}
+
+/* ---- search ------------------------------------------------------------- */
+
+static inline int allowed(const vl_hnsw_filter *f, uint32_t r)
+{
+    if (!f)
+        return 1;
+    if (f->excluded && (f->excluded[r >> 6] >> (r & 63)) & 1)
+        return 0;
+    return !f->allow || f->allow(f->ctx, r);
+}
+
+/* Beam 1 on layer lc: move to a nearer neighbour until none is. */
+static hn_item greedy(const vl_hnsw *h, const float *q, hn_item cur, uint32_t lc)
+{
+    for (;;) {
+        const uint32_t *list = vl_hnsw_list(h, cur.id, lc);
+        uint32_t n = list[0];
+        int moved = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (i + 1 < n)
+                prefetch_vec(h, list[2 + i]);
+            float d = dist(h, q, vec_of(h, list[1 + i]));
+            if (d < cur.d) {
+                cur.d = d;
+                cur.id = list[1 + i];
+                moved = 1;
+            }
+        }
+        if (!moved)
+            return cur;
+    }
+}
+
+/* Algorithm 2 on layer lc from ep: leaves the best ef allowed rows in the
+ * scratch's result max-heap.  Returns 0 when the candidate heap cannot
+ * grow (never while building: the writer's heap holds every row). */
+static int search_layer(const vl_hnsw *h, vl_hnsw_scratch *s, const float *q, hn_item ep,
+                        uint32_t ef, uint32_t lc, const vl_hnsw_filter *f)
+{
+    new_epoch(s);
+    uint32_t *mark = s->mark, epoch = s->epoch;
+    s->ncand = s->nres = 0;
+    mark[ep.id] = epoch;
+    min_push(s->cand, &s->ncand, ep);
+    if (allowed(f, ep.id))
+        max_push(s->res, &s->nres, ep);
+    while (s->ncand > 0) {
+        hn_item c = s->cand[0];
+        if (s->nres >= ef && c.d > s->res[0].d)
+            break;
+        min_pop(s->cand, &s->ncand);
+        const uint32_t *list = vl_hnsw_list(h, c.id, lc);
+        uint32_t n = list[0];
+        if (n > 0)
+            prefetch_vec(h, list[1]);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t nb = list[1 + i];
+            if (i + 1 < n)
+                prefetch_vec(h, list[2 + i]);
+            if (mark[nb] == epoch)
+                continue;
+            mark[nb] = epoch;
+            float d = dist(h, q, vec_of(h, nb));
+            if (s->nres < ef || d < s->res[0].d) {
+                if (s->ncand == s->cand_cap && !grow_items(&s->cand, &s->cand_cap, s->ncand + 1))
+                    return 0;
+                min_push(s->cand, &s->ncand, (hn_item){d, nb});
+                if (allowed(f, nb)) {
+                    max_push(s->res, &s->nres, (hn_item){d, nb});
+                    if (s->nres > ef)
+                        max_pop(s->res, &s->nres);
+                }
+            }
+        }
+    }
+    return 1;
+}
+
+vl_status vl_hnsw_search(const vl_hnsw *h, const float *query, uint32_t k, uint32_t ef,
+                         const vl_hnsw_filter *filter, vl_hnsw_scratch *scratch, vl_hnsw_hit *out,
+                         uint32_t *n, vl_error *err)
+{
+    *n = 0;
+    if (k == 0 || k > VL_MAX_K)
+        return vl_fail(err, VL_ERR_ARG, "hnsw search: k %u outside 1..%u", k, VL_MAX_K);
+    if (h->count == 0)
+        return VL_OK;
+    if (ef == 0)
+        ef = VL_HNSW_DEFAULT_EF;
+    if (ef < k)
+        ef = k;
+    vl_hnsw_scratch *s = scratch ? scratch : vl_hnsw_scratch_new();
+    vl_status st = VL_OK;
+    if (!s || !scratch_prepare(s, h->count, ef, ef + 1, h->dim)) {
+        st = vl_fail(err, VL_ERR_NOMEM, "hnsw search: out of memory for scratch (ef %u)", ef);
+        goto done;
+    }
+    const float *q = query;
+    if (h->metric == VL_METRIC_COSINE) {
+        normalise(s->q, query, h->dim);
+        q = s->q;
+    }
+    hn_item cur = {dist(h, q, vec_of(h, h->entry)), h->entry};
+    for (uint32_t lc = h->max_level; lc > 0; lc--)
+        cur = greedy(h, q, cur, lc);
+    if (!search_layer(h, s, q, cur, ef, 0, filter)) {
+        st = vl_fail(err, VL_ERR_NOMEM, "hnsw search: out of memory for candidates");
+        goto done;
+    }
+    qsort(s->res, s->nres, sizeof(hn_item), item_cmp);
+    uint32_t m = s->nres < k ? s->nres : k;
+    for (uint32_t i = 0; i < m; i++)
+        out[i] = (vl_hnsw_hit){s->res[i].id, s->res[i].d};
+    *n = m;
+done:
+    if (s != scratch)
+        vl_hnsw_scratch_free(s);
+    return st;
+}
+
+/* ---- building ----------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint32_t draw_level(const vl_hnsw *h, uint64_t *rng)
+{
+    double u = (double)((splitmix64(rng) >> 11) + 1) * 0x1p-53; /* (0, 1] */
+    double l = floor(-log(u) * h->ml);
+    return l >= VL_HNSW_MAX_LEVEL ? VL_HNSW_MAX_LEVEL : (uint32_t)l;
+}
+
+/* A stable spread of equal distances: exact duplicates sorted by id would
+ * all pick (and keep) the same few twins and leave the rest unreachable. */
+static inline uint32_t tie_key(uint32_t id, uint32_t base)
+{
+    uint32_t x = (id ^ (base * 0x9E3779B9u)) * 0x85EBCA6Bu;
+    return x ^ (x >> 15);
+}
+
+/* Sort a small candidate array nearest first, ties by tie_key. */
+static void sort_candidates(hn_item *a, uint32_t n, uint32_t base)
+{
+    for (uint32_t i = 1; i < n; i++) {
+        hn_item x = a[i];
+        uint32_t kx = tie_key(x.id, base), j = i;
+        while (j > 0 &&
+               (a[j - 1].d > x.d || (a[j - 1].d == x.d && tie_key(a[j - 1].id, base) > kx))) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
+/* Algorithm 4: from cand[0..n) (sorted by sort_candidates by distance to
+ * the base row), keep each one no farther from the base than from every one
+ * kept so far, at most max of them; writes [count, ids] to list.
+ *  - The paper's test is strict; with exact duplicates (distance 0 to the
+ *    base and to a kept twin) the strict test keeps one twin and drops the
+ *    rest, and shrinking full lists then leaves twins unreachable, so ties
+ *    are kept (on data without ties the two tests agree).
+ *  - Twins of the base (bytewise equal vectors) take at most half the list,
+ *    so a row with many duplicates still links to the rest of the graph. */
+static void select_neighbours(const vl_hnsw *h, const float *base, const hn_item *cand, uint32_t n,
+                              uint32_t max, uint32_t *list)
+{
+    uint32_t kept = 0, twins = 0;
+    size_t bytes = (size_t)h->dim * sizeof(float);
+    for (uint32_t i = 0; i < n && kept < max; i++) {
+        const float *v = vec_of(h, cand[i].id);
+        int twin = memcmp(v, base, bytes) == 0;
+        if (twin && twins >= max / 2)
+            continue;
+        int good = 1;
+        for (uint32_t j = 0; j < kept && good; j++)
+            good = dist(h, v, vec_of(h, list[1 + j])) >= cand[i].d;
+        if (good) {
+            list[1 + kept++] = cand[i].id;
+            twins += (uint32_t)twin;
+        }
+    }
+    list[0] = kept;
+}
+
+/* Add a link e -> r on layer lc, shrinking e's list with the heuristic when
+ * it is full. */
+static void connect(vl_hnsw *h, uint32_t e, uint32_t r, uint32_t lc)
+{
+    uint32_t *list = vl_hnsw_list(h, e, lc);
+    uint32_t max = lc ? h->m : h->m0;
+    if (list[0] < max) {
+        list[1 + list[0]++] = r;
+        return;
+    }
+    hn_item *c = h->build->tmp;
+    const float *v = vec_of(h, e);
+    for (uint32_t i = 0; i < max; i++)
+        c[i] = (hn_item){dist(h, v, vec_of(h, list[1 + i])), list[1 + i]};
+    c[max] = (hn_item){dist(h, v, vec_of(h, r)), r};
+    sort_candidates(c, max + 1, e);
+    select_neighbours(h, v, c, max + 1, max, list);
+}
+
+static int grow_rows(vl_hnsw *h, uint32_t need)
+{
+    if (need <= h->cap)
+        return 1;
+    uint32_t cap = h->cap ? h->cap : 256;
+    while (cap < need)
+        cap = cap > UINT32_MAX / 2 ? need : cap * 2;
+    size_t vbytes = ((size_t)cap * h->dim * sizeof(float) + 63) & ~(size_t)63;
+    float *vecs = aligned_alloc(64, vbytes);
+    uint32_t *links0 = realloc(h->links0, (size_t)cap * vl_hnsw_stride0(h) * sizeof(uint32_t));
+    if (links0)
+        h->links0 = links0;
+    uint8_t *levels = links0 ? realloc(h->levels, cap) : NULL;
+    if (levels)
+        h->levels = levels;
+    uint32_t *uoff = levels ? realloc(h->uoff, (size_t)cap * sizeof(uint32_t)) : NULL;
+    if (uoff)
+        h->uoff = uoff;
+    if (!vecs || !uoff) {
+        free(vecs);
+        return 0;
+    }
+    if (h->count)
+        memcpy(vecs, h->vecs, (size_t)h->count * h->dim * sizeof(float));
+    free(h->vecs);
+    h->vecs = vecs;
+    h->cap = cap;
+    return 1;
+}
+
+vl_status vl_hnsw_reserve_upper(vl_hnsw *h, uint32_t r, uint32_t level, vl_error *err)
+{
+    size_t words = (size_t)level * (1 + h->m);
+    if (h->upper_len + words > UINT32_MAX)
+        return vl_fail(err, VL_ERR_LIMIT, "hnsw: upper layers exceed 2^32 words");
+    if (h->upper_len + words > h->upper_cap) {
+        size_t c = h->upper_cap ? h->upper_cap : 1024;
+        while (c < h->upper_len + words)
+            c *= 2;
+        uint32_t *p = realloc(h->upper, c * sizeof(uint32_t));
+        if (!p)
+            return vl_fail(err, VL_ERR_NOMEM, "hnsw: out of memory for upper layers");
+        h->upper = p;
+        h->upper_cap = c;
+    }
+    h->uoff[r] = (uint32_t)h->upper_len;
+    for (uint32_t lc = 0; lc < level; lc++)
+        h->upper[h->upper_len + (size_t)lc * (1 + h->m)] = 0;
+    h->upper_len += words;
+    return VL_OK;
+}
+
+void vl_hnsw_store_vector(vl_hnsw *h, uint32_t r, const float *vec)
+{
+    float *dst = h->vecs + (size_t)r * h->dim;
+    if (h->metric == VL_METRIC_COSINE)
+        normalise(dst, vec, h->dim);
+    else
+        memcpy(dst, vec, (size_t)h->dim * sizeof(float));
+}
+
+vl_status vl_hnsw_alloc(uint32_t dim, vl_metric metric, uint32_t m, uint32_t ef_construction,
+                        uint64_t seed, uint32_t cap, vl_hnsw **out, vl_error *err)
+{
+    *out = NULL;
+    if (dim < 1 || dim > VL_MAX_DIM)
+        return vl_fail(err, VL_ERR_ARG, "hnsw: dimension %u outside 1..%u", dim, VL_MAX_DIM);
+    if (metric != VL_METRIC_L2 && metric != VL_METRIC_COSINE && metric != VL_METRIC_IP)
+        return vl_fail(err, VL_ERR_ARG, "hnsw: unknown metric %d", (int)metric);
+    if (m == 0)
+        m = VL_HNSW_DEFAULT_M;
+    if (ef_construction == 0)
+        ef_construction = VL_HNSW_DEFAULT_EF_CONSTRUCTION;
+    if (m < 2 || m > VL_HNSW_MAX_M)
+        return vl_fail(err, VL_ERR_ARG, "hnsw: M %u outside 2..%u", m, VL_HNSW_MAX_M);
+    vl_hnsw *h = calloc(1, sizeof(*h));
+    if (!h)
+        return vl_fail(err, VL_ERR_NOMEM, "hnsw: out of memory");
+    h->dim = dim;
+    h->metric = metric;
+    h->m = m;
+    h->m0 = 2 * m;
+    h->ef_construction = ef_construction;
+    h->seed = seed;
+    h->rng = seed;
+    h->ml = 1.0 / log((double)m);
+    h->build = vl_hnsw_scratch_new();
+    if (!h->build || !grow_rows(h, cap ? cap : 1)) {
+        vl_hnsw_free(h);
+        return vl_fail(err, VL_ERR_NOMEM, "hnsw: out of memory for %u rows", cap);
+    }
+    *out = h;
+    return VL_OK;
+}
+
+vl_status vl_hnsw_create(uint32_t dim, vl_metric metric, uint32_t m, uint32_t ef_construction,
+                         uint64_t seed, vl_hnsw **out, vl_error *err)
+{
+    return vl_hnsw_alloc(dim, metric, m, ef_construction, seed, 0, out, err);
+}
+
+vl_status vl_hnsw_add(vl_hnsw *h, uint32_t row, const float *vec, vl_error *err)
+{
+    if (row != h->count)
+        return vl_fail(err, VL_ERR_ARG, "hnsw add: row %u out of order (next row is %u)", row,
+                       h->count);
+    if (h->count >= UINT32_MAX - 1)
+        return vl_fail(err, VL_ERR_LIMIT, "hnsw add: index is full (%u rows)", h->count);
+    vl_hnsw_scratch *s = h->build;
+    /* Every allocation happens before the graph changes, so a failure
+     * leaves the index as it was. */
+    if (!grow_rows(h, row + 1) || !scratch_prepare(s, row + 1, h->ef_construction, row + 2, h->dim))
+        return vl_fail(err, VL_ERR_NOMEM, "hnsw add: out of memory at row %u", row);
+    uint64_t rng = h->rng;
+    uint32_t level = draw_level(h, &rng);
+    vl_status st = vl_hnsw_reserve_upper(h, row, level, err);
+    if (st != VL_OK)
+        return st;
+    h->rng = rng;
+    h->levels[row] = (uint8_t)level;
+    h->links0[(size_t)row * vl_hnsw_stride0(h)] = 0;
+    vl_hnsw_store_vector(h, row, vec);
+    h->vec_crc = vl_crc32c(h->vec_crc, vec, (size_t)h->dim * sizeof(float));
+
+    if (h->count == 0) {
+        h->entry = row;
+        h->max_level = level;
+        h->count = 1;
+        return VL_OK;
+    }
+    const float *q = vec_of(h, row);
+    hn_item cur = {dist(h, q, vec_of(h, h->entry)), h->entry};
+    for (uint32_t lc = h->max_level; lc > level; lc--)
+        cur = greedy(h, q, cur, lc);
+    for (uint32_t lc = level < h->max_level ? level : h->max_level;; lc--) {
+        search_layer(h, s, q, cur, h->ef_construction, lc, NULL);
+        uint32_t w = s->nres;
+        memcpy(s->tmp, s->res, (size_t)w * sizeof(hn_item));
+        sort_candidates(s->tmp, w, row);
+        cur = s->tmp[0];
+        uint32_t *mine = vl_hnsw_list(h, row, lc);
+        select_neighbours(h, q, s->tmp, w, h->m, mine);
+        for (uint32_t i = 0; i < mine[0]; i++)
+            connect(h, mine[1 + i], row, lc);
+        if (lc == 0)
+            break;
+    }
+    if (level > h->max_level) {
+        h->entry = row;
+        h->max_level = level;
+    }
+    h->count++;
+    return VL_OK;
+}
+
+/* ---- accounting --------------------------------------------------------- */
+
+uint32_t vl_hnsw_count(const vl_hnsw *h)
+{
+    return h->count;
+}
+
+uint32_t vl_hnsw_dim(const vl_hnsw *h)
+{
+    return h->dim;
+}
+
+size_t vl_hnsw_graph_bytes(const vl_hnsw *h)
+{
+    return sizeof(*h) +
+           (size_t)h->cap * (vl_hnsw_stride0(h) * sizeof(uint32_t) + 1 + sizeof(uint32_t)) +
+           h->upper_cap * sizeof(uint32_t);
+}
+
+size_t vl_hnsw_memory_bytes(const vl_hnsw *h)
+{
+    return vl_hnsw_graph_bytes(h) + (size_t)h->cap * h->dim * sizeof(float);
+}
+
+void vl_hnsw_free(vl_hnsw *h)
+{
+    if (!h)
+        return;
+    free(h->vecs);
+    free(h->links0);
+    free(h->levels);
+    free(h->uoff);
+    free(h->upper);
+    vl_hnsw_scratch_free(h->build);
+    free(h);
+}

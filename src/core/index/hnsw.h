@@ -1,0 +1,135 @@
+/*
+ * hnsw.h - a Hierarchical Navigable Small World graph over the rows of one
+ * segment (Malkov & Yashunin, "Efficient and robust approximate nearest
+ * neighbor search using HNSW graphs", 2016/2018), written from the paper.
+ *
+ * Rows and vectors
+ *  - Row ids are the dense uint32 positions of a segment: vl_hnsw_add takes
+ *    them in order 0, 1, 2, ...  The index keeps its own float32 copy of
+ *    every vector (normalised for cosine) because traversal reads them at
+ *    random; the serialised form does not carry them: the segment is the
+ *    truth, and vl_hnsw_load takes the same vectors back and checks them
+ *    against a CRC-32C recorded at build time.
+ *
+ * Distances (smaller is nearer; what vl_hnsw_hit.dist holds)
+ *  - VL_METRIC_L2: squared Euclidean distance.
+ *  - VL_METRIC_COSINE: 1 - dot of the normalised vectors (rows and queries
+ *    are normalised on the way in; a zero vector stays zero).
+ *  - VL_METRIC_IP: -dot.
+ *  They are float32 approximations for ranking; the engine re-scores winners
+ *  in double.
+ *
+ * Threads
+ *  - vl_hnsw_add (and vl_hnsw_free) are single-writer and must not run
+ *    concurrently with anything else on the same index.
+ *  - Once built, any number of threads may call vl_hnsw_search at once, each
+ *    with its own vl_hnsw_scratch (or NULL, which allocates one per call).
+ *
+ * Determinism: the same seed and the same rows added in the same order give
+ * the same graph, byte for byte in vl_hnsw_save.
+ */
+#ifndef VL_CORE_INDEX_HNSW_H
+#define VL_CORE_INDEX_HNSW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vexlake.h"
+
+/** Build parameters used when the caller passes 0. */
+#define VL_HNSW_DEFAULT_M 16
+#define VL_HNSW_DEFAULT_EF_CONSTRUCTION 200
+/** Search beam used when vl_hnsw_search gets ef = 0: the smallest value in
+ *  steps of 8 that gives recall@10 >= 0.95 on every shared dataset with the
+ *  default build parameters (see tests/unit/test_hnsw.c). */
+#define VL_HNSW_DEFAULT_EF 64
+/** Largest M accepted (layer 0 holds 2M links per row). */
+#define VL_HNSW_MAX_M 128
+/** Highest layer a row may be drawn on. */
+#define VL_HNSW_MAX_LEVEL 31
+
+typedef struct vl_hnsw vl_hnsw;
+typedef struct vl_hnsw_scratch vl_hnsw_scratch;
+
+/** One result: a row of the segment and its distance (see above). */
+typedef struct {
+    uint32_t row;
+    float dist;
+} vl_hnsw_hit;
+
+/**
+ * Which rows a search may return (MVCC visibility, deletes).  Rows that are
+ * not allowed are still walked through, so they keep the graph connected,
+ * but never appear in the results.  Both parts are optional; a row must pass
+ * both.
+ */
+typedef struct {
+    /** Bit r (word r / 64, bit r % 64) set: row r is excluded (the form of
+     *  a segment's deletion set).  Must cover every row of the index. */
+    const uint64_t *excluded;
+    /** Non-zero when row may be returned. */
+    int (*allow)(void *ctx, uint32_t row);
+    void *ctx;
+} vl_hnsw_filter;
+
+/**
+ * A new, empty index.  m = 0 and ef_construction = 0 take the defaults.
+ * Fails with VL_ERR_ARG for dim outside 1..VL_MAX_DIM, an unknown metric,
+ * m outside 2..VL_HNSW_MAX_M.  *out is freed with vl_hnsw_free.
+ */
+vl_status vl_hnsw_create(uint32_t dim, vl_metric metric, uint32_t m, uint32_t ef_construction,
+                         uint64_t seed, vl_hnsw **out, vl_error *err);
+
+/**
+ * Insert row `row` with vector `vec` (dim floats, copied).  row must equal
+ * vl_hnsw_count(h): rows come in segment order.  VL_ERR_ARG otherwise,
+ * VL_ERR_LIMIT past UINT32_MAX - 1 rows, VL_ERR_NOMEM; on failure the index
+ * is unchanged.
+ */
+vl_status vl_hnsw_add(vl_hnsw *h, uint32_t row, const float *vec, vl_error *err);
+
+/**
+ * The up to k nearest allowed rows to query (dim floats), nearest first,
+ * written to out[0..n) where n is returned through *n (n < k when fewer rows
+ * are allowed or reachable).  ef is the beam width on layer 0 (0 = the
+ * default; values below k are raised to k).  filter may be NULL.  scratch
+ * may be NULL (then one is allocated for this call); it must not be shared
+ * between concurrent searches.  Fails only with VL_ERR_NOMEM or VL_ERR_ARG
+ * (k = 0, k > VL_MAX_K).
+ */
+vl_status vl_hnsw_search(const vl_hnsw *h, const float *query, uint32_t k, uint32_t ef,
+                         const vl_hnsw_filter *filter, vl_hnsw_scratch *scratch, vl_hnsw_hit *out,
+                         uint32_t *n, vl_error *err);
+
+/** Per-thread search memory; grows as needed and is reused across searches
+ *  and indexes.  NULL when out of memory. */
+vl_hnsw_scratch *vl_hnsw_scratch_new(void);
+void vl_hnsw_scratch_free(vl_hnsw_scratch *s);
+
+uint32_t vl_hnsw_count(const vl_hnsw *h);
+uint32_t vl_hnsw_dim(const vl_hnsw *h);
+/** Bytes the index holds (vectors, links, bookkeeping), excluding scratch. */
+size_t vl_hnsw_memory_bytes(const vl_hnsw *h);
+/** Bytes of the same, links and bookkeeping only (without the vectors). */
+size_t vl_hnsw_graph_bytes(const vl_hnsw *h);
+void vl_hnsw_free(vl_hnsw *h);
+
+/**
+ * Serialise the graph (not the vectors) as an index file body, see
+ * docs/storage-format.md, "HNSW index file".  *buf is malloc'd.
+ */
+vl_status vl_hnsw_save(const vl_hnsw *h, uint8_t **buf, size_t *len, vl_error *err);
+
+/**
+ * Rebuild an index from a body written by vl_hnsw_save and the segment's
+ * vectors (count x dim floats, row-major, as they were given to
+ * vl_hnsw_add).  A body that is damaged, truncated, of another version or
+ * inconsistent (any link out of range, a level or list count out of bounds)
+ * fails with VL_ERR_CORRUPT and a message naming the first problem found;
+ * vectors that do not match the ones the graph was built from fail the
+ * same way.  Nothing is read outside buf[0..len).
+ */
+vl_status vl_hnsw_load(const uint8_t *buf, size_t len, const float *vectors, uint32_t count,
+                       uint32_t dim, vl_hnsw **out, vl_error *err);
+
+#endif

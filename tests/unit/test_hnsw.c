@@ -1,0 +1,655 @@
+/*
+ * test_hnsw.c - the HNSW graph index: recall floors with default parameters
+ * on every shared dataset, filters, determinism, serialisation (round trip,
+ * every byte flip, every truncation, forged but checksummed bodies) and the
+ * edge cases (empty, k > count, dim 1, bad arguments).
+ *
+ * Under AddressSanitizer the dataset test builds on the first ASAN_BASE rows
+ * with ASAN_QUERIES queries and computes their ground truth by brute force,
+ * so the sanitised run stays short; the release run uses every row and
+ * query with the shipped ground truth.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/index/hnsw.h"
+#include "storage/crc32c.h"
+#include "testutil.h"
+#include "testutil_fvecs.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define VL_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VL_SANITIZED 1
+#endif
+#endif
+#ifndef VL_SANITIZED
+#define VL_SANITIZED 0
+#endif
+
+enum { K = 10, ASAN_BASE = 3000, ASAN_QUERIES = 40 };
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static uint64_t rng_state = 1;
+
+static double frand(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(rng_state >> 11) * 0x1p-53;
+}
+
+/* n x dim uniform values in [-1, 1), seeded. */
+static float *random_vectors(uint32_t n, uint32_t dim, uint64_t seed)
+{
+    rng_state = seed;
+    float *v = malloc((size_t)n * dim * sizeof(float));
+    assert_non_null(v);
+    for (size_t i = 0; i < (size_t)n * dim; i++)
+        v[i] = (float)(2 * frand() - 1);
+    return v;
+}
+
+static vl_hnsw *build(const float *v, uint32_t n, uint32_t dim, vl_metric metric, uint32_t m,
+                      uint32_t efc, uint64_t seed)
+{
+    vl_hnsw *h;
+    vl_error err;
+    assert_int_equal(vl_hnsw_create(dim, metric, m, efc, seed, &h, &err), VL_OK);
+    for (uint32_t r = 0; r < n; r++)
+        if (vl_hnsw_add(h, r, v + (size_t)r * dim, &err) != VL_OK)
+            fail_msg("add row %u: %s", r, err.msg);
+    assert_int_equal(vl_hnsw_count(h), n);
+    return h;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The k-th smallest true distance from q over the allowed rows of base. */
+static double brute_kth(vl_metric m, const float *q, const float *base, uint32_t n, uint32_t dim,
+                        uint32_t k, const uint64_t *excluded)
+{
+    double *d = malloc((size_t)n * sizeof(double));
+    assert_non_null(d);
+    uint32_t c = 0;
+    for (uint32_t r = 0; r < n; r++)
+        if (!excluded || !((excluded[r / 64] >> (r % 64)) & 1))
+            d[c++] = vl_true_dist(m, q, base + (size_t)r * dim, dim);
+    qsort(d, c, sizeof(double), cmp_double);
+    double kth = d[(k < c ? k : c) - 1];
+    free(d);
+    return kth;
+}
+
+/* Mean tie-aware recall@K of nq queries against brute force. */
+static double recall_brute(const vl_hnsw *h, vl_metric m, const float *base, uint32_t n,
+                           const float *queries, uint32_t nq, uint32_t dim, uint32_t ef,
+                           const vl_hnsw_filter *f, const uint64_t *excluded)
+{
+    vl_hnsw_scratch *s = vl_hnsw_scratch_new();
+    vl_hnsw_hit hits[K];
+    uint32_t rows[K], got, total = 0;
+    vl_error err;
+    for (uint32_t qi = 0; qi < nq; qi++) {
+        const float *q = queries + (size_t)qi * dim;
+        assert_int_equal(vl_hnsw_search(h, q, K, ef, f, s, hits, &got, &err), VL_OK);
+        for (uint32_t i = 0; i < got; i++)
+            rows[i] = hits[i].row;
+        total +=
+            vl_tie_hits(m, q, base, dim, rows, got, brute_kth(m, q, base, n, dim, K, excluded));
+    }
+    vl_hnsw_scratch_free(s);
+    return (double)total / ((double)nq * K);
+}
+
+static vl_hnsw *roundtrip(const vl_hnsw *h, const float *v, uint32_t n, uint32_t dim)
+{
+    uint8_t *buf;
+    size_t len;
+    vl_error err;
+    assert_int_equal(vl_hnsw_save(h, &buf, &len, &err), VL_OK);
+    vl_hnsw *back;
+    if (vl_hnsw_load(buf, len, v, n, dim, &back, &err) != VL_OK)
+        fail_msg("load: %s", err.msg);
+    free(buf);
+    return back;
+}
+
+/* ---- recall on the shared datasets -------------------------------------- */
+
+typedef struct {
+    const char *name;
+    vl_metric metric;
+} dataset;
+
+static const dataset datasets[] = {
+    {"sift-128-euclidean-ngt5k", VL_METRIC_L2},
+    {"fashion-mnist-784-euclidean-15k", VL_METRIC_L2},
+    {"debian-minilm-384-cosine-20k", VL_METRIC_COSINE},
+    {"manpage-minilm-384-cosine-19k", VL_METRIC_COSINE},
+};
+
+static double dataset_recall(const dataset *ds, int *skipped)
+{
+    char path[4][512];
+    const char *files[4] = {"base.fvecs", "query.fvecs", "groundtruth.ivecs",
+                            "groundtruth_dist.fvecs"};
+    for (int i = 0; i < 4; i++)
+        snprintf(path[i], sizeof path[i], "%s/%s/%s", vl_test_datasets(), ds->name, files[i]);
+    uint32_t nb, db, nq, dq, ng, dg;
+    float *base = vl_read_vecs(path[0], &nb, &db);
+    float *queries = vl_read_vecs(path[1], &nq, &dq);
+    float *gtd = vl_read_vecs(path[3], &ng, &dg);
+    if (!base || !queries || !gtd) {
+        print_message("hnsw: dataset %s not found under %s, skipped\n", ds->name,
+                      vl_test_datasets());
+        free(base);
+        free(queries);
+        free(gtd);
+        *skipped = 1;
+        return 0;
+    }
+    assert_int_equal(db, dq);
+    assert_true(ng == nq && dg >= K);
+    if (VL_SANITIZED) {
+        nb = nb < ASAN_BASE ? nb : ASAN_BASE;
+        nq = nq < ASAN_QUERIES ? nq : ASAN_QUERIES;
+    }
+    vl_hnsw *h = build(base, nb, db, ds->metric, 0, 0, 42);
+    vl_hnsw_scratch *s = vl_hnsw_scratch_new();
+    vl_hnsw_hit hits[K];
+    uint32_t rows[K], got, total = 0;
+    vl_error err;
+    for (uint32_t qi = 0; qi < nq; qi++) {
+        const float *q = queries + (size_t)qi * dq;
+        assert_int_equal(vl_hnsw_search(h, q, K, 0, NULL, s, hits, &got, &err), VL_OK);
+        assert_int_equal(got, K);
+        for (uint32_t i = 0; i < got; i++) {
+            rows[i] = hits[i].row;
+            assert_true(rows[i] < nb);
+            if (i > 0)
+                assert_true(hits[i - 1].dist <= hits[i].dist);
+        }
+        double kth = VL_SANITIZED ? brute_kth(ds->metric, q, base, nb, db, K, NULL)
+                                  : gtd[(size_t)qi * dg + K - 1];
+        total += vl_tie_hits(ds->metric, q, base, db, rows, got, kth);
+    }
+    double recall = (double)total / ((double)nq * K);
+    print_message("hnsw: %s: recall@10 %.4f (%u rows, %u queries, ef %u, %.1f MB)\n", ds->name,
+                  recall, nb, nq, VL_HNSW_DEFAULT_EF, vl_hnsw_memory_bytes(h) / 1e6);
+    vl_hnsw_scratch_free(s);
+    vl_hnsw_free(h);
+    free(base);
+    free(queries);
+    free(gtd);
+    return recall;
+}
+
+static void test_dataset_recall_defaults(void **state)
+{
+    (void)state;
+    int skipped = 0, ran = 0;
+    for (size_t i = 0; i < sizeof datasets / sizeof datasets[0]; i++) {
+        int sk = 0;
+        double r = dataset_recall(&datasets[i], &sk);
+        if (sk) {
+            skipped = 1;
+            continue;
+        }
+        ran++;
+        if (r < 0.95)
+            fail_msg("%s: recall@10 %.4f < 0.95 with default parameters", datasets[i].name, r);
+    }
+    if (skipped && !ran)
+        skip();
+}
+
+/* ---- synthetic recall, every metric ------------------------------------- */
+
+static void test_recall_every_metric(void **state)
+{
+    (void)state;
+    enum { N = 3000, NQ = 50, D = 12 };
+    float *v = random_vectors(N, D, 7), *q = random_vectors(NQ, D, 8);
+    const vl_metric metrics[] = {VL_METRIC_L2, VL_METRIC_COSINE, VL_METRIC_IP};
+    for (int i = 0; i < 3; i++) {
+        vl_hnsw *h = build(v, N, D, metrics[i], 0, 100, 1);
+        double r = recall_brute(h, metrics[i], v, N, q, NQ, D, 0, NULL, NULL);
+        print_message("hnsw: random %u x %u %s: recall@10 %.4f\n", N, D, vl_metric_name(metrics[i]),
+                      r);
+        assert_true(r >= (metrics[i] == VL_METRIC_IP ? 0.85 : 0.95));
+        vl_hnsw_free(h);
+    }
+    free(v);
+    free(q);
+}
+
+/* ---- filters ------------------------------------------------------------ */
+
+static int allow_multiple_of_3(void *ctx, uint32_t row)
+{
+    (*(unsigned *)ctx)++;
+    return row % 3 == 0;
+}
+
+static void test_filter_excludes_rows(void **state)
+{
+    (void)state;
+    enum { N = 4000, NQ = 50, D = 16 };
+    float *v = random_vectors(N, D, 11), *q = random_vectors(NQ, D, 12);
+    vl_hnsw *h = build(v, N, D, VL_METRIC_L2, 0, 100, 3);
+    uint64_t excluded[(N + 63) / 64] = {0};
+    for (uint32_t r = 0; r < N; r += 2)
+        excluded[r / 64] |= 1ull << (r % 64); /* even rows are deleted */
+    vl_hnsw_filter f = {excluded, NULL, NULL};
+    vl_hnsw_hit hits[K];
+    uint32_t got;
+    vl_error err;
+    for (uint32_t qi = 0; qi < NQ; qi++) {
+        assert_int_equal(vl_hnsw_search(h, q + (size_t)qi * D, K, 0, &f, NULL, hits, &got, &err),
+                         VL_OK);
+        assert_int_equal(got, K);
+        for (uint32_t i = 0; i < got; i++)
+            assert_true(hits[i].row % 2 == 1);
+    }
+    double r = recall_brute(h, VL_METRIC_L2, v, N, q, NQ, D, 0, &f, excluded);
+    print_message("hnsw: half the rows excluded: recall@10 %.4f\n", r);
+    assert_true(r >= 0.9);
+
+    /* A callback filter, with every row but row 0 also excluded by bitmap
+     * except multiples of 3: a row must pass both. */
+    unsigned calls = 0;
+    vl_hnsw_filter g = {NULL, allow_multiple_of_3, &calls};
+    for (uint32_t qi = 0; qi < NQ; qi++) {
+        assert_int_equal(vl_hnsw_search(h, q + (size_t)qi * D, K, 0, &g, NULL, hits, &got, &err),
+                         VL_OK);
+        assert_int_equal(got, K);
+        for (uint32_t i = 0; i < got; i++)
+            assert_true(hits[i].row % 3 == 0);
+    }
+    assert_true(calls > 0);
+    g.excluded = excluded; /* both: odd multiples of 3 only */
+    assert_int_equal(vl_hnsw_search(h, q, K, 0, &g, NULL, hits, &got, &err), VL_OK);
+    assert_int_equal(got, K);
+    for (uint32_t i = 0; i < got; i++)
+        assert_true(hits[i].row % 6 == 3);
+
+    /* Everything excluded: no results, no error. */
+    memset(excluded, 0xff, sizeof excluded);
+    assert_int_equal(vl_hnsw_search(h, q, K, 0, &f, NULL, hits, &got, &err), VL_OK);
+    assert_int_equal(got, 0);
+    vl_hnsw_free(h);
+    free(v);
+    free(q);
+}
+
+/* ---- determinism and serialisation -------------------------------------- */
+
+static void save(const vl_hnsw *h, uint8_t **buf, size_t *len)
+{
+    vl_error err;
+    assert_int_equal(vl_hnsw_save(h, buf, len, &err), VL_OK);
+}
+
+static void test_same_seed_same_graph(void **state)
+{
+    (void)state;
+    enum { N = 1500, D = 8 };
+    float *v = random_vectors(N, D, 21);
+    vl_hnsw *a = build(v, N, D, VL_METRIC_L2, 8, 64, 99),
+            *b = build(v, N, D, VL_METRIC_L2, 8, 64, 99);
+    vl_hnsw *c = build(v, N, D, VL_METRIC_L2, 8, 64, 100);
+    uint8_t *ba, *bb, *bc;
+    size_t la, lb, lc;
+    save(a, &ba, &la);
+    save(b, &bb, &lb);
+    save(c, &bc, &lc);
+    assert_true(la == lb && memcmp(ba, bb, la) == 0);
+    assert_true(la != lc || memcmp(ba, bc, la) != 0);
+
+    /* Saving half way, loading and adding the rest gives the same graph as
+     * building in one go (the level generator's state is kept). */
+    vl_hnsw *half = build(v, N / 2, D, VL_METRIC_L2, 8, 64, 99);
+    vl_hnsw *resumed = roundtrip(half, v, N / 2, D);
+    vl_error err;
+    for (uint32_t r = N / 2; r < N; r++)
+        assert_int_equal(vl_hnsw_add(resumed, r, v + (size_t)r * D, &err), VL_OK);
+    uint8_t *br;
+    size_t lr;
+    save(resumed, &br, &lr);
+    assert_true(la == lr && memcmp(ba, br, la) == 0);
+    free(ba);
+    free(bb);
+    free(bc);
+    free(br);
+    vl_hnsw_free(a);
+    vl_hnsw_free(b);
+    vl_hnsw_free(c);
+    vl_hnsw_free(half);
+    vl_hnsw_free(resumed);
+    free(v);
+}
+
+static void test_roundtrip_same_results(void **state)
+{
+    (void)state;
+    enum { N = 2000, NQ = 100, D = 10 };
+    const vl_metric metrics[] = {VL_METRIC_L2, VL_METRIC_COSINE, VL_METRIC_IP};
+    float *v = random_vectors(N, D, 31), *q = random_vectors(NQ, D, 32);
+    for (int mi = 0; mi < 3; mi++) {
+        vl_hnsw *h = build(v, N, D, metrics[mi], 0, 80, 5);
+        vl_hnsw *back = roundtrip(h, v, N, D);
+        assert_int_equal(vl_hnsw_count(back), N);
+        assert_int_equal(vl_hnsw_dim(back), D);
+        vl_hnsw_hit x[K], y[K];
+        uint32_t nx, ny;
+        vl_error err;
+        for (uint32_t qi = 0; qi < NQ; qi++) {
+            const float *qq = q + (size_t)qi * D;
+            assert_int_equal(vl_hnsw_search(h, qq, K, 40, NULL, NULL, x, &nx, &err), VL_OK);
+            assert_int_equal(vl_hnsw_search(back, qq, K, 40, NULL, NULL, y, &ny, &err), VL_OK);
+            assert_int_equal(nx, ny);
+            assert_memory_equal(x, y, nx * sizeof x[0]);
+        }
+        vl_hnsw_free(h);
+        vl_hnsw_free(back);
+    }
+    free(v);
+    free(q);
+}
+
+/* A small index whose body is a few hundred bytes. */
+static vl_hnsw *small_index(float **v, uint32_t *n, uint32_t *dim)
+{
+    *n = 40;
+    *dim = 3;
+    *v = random_vectors(*n, *dim, 41);
+    return build(*v, *n, *dim, VL_METRIC_L2, 4, 16, 6);
+}
+
+static void test_every_byte_flip_detected(void **state)
+{
+    (void)state;
+    float *v;
+    uint32_t n, dim;
+    vl_hnsw *h = small_index(&v, &n, &dim);
+    uint8_t *buf;
+    size_t len;
+    save(h, &buf, &len);
+    print_message("hnsw: small body %zu bytes\n", len);
+    vl_error err;
+    vl_hnsw *back;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t orig = buf[i];
+        for (unsigned x = 1; x < 256; x++) {
+            buf[i] = (uint8_t)(orig ^ x);
+            vl_status st = vl_hnsw_load(buf, len, v, n, dim, &back, &err);
+            if (st != VL_ERR_CORRUPT)
+                fail_msg("byte %zu ^ %02x: status %d", i, x, (int)st);
+            assert_null(back);
+        }
+        buf[i] = orig;
+    }
+    assert_int_equal(vl_hnsw_load(buf, len, v, n, dim, &back, &err), VL_OK);
+    vl_hnsw_free(back);
+    free(buf);
+    vl_hnsw_free(h);
+    free(v);
+}
+
+static void test_every_truncation_rejected(void **state)
+{
+    (void)state;
+    float *v;
+    uint32_t n, dim;
+    vl_hnsw *h = small_index(&v, &n, &dim);
+    uint8_t *buf;
+    size_t len;
+    save(h, &buf, &len);
+    vl_error err;
+    vl_hnsw *back;
+    for (size_t l = 0; l < len; l++) {
+        /* A copy of exactly l bytes, so ASan sees any read past it. */
+        uint8_t *cut = malloc(l ? l : 1);
+        memcpy(cut, buf, l);
+        assert_int_equal(vl_hnsw_load(cut, l, v, n, dim, &back, &err), VL_ERR_CORRUPT);
+        assert_null(back);
+        free(cut);
+    }
+    assert_non_null(strstr(err.msg, "truncated"));
+    uint8_t *longer = malloc(len + 1);
+    memcpy(longer, buf, len);
+    longer[len] = 0;
+    assert_int_equal(vl_hnsw_load(longer, len + 1, v, n, dim, &back, &err), VL_ERR_CORRUPT);
+    free(longer);
+    free(buf);
+    vl_hnsw_free(h);
+    free(v);
+}
+
+static void put32(uint8_t *p, uint32_t x)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(x >> (8 * i));
+}
+
+/* Rewrite the trailing CRC so only the structural checks stand guard. */
+static void reseal(uint8_t *buf, size_t len)
+{
+    put32(buf + len - 4, vl_crc32c(0, buf, len - 4));
+}
+
+static void expect_corrupt(uint8_t *buf, size_t len, const float *v, uint32_t n, uint32_t dim,
+                           const char *needle)
+{
+    vl_error err;
+    vl_hnsw *back;
+    reseal(buf, len);
+    assert_int_equal(vl_hnsw_load(buf, len, v, n, dim, &back, &err), VL_ERR_CORRUPT);
+    assert_null(back);
+    if (!strstr(err.msg, needle))
+        fail_msg("message '%s' lacks '%s'", err.msg, needle);
+}
+
+static void test_forged_bodies_rejected(void **state)
+{
+    (void)state;
+    float *v;
+    uint32_t n, dim;
+    vl_hnsw *h = small_index(&v, &n, &dim);
+    uint8_t *buf, *work;
+    size_t len;
+    save(h, &buf, &len);
+    work = malloc(len);
+    const size_t levels = 80, lists = levels + n;
+
+    /* Row 0's first layer-0 link points past the last row. */
+    memcpy(work, buf, len);
+    assert_true(work[lists] > 0);
+    put32(work + lists + 4, n);
+    expect_corrupt(work, len, v, n, dim, "links to row");
+    /* ... or to itself. */
+    memcpy(work, buf, len);
+    put32(work + lists + 4, 0);
+    expect_corrupt(work, len, v, n, dim, "links to row 0");
+    /* Row 0 claims more links than a list holds. */
+    memcpy(work, buf, len);
+    put32(work + lists, 9);
+    expect_corrupt(work, len, v, n, dim, "links (at most 8");
+    /* A level above the cap. */
+    memcpy(work, buf, len);
+    work[levels] = 200;
+    expect_corrupt(work, len, v, n, dim, "level 200");
+    /* The entry point is not on the top level. */
+    memcpy(work, buf, len);
+    put32(work + 56, 7);
+    expect_corrupt(work, len, v, n, dim, "entry");
+    /* Another format version. */
+    memcpy(work, buf, len);
+    put32(work + 8, 2);
+    expect_corrupt(work, len, v, n, dim, "version 2");
+    /* Vectors other than the ones it was built from. */
+    vl_error err;
+    vl_hnsw *back;
+    v[5] += 1.0f;
+    assert_int_equal(vl_hnsw_load(buf, len, v, n, dim, &back, &err), VL_ERR_CORRUPT);
+    assert_non_null(strstr(err.msg, "other vectors"));
+    /* Another row count or dimension than the segment's. */
+    assert_int_equal(vl_hnsw_load(buf, len, v, n - 1, dim, &back, &err), VL_ERR_CORRUPT);
+    assert_int_equal(vl_hnsw_load(buf, len, v, n, dim + 1, &back, &err), VL_ERR_CORRUPT);
+    free(work);
+    free(buf);
+    vl_hnsw_free(h);
+    free(v);
+}
+
+/* ---- edge cases --------------------------------------------------------- */
+
+static void test_empty_index(void **state)
+{
+    (void)state;
+    vl_hnsw *h;
+    vl_error err;
+    assert_int_equal(vl_hnsw_create(4, VL_METRIC_COSINE, 0, 0, 1, &h, &err), VL_OK);
+    const float q[4] = {1, 2, 3, 4};
+    vl_hnsw_hit hits[K];
+    uint32_t got = 99;
+    assert_int_equal(vl_hnsw_search(h, q, K, 0, NULL, NULL, hits, &got, &err), VL_OK);
+    assert_int_equal(got, 0);
+    vl_hnsw *back = roundtrip(h, NULL, 0, 4);
+    assert_int_equal(vl_hnsw_count(back), 0);
+    assert_int_equal(vl_hnsw_search(back, q, K, 0, NULL, NULL, hits, &got, &err), VL_OK);
+    assert_int_equal(got, 0);
+    assert_int_equal(vl_hnsw_add(back, 0, q, &err), VL_OK);
+    assert_int_equal(vl_hnsw_search(back, q, K, 0, NULL, NULL, hits, &got, &err), VL_OK);
+    assert_int_equal(got, 1);
+    assert_true(hits[0].row == 0 && fabsf(hits[0].dist) < 1e-6f);
+    vl_hnsw_free(h);
+    vl_hnsw_free(back);
+}
+
+static void test_k_above_count(void **state)
+{
+    (void)state;
+    enum { N = 7, D = 5 };
+    float *v = random_vectors(N, D, 51);
+    vl_hnsw *h = build(v, N, D, VL_METRIC_L2, 0, 0, 2);
+    vl_hnsw_hit hits[20];
+    uint32_t got;
+    vl_error err;
+    assert_int_equal(vl_hnsw_search(h, v, 20, 0, NULL, NULL, hits, &got, &err), VL_OK);
+    assert_int_equal(got, N);
+    assert_int_equal(hits[0].row, 0);
+    unsigned seen = 0;
+    for (uint32_t i = 0; i < got; i++) {
+        seen |= 1u << hits[i].row;
+        if (i > 0)
+            assert_true(hits[i - 1].dist <= hits[i].dist);
+    }
+    assert_int_equal(seen, (1u << N) - 1);
+    vl_hnsw_free(h);
+    free(v);
+}
+
+static void test_dim_one(void **state)
+{
+    (void)state;
+    enum { N = 2000, NQ = 50 };
+    float *v = random_vectors(N, 1, 61), *q = random_vectors(NQ, 1, 62);
+    vl_hnsw *h = build(v, N, 1, VL_METRIC_L2, 0, 0, 3);
+    double r = recall_brute(h, VL_METRIC_L2, v, N, q, NQ, 1, 0, NULL, NULL);
+    print_message("hnsw: dim 1: recall@10 %.4f\n", r);
+    assert_true(r >= 0.99);
+    vl_hnsw *back = roundtrip(h, v, N, 1);
+    assert_true(recall_brute(back, VL_METRIC_L2, v, N, q, NQ, 1, 0, NULL, NULL) == r);
+    vl_hnsw_free(h);
+    vl_hnsw_free(back);
+    free(v);
+    free(q);
+}
+
+static void test_duplicates_and_zero_vectors(void **state)
+{
+    (void)state;
+    enum { N = 300, D = 4 };
+    float *v = calloc((size_t)N * D, sizeof(float));
+    for (uint32_t r = 100; r < N; r++)
+        for (uint32_t d = 0; d < D; d++)
+            v[(size_t)r * D + d] = (float)(r % 3 + d); /* rows 0..99 zero, the rest 3 vectors */
+    const vl_metric metrics[] = {VL_METRIC_L2, VL_METRIC_COSINE, VL_METRIC_IP};
+    for (int mi = 0; mi < 3; mi++) {
+        vl_hnsw *h = build(v, N, D, metrics[mi], 4, 20, 1);
+        vl_hnsw_hit hits[K];
+        uint32_t got;
+        vl_error err;
+        assert_int_equal(vl_hnsw_search(h, v + 150 * D, K, 0, NULL, NULL, hits, &got, &err), VL_OK);
+        if (got != K)
+            fail_msg("%s: %u results", vl_metric_name(metrics[mi]), got);
+        /* Row 150 has 66 bytewise twins: the ten nearest are all at 0. */
+        for (uint32_t i = 0; i < got; i++)
+            if (metrics[mi] != VL_METRIC_IP && !(fabsf(hits[i].dist) < 1e-6f))
+                fail_msg("%s: hit %u at %g", vl_metric_name(metrics[mi]), i, hits[i].dist);
+        vl_hnsw_free(h);
+    }
+    free(v);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    vl_hnsw *h;
+    vl_error err;
+    assert_int_equal(vl_hnsw_create(0, VL_METRIC_L2, 0, 0, 1, &h, &err), VL_ERR_ARG);
+    assert_null(h);
+    assert_int_equal(vl_hnsw_create(VL_MAX_DIM + 1, VL_METRIC_L2, 0, 0, 1, &h, &err), VL_ERR_ARG);
+    assert_int_equal(vl_hnsw_create(4, (vl_metric)9, 0, 0, 1, &h, &err), VL_ERR_ARG);
+    assert_int_equal(vl_hnsw_create(4, VL_METRIC_L2, 1, 0, 1, &h, &err), VL_ERR_ARG);
+    assert_int_equal(vl_hnsw_create(4, VL_METRIC_L2, VL_HNSW_MAX_M + 1, 0, 1, &h, &err),
+                     VL_ERR_ARG);
+    assert_int_equal(vl_hnsw_create(4, VL_METRIC_L2, 0, 0, 1, &h, &err), VL_OK);
+    const float x[4] = {0};
+    assert_int_equal(vl_hnsw_add(h, 1, x, &err), VL_ERR_ARG);
+    assert_non_null(strstr(err.msg, "out of order"));
+    assert_int_equal(vl_hnsw_add(h, 0, x, &err), VL_OK);
+    assert_int_equal(vl_hnsw_add(h, 0, x, &err), VL_ERR_ARG);
+    vl_hnsw_hit hits[1];
+    uint32_t got;
+    assert_int_equal(vl_hnsw_search(h, x, 0, 0, NULL, NULL, hits, &got, &err), VL_ERR_ARG);
+    assert_int_equal(vl_hnsw_search(h, x, VL_MAX_K + 1, 0, NULL, NULL, hits, &got, &err),
+                     VL_ERR_ARG);
+    assert_true(vl_hnsw_memory_bytes(h) > vl_hnsw_graph_bytes(h));
+    vl_hnsw_free(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dataset_recall_defaults),
+        cmocka_unit_test(test_recall_every_metric),
+        cmocka_unit_test(test_filter_excludes_rows),
+        cmocka_unit_test(test_same_seed_same_graph),
+        cmocka_unit_test(test_roundtrip_same_results),
+        cmocka_unit_test(test_every_byte_flip_detected),
+        cmocka_unit_test(test_every_truncation_rejected),
+        cmocka_unit_test(test_forged_bodies_rejected),
+        cmocka_unit_test(test_empty_index),
+        cmocka_unit_test(test_k_above_count),
+        cmocka_unit_test(test_dim_one),
+        cmocka_unit_test(test_duplicates_and_zero_vectors),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
