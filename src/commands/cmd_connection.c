@@ -201,11 +201,14 @@ static vl_dispatch_result client_setinfo(vl_client *c, int argc, const char **ar
 
 static void client_info_line(vl_client *c, vl_client *who)
 {
-    char line[512];
-    int n = snprintf(line, sizeof line, "id=%llu addr=%s name=%s lib-name=%s lib-ver=%s resp=%d\n",
+    char line[1024];
+    int n = snprintf(line, sizeof line,
+                     "id=%llu addr=%s name=%s lib-name=%s lib-ver=%s user=%s resp=%d\n",
                      (unsigned long long)who->id, who->addr, who->name ? who->name : "",
                      who->lib_name ? who->lib_name : "", who->lib_ver ? who->lib_ver : "",
-                     who->out.proto);
+                     who->user ? who->user->name : "default", who->out.proto);
+    if (n < 0 || (size_t)n >= sizeof line) /* long names are cut, never read past */
+        n = n < 0 ? 0 : (int)sizeof line - 1;
     vl_reply_bulk(&c->out, line, (size_t)n);
 }
 

@@ -4,6 +4,7 @@ users, ACL LOAD), and protected mode's start warning, with redis-py (RESP2
 and RESP3) and redis-cli.  Non-loopback clients cannot be made on a test
 machine's loopback; tests/unit/test_auth.c refuses them at dispatch."""
 import hashlib
+import socket
 import subprocess
 
 import pytest
@@ -326,6 +327,22 @@ def test_acl_load(aclsrv, tmp_path):
     assert aclsrv.client().execute_command("DBSIZE") == 1  # default: nopass again
 
 
+def test_client_info_shows_the_user(aclsrv):
+    with aclsrv.raw() as r:
+        assert r.command("AUTH", "reader", "readpw") == "OK"
+        assert b" user=reader " in r.command("CLIENT", "INFO")
+
+
+def test_client_info_with_a_long_name_reads_nothing_past_its_line(server):
+    """CLIENT INFO used to send snprintf's would-be length from a 512-byte
+    buffer: with a 2000-byte name, ~1.5 KB of the server's stack."""
+    with server.raw() as r:
+        assert r.command("CLIENT", "SETNAME", "n" * 2000) == "OK"
+        info = r.command("CLIENT", "INFO")
+        assert info.startswith(b"id=") and len(info) < 1024
+        assert set(info[info.index(b"name=") + 5:]) == {ord("n")}
+
+
 def test_acl_load_without_aclfile(server):
     with server.raw() as r:
         assert r.command("ACL", "LOAD").startswith(
@@ -399,6 +416,55 @@ def test_protected_mode_off_warns_differently(vexlake):
 def test_no_warning_with_a_password_or_on_loopback(vexlake, args):
     srv = vexlake(args)
     assert "no password for the default user" not in log_of(srv)
+
+
+def nonloopback_address():
+    """This host's own address toward the default route, if it has one
+    (a UDP connect sends nothing).  A connection to it never leaves the
+    host, but its source is not a loopback address, as Redis' own
+    protected-mode test does."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        ip = s.getsockname()[0]
+    return None if ip.startswith("127.") else ip
+
+
+def first_reply_then_eof(ip, port, payload=b"*1\r\n$4\r\nPING\r\n"):
+    with socket.create_connection((ip, port), timeout=5) as s:
+        s.sendall(payload)
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return data, True
+            data += chunk
+            if data.endswith(b"\r\n") and not data.startswith(b"-DENIED"):
+                return data, False
+
+
+@pytest.mark.skipif(nonloopback_address() is None, reason="no non-loopback address on this host")
+def test_protected_mode_refuses_a_non_loopback_client(vexlake):
+    ip = nonloopback_address()
+    srv = vexlake(["--bind", "0.0.0.0"])
+    data, closed = first_reply_then_eof(ip, srv.port)
+    assert data.startswith(b"-DENIED VexLake is running in protected mode because protected mode "
+                           b"is enabled and no password is set for the default user.")
+    assert data.endswith(b"\r\n") and data.count(b"\r\n") == 1 and closed
+    assert srv.client().ping() is True  # loopback is served
+
+    pw = vexlake(["--bind", "0.0.0.0", "--requirepass", PW])
+    data, closed = first_reply_then_eof(ip, pw.port)
+    assert data == b"-NOAUTH Authentication required.\r\n" and not closed
+    data, closed = first_reply_then_eof(
+        ip, pw.port, b"*2\r\n$4\r\nAUTH\r\n$9\r\n" + PW.encode() + b"\r\n")
+    assert data == b"+OK\r\n"
+
+    off = vexlake(["--bind", "0.0.0.0", "--protected-mode", "no"])
+    data, closed = first_reply_then_eof(ip, off.port)
+    assert data == b"+PONG\r\n" and not closed
 
 
 def test_protected_mode_bad_value(tmp_path):
