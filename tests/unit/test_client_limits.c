@@ -1,7 +1,10 @@
-/* test_client_limits.c - accepting when the process is out of file
- * descriptors: the waiting client is refused with the max-clients error
- * (not left hanging while the listener stays readable forever), and the
- * loop keeps serving once descriptors are back. */
+/* test_client_limits.c - limits on clients, with real sockets and loop.
+ *  - Out of file descriptors: the waiting client is refused with the
+ *    max-clients error (not left hanging while the listener stays readable
+ *    forever), and the loop keeps serving once descriptors are back.
+ *  - --timeout: an idle client is closed, an active one is not, bytes of a
+ *    trickled request do not count as activity, and a client blocked on
+ *    async work is not idle. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -125,10 +128,118 @@ static void out_of_descriptors_refuses_instead_of_hanging(void **state)
     vl_loop_free(loop);
 }
 
+/* ---- --timeout: what counts as idle ---- */
+
+static vl_client *blocked_client;
+
+/* "BLOCK" parks the client as a search does; anything else answers. */
+static vl_dispatch_result block_or_pong(vl_client *c, int argc, const char **argv,
+                                        const size_t *lens)
+{
+    if (lens[0] == 5 && memcmp(argv[0], "BLOCK", 5) == 0) {
+        c->flags |= VL_CLIENT_BLOCKED;
+        blocked_client = c;
+        return VL_DISPATCH_BLOCKED;
+    }
+    return pong(c, argc, argv, lens);
+}
+
+typedef struct {
+    vl_loop *loop;
+    vl_clients cs;
+    int lfd, sock;
+} fx;
+
+static fx *fx_new(void)
+{
+    fx *f = calloc(1, sizeof *f);
+    char err[128];
+    f->loop = vl_loop_new();
+    f->lfd = vl_listen_tcp("127.0.0.1", 0, err, sizeof err);
+    assert_true(f->loop && f->lfd >= 0);
+    vl_durability dur = {no_barrier, no_barrier, NULL};
+    vl_clients_init(&f->cs, f->loop, block_or_pong, 16, &dur);
+    f->cs.timeout_ms = 300; /* generous: a loaded machine must not close an active client */
+    vl_loop_watch(f->loop, f->lfd, VL_EV_READ, vl_clients_on_accept, &f->cs);
+    vl_loop_set_before_sleep(f->loop, flush_hook, &f->cs);
+    vl_loop_set_cron(f->loop, 10, stop_cron, NULL);
+    f->sock = connect_to(f->lfd);
+    vl_loop_run(f->loop); /* accept */
+    assert_int_equal(f->cs.connected, 1);
+    return f;
+}
+
+static void fx_free(fx *f)
+{
+    close(f->sock);
+    vl_clients_close_all(&f->cs);
+    close(f->lfd);
+    vl_loop_free(f->loop);
+    free(f);
+}
+
+/* Run the loop and the idle check for about ms milliseconds. */
+static void run_for(fx *f, int ms)
+{
+    for (int t = 0; t < ms; t += 10) {
+        vl_loop_run(f->loop);
+        vl_clients_close_idle(&f->cs);
+    }
+}
+
+static void send_str(fx *f, const char *s)
+{
+    assert_int_equal(send(f->sock, s, strlen(s), 0), (ssize_t)strlen(s));
+}
+
+static void idle_client_is_closed_active_one_is_not(void **state)
+{
+    (void)state;
+    fx *f = fx_new();
+    for (int i = 0; i < 30; i++) { /* a request every ~20 ms for 600 ms */
+        send_str(f, "PING\r\n");
+        run_for(f, 20);
+        assert_int_equal(f->cs.connected, 1);
+    }
+    run_for(f, 1000);
+    assert_int_equal(f->cs.connected, 0);
+    fx_free(f);
+}
+
+static void trickled_request_does_not_keep_a_client(void **state)
+{
+    (void)state;
+    fx *f = fx_new();
+    const char *req = "*2\r\n$4\r\nECHO\r\n$40\r\n0123456789012345678901234567890123456789\r\n";
+    for (size_t i = 0; req[i] && f->cs.connected; i++) { /* a byte every ~20 ms: 1.2 s */
+        char b[2] = {req[i], 0};
+        send_str(f, b);
+        run_for(f, 20);
+    }
+    assert_int_equal(f->cs.connected, 0);
+    fx_free(f);
+}
+
+static void blocked_client_is_not_idle(void **state)
+{
+    (void)state;
+    fx *f = fx_new();
+    send_str(f, "BLOCK\r\n");
+    run_for(f, 800);
+    assert_int_equal(f->cs.connected, 1); /* waiting for the server, not idle */
+    vl_client_unblock(&f->cs, blocked_client);
+    run_for(f, 1000);
+    assert_int_equal(f->cs.connected, 0); /* idle once the wait is over */
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(out_of_descriptors_refuses_instead_of_hanging),
+        cmocka_unit_test(idle_client_is_closed_active_one_is_not),
+        cmocka_unit_test(trickled_request_does_not_keep_a_client),
+        cmocka_unit_test(blocked_client_is_not_idle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
