@@ -40,10 +40,26 @@ static void test_accepts_plain_decimals(void **state)
 static void test_refuses_what_redis_refuses(void **state)
 {
     (void)state;
-    static const char *bad[] = {"",    "-",   "+1",  " 1",    "1 ",   "01",   "00", "-0",
-                                "-01", "1.0", "1e3", "0x10",  "1a",   "--1",  "1-", "\t1",
-                                "9223372036854775808", "-9223372036854775809",
-                                "18446744073709551615", "18446744073709551616",
+    static const char *bad[] = {"",
+                                "-",
+                                "+1",
+                                " 1",
+                                "1 ",
+                                "01",
+                                "00",
+                                "-0",
+                                "-01",
+                                "1.0",
+                                "1e3",
+                                "0x10",
+                                "1a",
+                                "--1",
+                                "1-",
+                                "\t1",
+                                "9223372036854775808",
+                                "-9223372036854775809",
+                                "18446744073709551615",
+                                "18446744073709551616",
                                 "99999999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_refused(bad[i], strlen(bad[i]));
@@ -55,7 +71,9 @@ static void test_only_len_bytes_count(void **state)
     long long v = 0;
     assert_int_equal(vl_parse_ll("12xyz", 2, &v), 0);
     assert_true(v == 12);
-    expect_refused("1\0" "2", 3); /* an embedded NUL is not a digit */
+    expect_refused("1\0"
+                   "2",
+                   3); /* an embedded NUL is not a digit */
 }
 
 int main(void)
