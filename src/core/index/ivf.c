@@ -1,0 +1,661 @@
+/*
+ * ivf.c - the IVF index: assignment and encoding of added vectors, the
+ * contiguous list body, and NPROBE search with exact re-ranking.
+ *
+ * Decisions (figures: bench/results/2026-12-01-ivf.md, `make bench-ivf`):
+ *  - One body buffer, lists in list order, each list's region = row ids,
+ *    codes, factors, starting on a 64-byte boundary.  One range read of
+ *    [offset, offset + len) fetches a whole list, which is what serving
+ *    from object storage needs; in memory a probe is one sequential pass.
+ *    vl_ivf_add() rebuilds the body (decoding the old lists), which is the
+ *    price of contiguity; the engine builds an index per sealed segment.
+ *  - Assignment to lists is by L2 for every metric (cosine on normalised
+ *    vectors); probing ranks centroids by the metric's key (L2, or the
+ *    inner product for ip).
+ *  - none: float32 rows in the list, scored with the batched kernels; the
+ *    list itself gives exact distances, so there is no re-rank.
+ *  - sq8: per-dimension min/step uint8 codes stored as c - 128 in int8.
+ *    For a query q, <q, x^> = <q, b> + sum_i (q_i step_i) c'_i with
+ *    b_i = lo_i + 128 step_i; the weights q_i step_i are encoded once per
+ *    query with the per-vector int8 code of sq8.h, so each row costs one
+ *    exact dot_s8 kernel call.  L2 adds the stored |x^|^2.
+ *  - rabitq: RaBitQ (Gao & Long 2024) 1-bit codes of the rotated residual
+ *    r = P(x - c), scanned 32 rows at a time with the 4-bit fast-scan
+ *    kernel: every 4 rotated dimensions form one 4-bit sub-code, and the
+ *    per-list table holds, for each sub-code value, sum_t +-q_r[t] of the
+ *    query's rotated residual, quantised to uint8 with one step per list
+ *    (so the kernel's integer sum is exact and one multiply-add recovers
+ *    the float estimate).  The estimator <r, q_r> ~= |r|^2 / sum|r_j| *
+ *    sum_j sign(r_j) q_r[j] is RaBitQ's <o_bar, q> / <o_bar, o> written
+ *    out; per row the list stores |r|^2 and that factor.  ip uses the
+ *    rotated query itself (one table per search) plus <q, c> per list.
+ *  - Compressed candidates: the k * rerank best estimates are kept in a
+ *    bounded heap, then re-scored on float32 rows (caller-provided: the
+ *    index does not duplicate the vectors the engine already keeps).
+ *  - Visibility (MVCC, deletes) is checked per candidate before it enters
+ *    a heap, so filtered rows never take a slot from a visible one.
+ */
+#include "core/index/ivf.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/index/ivf_internal.h"
+#include "core/kernels/bits.h"
+#include "core/kernels/kernels.h"
+#include "core/kernels/sq8.h"
+#include "core/topk.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+/* Re-rank factor and nprobe defaults, chosen by `make bench-ivf`. */
+#define DEFAULT_RERANK 10u
+#define BATCH 256u
+
+uint32_t vl_ivf_default_nlist(uint64_t n)
+{
+    double l = 2.0 * sqrt((double)n);
+    return l < 1 ? 1 : (uint32_t)lrint(l);
+}
+
+uint32_t vl_ivf_default_nprobe(const vl_ivf *ix)
+{
+    uint32_t p = (ix->nlist + 3) / 4;
+    return p < 8 ? (ix->nlist < 8 ? ix->nlist : 8) : p;
+}
+
+vl_status vl_ivf_quant_parse(const char *name, vl_ivf_quant *out)
+{
+    static const char *names[] = {"none", "sq8", "rabitq"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, names[i]) == 0) {
+            *out = (vl_ivf_quant)i;
+            return VL_OK;
+        }
+    return VL_ERR_ARG;
+}
+
+const char *vl_ivf_quant_name(vl_ivf_quant q)
+{
+    return q == VL_IVF_QUANT_NONE ? "none" : q == VL_IVF_QUANT_SQ8 ? "sq8" : "rabitq";
+}
+
+uint32_t vl_ivf_count(const vl_ivf *ix)
+{
+    return ix->count;
+}
+uint32_t vl_ivf_nlist(const vl_ivf *ix)
+{
+    return ix->nlist;
+}
+uint32_t vl_ivf_dim(const vl_ivf *ix)
+{
+    return ix->dim;
+}
+vl_metric vl_ivf_metric(const vl_ivf *ix)
+{
+    return ix->metric;
+}
+vl_ivf_quant vl_ivf_quant_of(const vl_ivf *ix)
+{
+    return ix->quant;
+}
+vl_ivf_list_info vl_ivf_list(const vl_ivf *ix, uint32_t list)
+{
+    return ix->lists[list];
+}
+
+size_t vl_ivf_memory_bytes(const vl_ivf *ix)
+{
+    size_t b = sizeof *ix + (size_t)ix->nlist * (ix->dim * sizeof(float) + sizeof *ix->lists);
+    if (ix->sq_lo)
+        b += 2 * (size_t)ix->dim * sizeof(float);
+    if (ix->rot)
+        b += (size_t)ix->rdim * (ix->dim + ix->nlist) * sizeof(float);
+    return b + ix->body_len;
+}
+
+uint32_t vl_ivf_factors(const vl_ivf *ix)
+{
+    return ix->quant == VL_IVF_QUANT_NONE ? 0 : ix->quant == VL_IVF_QUANT_SQ8 ? 1 : 2;
+}
+
+static uint64_t code_bytes(const vl_ivf *ix, uint32_t count)
+{
+    switch (ix->quant) {
+    case VL_IVF_QUANT_NONE: return (uint64_t)count * ix->dim * sizeof(float);
+    case VL_IVF_QUANT_SQ8: return ((uint64_t)count * ix->dim + 3) & ~(uint64_t)3;
+    default: return (((uint64_t)count + 31) / 32) * ix->nsub * 16;
+    }
+}
+
+uint64_t vl_ivf_list_bytes(const vl_ivf *ix, uint32_t count)
+{
+    return (uint64_t)count * 4 * (1 + vl_ivf_factors(ix)) + code_bytes(ix, count);
+}
+
+/* Unpacked code bytes of one row while lists are (re)built. */
+static size_t entry_code(const vl_ivf *ix)
+{
+    return ix->quant == VL_IVF_QUANT_NONE  ? (size_t)ix->dim * sizeof(float)
+           : ix->quant == VL_IVF_QUANT_SQ8 ? ix->dim
+                                           : ix->nsub;
+}
+
+static size_t entry_size(const vl_ivf *ix)
+{
+    return 4 + ((entry_code(ix) + 3) & ~(size_t)3) + 4 * (size_t)vl_ivf_factors(ix);
+}
+
+static int all_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
+}
+
+/* x for this index: a copy normalised for cosine (a zero vector stays). */
+static const float *prepare(const vl_ivf *ix, const float *x, float *tmp)
+{
+    if (ix->metric != VL_METRIC_COSINE)
+        return x;
+    double nn = vl_dot_f64(x, x, ix->dim);
+    double inv = nn > 0 ? 1 / sqrt(nn) : 0;
+    for (uint32_t i = 0; i < ix->dim; i++)
+        tmp[i] = (float)(x[i] * inv);
+    return tmp;
+}
+
+vl_status vl_ivf_train(const vl_ivf_params *p, const float *vectors, uint32_t n, vl_ivf **out,
+                       vl_error *err)
+{
+    if (p->dim == 0 || p->dim > VL_MAX_DIM)
+        return vl_fail(err, VL_ERR_ARG, "ivf: dimension %u outside 1..%u", p->dim, VL_MAX_DIM);
+    if ((unsigned)p->metric > VL_METRIC_IP || (unsigned)p->quant > VL_IVF_QUANT_RABITQ)
+        return vl_fail(err, VL_ERR_ARG, "ivf: unknown metric or quantiser");
+    if (n == 0)
+        return vl_fail(err, VL_ERR_ARG, "ivf: training needs at least one vector");
+    if (!all_finite(vectors, (size_t)n * p->dim))
+        return vl_fail(err, VL_ERR_ARG, "ivf: training vectors must be finite");
+    vl_ivf *ix = vl_calloc(1, sizeof *ix);
+    ix->dim = p->dim;
+    ix->metric = p->metric;
+    ix->quant = p->quant;
+    ix->seed = p->seed;
+    ix->nlist = p->nlist ? p->nlist : vl_ivf_default_nlist(n);
+    ix->nlist = ix->nlist > n ? n : ix->nlist;
+    if (ix->quant == VL_IVF_QUANT_RABITQ) {
+        ix->rdim = (p->dim + 7) & ~7u;
+        ix->nsub = ix->rdim / 4;
+    }
+    /* Training sample: a seeded subset when the set is large. */
+    uint64_t cap = p->max_train ? p->max_train : (uint64_t)ix->nlist * VL_IVF_TRAIN_PER_LIST;
+    uint32_t m = n < cap ? n : (uint32_t)(cap < ix->nlist ? ix->nlist : cap);
+    float *sample = vl_malloc((size_t)m * p->dim * sizeof(float));
+    uint64_t st = p->seed ^ 0x73616d706c65ull; /* "sample" */
+    for (uint32_t i = 0; i < m; i++) {
+        /* Reservoir-free choice: stride sampling with a seeded start keeps
+         * the sample spread over the whole input in O(m). */
+        uint64_t src = m == n ? i : ((uint64_t)i * n) / m + vl_ivf_rand(&st) % (n / m);
+        float *dst = sample + (size_t)i * p->dim;
+        const float *x = prepare(ix, vectors + src * p->dim, dst);
+        if (x != dst)
+            memcpy(dst, x, p->dim * sizeof(float));
+    }
+    ix->centroids = vl_malloc((size_t)ix->nlist * p->dim * sizeof(float));
+    vl_ivf_kmeans(sample, m, p->dim, ix->nlist, p->iters ? p->iters : VL_IVF_DEFAULT_ITERS, p->seed,
+                  ix->centroids);
+    vl_ivf_train_code(ix, sample, m);
+    free(sample);
+    ix->lists = vl_calloc(ix->nlist, sizeof *ix->lists);
+    *out = ix;
+    return VL_OK;
+}
+
+/* ---- encoding ------------------------------------------------------- */
+
+static void encode(const vl_ivf *ix, const float *x, uint32_t list, uint8_t *e, double *y)
+{
+    uint32_t dim = ix->dim;
+    uint8_t *code = e + 4;
+    float *fac = (float *)(e + entry_size(ix) - 4 * vl_ivf_factors(ix));
+    if (ix->quant == VL_IVF_QUANT_NONE) {
+        memcpy(code, x, (size_t)dim * sizeof(float));
+    } else if (ix->quant == VL_IVF_QUANT_SQ8) {
+        double n2 = 0;
+        for (uint32_t i = 0; i < dim; i++) {
+            double c = rint(((double)x[i] - ix->sq_lo[i]) / ix->sq_step[i]);
+            c = c < 0 ? 0 : (c > 255 ? 255 : c);
+            code[i] = (uint8_t)(int8_t)(c - 128);
+            double xh = (double)ix->sq_lo[i] + (double)ix->sq_step[i] * c;
+            n2 += xh * xh;
+        }
+        fac[0] = (float)n2;
+    } else {
+        vl_ivf_rotate(ix, x, y);
+        const float *rc = ix->rcent + (size_t)list * ix->rdim;
+        double n2 = 0, sabs = 0;
+        memset(code, 0, ix->nsub);
+        for (uint32_t j = 0; j < ix->rdim; j++) {
+            double r = y[j] - rc[j];
+            n2 += r * r;
+            sabs += fabs(r);
+            if (r > 0)
+                code[j / 4] |= (uint8_t)(1u << (j % 4));
+        }
+        fac[0] = (float)n2;
+        fac[1] = sabs > 0 ? (float)(n2 / sabs) : 0.0f;
+    }
+}
+
+/* ---- list regions: pack / unpack entries ---------------------------- */
+
+static void pack_list(const vl_ivf *ix, const uint8_t *entries, uint32_t cnt, uint8_t *dst)
+{
+    size_t es = entry_size(ix), ec = entry_code(ix);
+    uint32_t nf = vl_ivf_factors(ix);
+    uint32_t *ids = (uint32_t *)dst;
+    uint8_t *codes = dst + 4 * (size_t)cnt;
+    float *fac = (float *)(codes + code_bytes(ix, cnt));
+    for (uint32_t i = 0; i < cnt; i++) {
+        const uint8_t *e = entries + i * es;
+        memcpy(&ids[i], e, 4);
+        for (uint32_t f = 0; f < nf; f++)
+            memcpy(&fac[(size_t)f * cnt + i], e + es - 4 * (nf - f), 4);
+        if (ix->quant != VL_IVF_QUANT_RABITQ)
+            memcpy(codes + i * ec, e + 4, ec);
+    }
+    if (ix->quant != VL_IVF_QUANT_RABITQ)
+        return;
+    uint8_t *tmp = vl_calloc(32, ix->nsub);
+    for (uint32_t b = 0; b * 32 < cnt; b++) {
+        for (uint32_t v = 0; v < 32; v++) {
+            uint32_t i = b * 32 + v;
+            if (i < cnt)
+                memcpy(tmp + (size_t)v * ix->nsub, entries + i * es + 4, ix->nsub);
+            else
+                memset(tmp + (size_t)v * ix->nsub, 0, ix->nsub);
+        }
+        vl_lut4_pack_block(tmp, ix->nsub, codes + (size_t)b * ix->nsub * 16);
+    }
+    free(tmp);
+}
+
+static void unpack_list(const vl_ivf *ix, const uint8_t *src, uint32_t cnt, uint8_t *entries)
+{
+    size_t es = entry_size(ix), ec = entry_code(ix);
+    uint32_t nf = vl_ivf_factors(ix);
+    const uint8_t *codes = src + 4 * (size_t)cnt;
+    const uint8_t *fac = codes + code_bytes(ix, cnt);
+    for (uint32_t i = 0; i < cnt; i++) {
+        uint8_t *e = entries + i * es;
+        memset(e, 0, es);
+        memcpy(e, src + 4 * (size_t)i, 4);
+        for (uint32_t f = 0; f < nf; f++)
+            memcpy(e + es - 4 * (nf - f), fac + 4 * ((size_t)f * cnt + i), 4);
+        if (ix->quant != VL_IVF_QUANT_RABITQ) {
+            memcpy(e + 4, codes + i * ec, ec);
+            continue;
+        }
+        const uint8_t *blk = codes + (size_t)(i / 32) * ix->nsub * 16;
+        uint32_t v = i % 32;
+        for (uint32_t m = 0; m < ix->nsub; m++) {
+            uint8_t byte = blk[(m / 2) * 32 + (m % 2) * 16 + v % 16];
+            e[4 + m] = v < 16 ? byte & 15 : byte >> 4;
+        }
+    }
+}
+
+vl_status vl_ivf_add(vl_ivf *ix, const float *vectors, uint32_t n, vl_error *err)
+{
+    if ((uint64_t)ix->count + n > UINT32_MAX)
+        return vl_fail(err, VL_ERR_LIMIT, "ivf: more than %u rows", UINT32_MAX);
+    if (!all_finite(vectors, (size_t)n * ix->dim))
+        return vl_fail(err, VL_ERR_ARG, "ivf: vectors must be finite");
+    if (n == 0)
+        return VL_OK;
+    size_t es = entry_size(ix);
+    uint32_t total = ix->count + n;
+    uint32_t *list_of = vl_malloc((size_t)n * sizeof *list_of);
+    uint32_t *cnt = vl_calloc(ix->nlist, sizeof *cnt);
+    uint8_t *fresh = vl_malloc((size_t)n * es);
+    float *tmp = vl_malloc((size_t)ix->dim * sizeof *tmp);
+    double *scratch = vl_malloc((size_t)(ix->nlist > ix->rdim ? ix->nlist : ix->rdim) * 8 + 8);
+    for (uint32_t i = 0; i < n; i++) {
+        const float *x = prepare(ix, vectors + (size_t)i * ix->dim, tmp);
+        uint32_t l = vl_ivf_nearest(ix->centroids, ix->nlist, ix->dim, x, scratch);
+        uint8_t *e = fresh + (size_t)i * es;
+        memset(e, 0, es);
+        uint32_t row = ix->count + i;
+        memcpy(e, &row, 4);
+        encode(ix, x, l, e, scratch);
+        list_of[i] = l;
+        cnt[l]++;
+    }
+    /* Entries of every list in list order: old (decoded) then new. */
+    uint64_t *start = vl_malloc(((size_t)ix->nlist + 1) * sizeof *start);
+    start[0] = 0;
+    for (uint32_t l = 0; l < ix->nlist; l++)
+        start[l + 1] = start[l] + ix->lists[l].count + cnt[l];
+    uint8_t *all = vl_malloc((size_t)total * es);
+    uint64_t *fill = vl_malloc((size_t)ix->nlist * sizeof *fill);
+    for (uint32_t l = 0; l < ix->nlist; l++) {
+        unpack_list(ix, ix->body + ix->lists[l].offset, ix->lists[l].count, all + start[l] * es);
+        fill[l] = start[l] + ix->lists[l].count;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(all + (fill[list_of[i]]++) * es, fresh + (size_t)i * es, es);
+    uint64_t off = 0;
+    ix->max_count = 0;
+    for (uint32_t l = 0; l < ix->nlist; l++) {
+        uint32_t c = (uint32_t)(start[l + 1] - start[l]);
+        ix->lists[l].offset = off;
+        ix->lists[l].len = vl_ivf_list_bytes(ix, c);
+        ix->lists[l].count = c;
+        ix->max_count = c > ix->max_count ? c : ix->max_count;
+        off = (off + ix->lists[l].len + VL_IVF_ALIGN - 1) & ~(uint64_t)(VL_IVF_ALIGN - 1);
+    }
+    free(ix->body);
+    ix->body_len = off;
+    ix->body = vl_aligned_alloc(off ? off : VL_IVF_ALIGN);
+    memset(ix->body, 0, off);
+    for (uint32_t l = 0; l < ix->nlist; l++)
+        pack_list(ix, all + start[l] * es, ix->lists[l].count, ix->body + ix->lists[l].offset);
+    ix->count = total;
+    free(fill);
+    free(all);
+    free(start);
+    free(scratch);
+    free(tmp);
+    free(fresh);
+    free(cnt);
+    free(list_of);
+    return VL_OK;
+}
+
+vl_status vl_ivf_build(const vl_ivf_params *p, const float *vectors, uint32_t n, vl_ivf **out,
+                       vl_error *err)
+{
+    vl_status st = vl_ivf_train(p, vectors, n, out, err);
+    if (st != VL_OK)
+        return st;
+    st = vl_ivf_add(*out, vectors, n, err);
+    if (st != VL_OK) {
+        vl_ivf_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+void vl_ivf_free(vl_ivf *ix)
+{
+    if (!ix)
+        return;
+    free(ix->centroids);
+    free(ix->sq_lo);
+    free(ix->sq_step);
+    free(ix->rot);
+    free(ix->rcent);
+    free(ix->lists);
+    free(ix->body);
+    free(ix);
+}
+
+/* ---- search --------------------------------------------------------- */
+
+typedef struct {
+    const vl_ivf *ix;
+    const vl_ivf_search_opts *o;
+    const float *q; /* prepared query */
+    vl_topk heap;   /* k (none) or k * rerank candidates */
+    double *d;      /* BATCH or nlist scratch */
+    /* sq8 */
+    int8_t *wq;
+    double ws, qb;
+    /* rabitq */
+    double *yq; /* rotated query */
+    float *qr;  /* rotated residual of the list being scanned */
+    uint8_t *lut;
+    double delta, bias, qr2;
+} scan;
+
+static inline int visible(const vl_ivf_search_opts *o, uint32_t row)
+{
+    if (o->visible && !((o->visible[row >> 6] >> (row & 63)) & 1))
+        return 0;
+    return !o->filter || o->filter(o->filter_ctx, row);
+}
+
+static inline void offer(scan *s, double key, uint32_t row)
+{
+    if (key <= vl_topk_bound(&s->heap) && visible(s->o, row))
+        vl_topk_push(&s->heap, key, row);
+}
+
+static void scan_none(scan *s, const uint32_t *ids, uint32_t cnt)
+{
+    const vl_ivf *ix = s->ix;
+    const float *rows = (const float *)(ids + cnt);
+    for (uint32_t b = 0; b < cnt; b += BATCH) {
+        uint32_t m = cnt - b < BATCH ? cnt - b : BATCH;
+        const float *r = rows + (size_t)b * ix->dim;
+        if (ix->metric == VL_METRIC_L2)
+            vl_l2sq_batch(s->q, r, m, ix->dim, s->d);
+        else
+            vl_dot_batch(s->q, r, m, ix->dim, s->d);
+        for (uint32_t i = 0; i < m; i++) {
+            double key = ix->metric == VL_METRIC_L2       ? s->d[i]
+                         : ix->metric == VL_METRIC_COSINE ? 1 - s->d[i]
+                                                          : -s->d[i];
+            offer(s, key, ids[b + i]);
+        }
+    }
+}
+
+static void scan_sq8(scan *s, const uint32_t *ids, uint32_t cnt)
+{
+    const vl_ivf *ix = s->ix;
+    const vl_kernel_set *k = vl_kernels();
+    const int8_t *codes = (const int8_t *)(ids + cnt);
+    const float *n2 = (const float *)((const uint8_t *)codes + code_bytes(ix, cnt));
+    int l2 = ix->metric == VL_METRIC_L2;
+    for (uint32_t i = 0; i < cnt; i++) {
+        double ip = s->qb + s->ws * k->dot_s8(s->wq, codes + (size_t)i * ix->dim, ix->dim);
+        offer(s, l2 ? n2[i] - 2 * ip : -ip, ids[i]);
+    }
+}
+
+/* The list's fast-scan table from the query vector v (rdim floats). */
+static void build_lut(scan *s, const float *v)
+{
+    uint32_t nsub = s->ix->nsub;
+    double maxr = 0, bias = 0;
+    for (uint32_t m = 0; m < nsub; m++) {
+        const float *a = v + 4 * m;
+        double sa = fabsf(a[0]) + fabsf(a[1]) + fabsf(a[2]) + fabsf(a[3]);
+        maxr = 2 * sa > maxr ? 2 * sa : maxr;
+        bias -= sa;
+    }
+    double delta = maxr > 0 ? maxr / 255 : 1, inv = 1 / delta;
+    for (uint32_t m = 0; m < nsub; m++) {
+        const float *a = v + 4 * m;
+        float e[16]; /* entry(c) = sum_t (bit t of c ? a_t : -a_t), plus sum|a_t| */
+        e[0] =
+            -(a[0] + a[1] + a[2] + a[3]) + (fabsf(a[0]) + fabsf(a[1]) + fabsf(a[2]) + fabsf(a[3]));
+        for (uint32_t c = 1; c < 16; c++) {
+            uint32_t t = (uint32_t)__builtin_ctz(c);
+            e[c] = e[c & (c - 1)] + 2 * a[t];
+        }
+        for (uint32_t c = 0; c < 16; c++) {
+            long q = lrint(e[c] * inv);
+            s->lut[16 * m + c] = (uint8_t)(q < 0 ? 0 : (q > 255 ? 255 : q));
+        }
+    }
+    s->delta = delta;
+    s->bias = bias;
+}
+
+static void scan_rabitq(scan *s, uint32_t list, const uint32_t *ids, uint32_t cnt)
+{
+    const vl_ivf *ix = s->ix;
+    const vl_kernel_set *k = vl_kernels();
+    const uint8_t *blocks = (const uint8_t *)(ids + cnt);
+    const float *f0 = (const float *)(blocks + code_bytes(ix, cnt)), *f1 = f0 + cnt;
+    double qc = 0;
+    if (ix->metric == VL_METRIC_IP) {
+        qc = vl_dot(s->q, ix->centroids + (size_t)list * ix->dim, ix->dim);
+    } else {
+        const float *rc = ix->rcent + (size_t)list * ix->rdim;
+        double qr2 = 0;
+        for (uint32_t j = 0; j < ix->rdim; j++) {
+            s->qr[j] = (float)(s->yq[j] - rc[j]);
+            qr2 += (double)s->qr[j] * s->qr[j];
+        }
+        s->qr2 = qr2;
+        build_lut(s, s->qr);
+    }
+    uint32_t tot[32];
+    for (uint32_t b = 0; b * 32 < cnt; b++) {
+        k->lut4_scan(blocks + (size_t)b * ix->nsub * 16, s->lut, ix->nsub, tot);
+        uint32_t m = cnt - b * 32 < 32 ? cnt - b * 32 : 32;
+        for (uint32_t v = 0; v < m; v++) {
+            uint32_t i = b * 32 + v;
+            double est = s->delta * tot[v] + s->bias;
+            double key =
+                ix->metric == VL_METRIC_IP ? -(qc + f1[i] * est) : f0[i] + s->qr2 - 2 * f1[i] * est;
+            offer(s, key, ids[i]);
+        }
+    }
+}
+
+static void prepare_query(scan *s)
+{
+    const vl_ivf *ix = s->ix;
+    if (ix->quant == VL_IVF_QUANT_SQ8) {
+        float *w = vl_malloc((size_t)ix->dim * sizeof *w);
+        double qb = 0;
+        for (uint32_t i = 0; i < ix->dim; i++) {
+            qb += (double)s->q[i] * ((double)ix->sq_lo[i] + 128.0 * ix->sq_step[i]);
+            w[i] = s->q[i] * ix->sq_step[i];
+        }
+        s->wq = vl_malloc(ix->dim);
+        s->ws = vl_sq8_encode_s8(w, ix->dim, s->wq);
+        s->qb = qb;
+        free(w);
+    } else if (ix->quant == VL_IVF_QUANT_RABITQ) {
+        s->yq = vl_malloc((size_t)ix->rdim * sizeof *s->yq);
+        s->qr = vl_malloc((size_t)ix->rdim * sizeof *s->qr);
+        s->lut = vl_malloc((size_t)ix->nsub * 16);
+        vl_ivf_rotate(ix, s->q, s->yq);
+        if (ix->metric == VL_METRIC_IP) { /* one table for every list */
+            for (uint32_t j = 0; j < ix->rdim; j++)
+                s->qr[j] = (float)s->yq[j];
+            build_lut(s, s->qr);
+        }
+    }
+}
+
+/* Indices of the nprobe lists nearest to q, nearest first. */
+static void probe(const vl_ivf *ix, const float *q, double *d, vl_topk *t)
+{
+    if (ix->metric == VL_METRIC_IP) {
+        vl_dot_batch(q, ix->centroids, ix->nlist, ix->dim, d);
+        for (uint32_t l = 0; l < ix->nlist; l++)
+            d[l] = -d[l];
+    } else {
+        vl_l2sq_batch(q, ix->centroids, ix->nlist, ix->dim, d);
+    }
+    for (uint32_t l = 0; l < ix->nlist; l++)
+        if (d[l] <= vl_topk_bound(t))
+            vl_topk_push(t, d[l], l);
+    vl_topk_sort(t);
+}
+
+static double exact(const vl_ivf *ix, const vl_ivf_search_opts *o, const float *q, uint32_t row)
+{
+    const float *x = o->rows ? o->rows + (size_t)row * ix->dim : o->vector(o->vector_ctx, row);
+    if (ix->metric == VL_METRIC_L2)
+        return vl_l2sq(q, x, ix->dim);
+    if (ix->metric == VL_METRIC_IP)
+        return -vl_dot(q, x, ix->dim);
+    double nx = vl_dot(x, x, ix->dim);
+    return nx > 0 ? 1 - vl_dot(q, x, ix->dim) / sqrt(nx) : 1;
+}
+
+vl_status vl_ivf_search(const vl_ivf *ix, const float *query, uint32_t k,
+                        const vl_ivf_search_opts *opt, vl_ivf_hit *out, uint32_t *nout,
+                        vl_error *err)
+{
+    static const vl_ivf_search_opts none_opts;
+    const vl_ivf_search_opts *o = opt ? opt : &none_opts;
+    *nout = 0;
+    if (k == 0)
+        return vl_fail(err, VL_ERR_ARG, "ivf search: k must be at least 1");
+    if (!all_finite(query, ix->dim))
+        return vl_fail(err, VL_ERR_ARG, "ivf search: query must be finite");
+    int compressed = ix->quant != VL_IVF_QUANT_NONE;
+    if (compressed && !o->rows && !o->vector)
+        return vl_fail(err, VL_ERR_ARG, "ivf search: %s codes need float32 rows to re-rank",
+                       vl_ivf_quant_name(ix->quant));
+    if (ix->count == 0)
+        return VL_OK;
+    scan s = {.ix = ix, .o = o};
+    float *qbuf = vl_malloc((size_t)ix->dim * sizeof *qbuf);
+    s.q = prepare(ix, query, qbuf);
+    uint32_t nprobe = o->nprobe ? o->nprobe : vl_ivf_default_nprobe(ix);
+    nprobe = nprobe > ix->nlist ? ix->nlist : nprobe;
+    s.d = vl_malloc((size_t)(ix->nlist > BATCH ? ix->nlist : BATCH) * sizeof *s.d);
+    vl_candidate *pitems = vl_malloc((size_t)nprobe * sizeof *pitems);
+    vl_topk probes;
+    vl_topk_init(&probes, pitems, nprobe);
+    probe(ix, s.q, s.d, &probes);
+    uint64_t cap = compressed ? (uint64_t)k * (o->rerank ? o->rerank : DEFAULT_RERANK) : k;
+    cap = cap > ix->count ? ix->count : cap;
+    cap = cap < k ? k : cap;
+    vl_candidate *items = vl_malloc((size_t)cap * sizeof *items);
+    vl_topk_init(&s.heap, items, (uint32_t)cap);
+    prepare_query(&s);
+    for (uint32_t p = 0; p < probes.n; p++) {
+        uint32_t l = (uint32_t)probes.items[p].row;
+        const vl_ivf_list_info *li = &ix->lists[l];
+        const uint32_t *ids = (const uint32_t *)(ix->body + li->offset);
+        if (li->count == 0)
+            continue;
+        if (ix->quant == VL_IVF_QUANT_NONE)
+            scan_none(&s, ids, li->count);
+        else if (ix->quant == VL_IVF_QUANT_SQ8)
+            scan_sq8(&s, ids, li->count);
+        else
+            scan_rabitq(&s, l, ids, li->count);
+    }
+    vl_topk *res = &s.heap, fin;
+    vl_candidate *fitems = NULL;
+    if (compressed) {
+        fitems = vl_malloc((size_t)k * sizeof *fitems);
+        vl_topk_init(&fin, fitems, k);
+        for (uint32_t i = 0; i < s.heap.n; i++) {
+            uint32_t row = (uint32_t)s.heap.items[i].row;
+            vl_topk_push(&fin, exact(ix, o, s.q, row), row);
+        }
+        res = &fin;
+    }
+    vl_topk_sort(res);
+    uint32_t m = res->n < k ? res->n : k;
+    for (uint32_t i = 0; i < m; i++) {
+        out[i].row = (uint32_t)res->items[i].row;
+        out[i].dist = (float)res->items[i].dist;
+    }
+    *nout = m;
+    free(fitems);
+    free(items);
+    free(pitems);
+    free(s.d);
+    free(s.wq);
+    free(s.yq);
+    free(s.qr);
+    free(s.lut);
+    free(qbuf);
+    return VL_OK;
+}
