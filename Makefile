@@ -71,7 +71,7 @@ endif
 
 .PHONY: all build run test test-unit test-asan test-e2e deps deps-test fmt fmt-check lint verify \
         doc bench clean help fuzz fuzz-bins fuzz-corpus test-fuzz
-.PHONY: test-cross cross-bins bench-kernels
+.PHONY: test-cross cross-bins bench-kernels bench-ann
 
 all: build
 
@@ -183,6 +183,12 @@ fuzz: deps-test ## run every libFuzzer harness for FUZZ_SECONDS (default 60) eac
 bench: deps-test ## benchmarks against peers; figures go to bench/results/
 	@$(MAKE) --no-print-directory build build/rel/bench/kernels_bench
 	@bench/run.sh
+
+bench-ann: deps-test ## in-process HNSW vs hnswlib, one thread, every dataset (bench/results/<date>-hnsw.md)
+	@$(MAKE) --no-print-directory build/rel/bench/ann_bench
+	@$(PY) -c 'import hnswlib' 2>/dev/null || \
+	  $(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+	$(PY) bench/ann_peers.py
 
 bench-kernels: ## SIMD paths vs scalar, exact scan vs memory bandwidth (one thread)
 	@$(MAKE) --no-print-directory build/rel/bench/kernels_bench

@@ -27,10 +27,12 @@
  *    per layer) and live in one pool addressed by a per-row offset.
  *  - Vectors are one 64-byte-aligned array of dim floats per row, stored
  *    normalised for cosine so that a cosine distance is one dot product.
- *  - Before expanding a candidate, the vectors of its first neighbours are
- *    prefetched, and while computing neighbour i the vector of neighbour
- *    i + 1 is; a neighbour's distance is a dependent random read of dim * 4
- *    bytes, the dominant cost of the search.
+ *  - Expanding a candidate first collects its unvisited neighbours, then
+ *    computes their distances while prefetching the vector four neighbours
+ *    ahead (its first 256 bytes; the hardware streams the rest), and
+ *    prefetches the list of the next candidate: a neighbour's distance is a
+ *    dependent random read of dim * 4 bytes, and perf showed a quarter of
+ *    the search loop waiting for the expanded row's list.
  *  - The visited set is an array of uint32 epochs, one per row, in the
  *    caller's scratch: a search bumps the epoch instead of clearing the set,
  *    so it costs O(visited), not O(rows); the array is cleared only when the
@@ -52,6 +54,11 @@
 #include "core/index/hnsw_internal.h"
 #include "storage/crc32c.h"
 #include "util/error.h"
+
+/* Prefetch distance (neighbours ahead) and bytes per vector; measured on
+ * debian-minilm (384-d) against 1, 2 and 32 ahead and 128 or 1024 bytes
+ * (bench/results/2026-12-01-hnsw.md). */
+enum { PF_AHEAD = 4, PF_BYTES = 256 };
 
 typedef struct {
     float d;
@@ -91,7 +98,7 @@ static inline void prefetch_vec(const vl_hnsw *h, uint32_t r)
 {
     const char *p = (const char *)vec_of(h, r);
     size_t bytes = (size_t)h->dim * sizeof(float);
-    for (size_t off = 0; off < bytes && off < 256; off += 64)
+    for (size_t off = 0; off < bytes && off < PF_BYTES; off += 64)
         __builtin_prefetch(p + off, 0, 3);
 }
 
@@ -300,17 +307,23 @@ static int search_layer(const vl_hnsw *h, vl_hnsw_scratch *s, const float *q, hn
         if (s->nres >= ef && c.d > s->res[0].d)
             break;
         min_pop(s->cand, &s->ncand);
+        if (s->ncand > 0) /* the list most likely expanded next */
+            __builtin_prefetch(vl_hnsw_list(h, s->cand[0].id, lc), 0, 3);
         const uint32_t *list = vl_hnsw_list(h, c.id, lc);
-        uint32_t n = list[0];
-        if (n > 0)
-            prefetch_vec(h, list[1]);
+        uint32_t n = list[0], fresh[2 * VL_HNSW_MAX_M], nf = 0;
         for (uint32_t i = 0; i < n; i++) {
             uint32_t nb = list[1 + i];
-            if (i + 1 < n)
-                prefetch_vec(h, list[2 + i]);
-            if (mark[nb] == epoch)
-                continue;
-            mark[nb] = epoch;
+            if (mark[nb] != epoch) {
+                mark[nb] = epoch;
+                fresh[nf++] = nb;
+            }
+        }
+        for (uint32_t j = 0; j < nf && j < PF_AHEAD; j++)
+            prefetch_vec(h, fresh[j]);
+        for (uint32_t j = 0; j < nf; j++) {
+            uint32_t nb = fresh[j];
+            if (j + PF_AHEAD < nf)
+                prefetch_vec(h, fresh[j + PF_AHEAD]);
             float d = dist(h, q, vec_of(h, nb));
             if (s->nres < ef || d < s->res[0].d) {
                 if (s->ncand == s->cand_cap && !grow_items(&s->cand, &s->cand_cap, s->ncand + 1))
@@ -458,11 +471,12 @@ static void connect(vl_hnsw *h, uint32_t e, uint32_t r, uint32_t lc)
     select_neighbours(h, v, c, max + 1, max, list);
 }
 
-static int grow_rows(vl_hnsw *h, uint32_t need)
+/* Room for `need` rows: exactly that many when exact, else by doubling. */
+static int grow_rows(vl_hnsw *h, uint32_t need, int exact)
 {
     if (need <= h->cap)
         return 1;
-    uint32_t cap = h->cap ? h->cap : 256;
+    uint32_t cap = exact ? need : h->cap ? h->cap : 256;
     while (cap < need)
         cap = cap > UINT32_MAX / 2 ? need : cap * 2;
     size_t vbytes = ((size_t)cap * h->dim * sizeof(float) + 63) & ~(size_t)63;
@@ -545,7 +559,7 @@ vl_status vl_hnsw_alloc(uint32_t dim, vl_metric metric, uint32_t m, uint32_t ef_
     h->rng = seed;
     h->ml = 1.0 / log((double)m);
     h->build = vl_hnsw_scratch_new();
-    if (!h->build || !grow_rows(h, cap ? cap : 1)) {
+    if (!h->build || !grow_rows(h, cap ? cap : 1, 1)) {
         vl_hnsw_free(h);
         return vl_fail(err, VL_ERR_NOMEM, "hnsw: out of memory for %u rows", cap);
     }
@@ -559,6 +573,13 @@ vl_status vl_hnsw_create(uint32_t dim, vl_metric metric, uint32_t m, uint32_t ef
     return vl_hnsw_alloc(dim, metric, m, ef_construction, seed, 0, out, err);
 }
 
+vl_status vl_hnsw_reserve(vl_hnsw *h, uint32_t rows, vl_error *err)
+{
+    if (!grow_rows(h, rows, 1))
+        return vl_fail(err, VL_ERR_NOMEM, "hnsw: out of memory for %u rows", rows);
+    return VL_OK;
+}
+
 vl_status vl_hnsw_add(vl_hnsw *h, uint32_t row, const float *vec, vl_error *err)
 {
     if (row != h->count)
@@ -569,7 +590,8 @@ vl_status vl_hnsw_add(vl_hnsw *h, uint32_t row, const float *vec, vl_error *err)
     vl_hnsw_scratch *s = h->build;
     /* Every allocation happens before the graph changes, so a failure
      * leaves the index as it was. */
-    if (!grow_rows(h, row + 1) || !scratch_prepare(s, row + 1, h->ef_construction, row + 2, h->dim))
+    if (!grow_rows(h, row + 1, 0) ||
+        !scratch_prepare(s, row + 1, h->ef_construction, row + 2, h->dim))
         return vl_fail(err, VL_ERR_NOMEM, "hnsw add: out of memory at row %u", row);
     uint64_t rng = h->rng;
     uint32_t level = draw_level(h, &rng);

@@ -80,6 +80,10 @@ typedef struct {
 vl_status vl_hnsw_create(uint32_t dim, vl_metric metric, uint32_t m, uint32_t ef_construction,
                          uint64_t seed, vl_hnsw **out, vl_error *err);
 
+/** Make room for rows 0..rows-1 at once (the engine knows a segment's size;
+ *  without this the arrays grow by doubling).  VL_ERR_NOMEM on failure. */
+vl_status vl_hnsw_reserve(vl_hnsw *h, uint32_t rows, vl_error *err);
+
 /**
  * Insert row `row` with vector `vec` (dim floats, copied).  row must equal
  * vl_hnsw_count(h): rows come in segment order.  VL_ERR_ARG otherwise,

@@ -1,0 +1,143 @@
+/*
+ * ann_bench.c - in-process ANN benchmark of the HNSW index through its C API,
+ * one thread, on one shared dataset (texmex layout, see
+ * ../shared/datasets/README.md).
+ *
+ *   build/rel/bench/ann_bench DIR METRIC [M EF_CONSTRUCTION [EF ...]]
+ *
+ * Builds the index over DIR/base.fvecs (one thread, rows in file order),
+ * then for each EF searches every query of DIR/query.fvecs for its 10
+ * nearest, REPEAT times, and prints one line per EF.  Recall is tie-aware
+ * (tests/unit/testutil_fvecs.h: a row within the 10th ground-truth distance
+ * counts).  QPS is queries per second of the best pass, by the process's
+ * CPU time (cpu_qps, what bench/ann_peers.py compares: the machine is
+ * shared, so wall time includes other processes' turns) and by wall time
+ * (wall_qps).
+ * Output lines are "key value" pairs, read by bench/ann_peers.py:
+ *
+ *   build dataset D rows N dim D seconds S bytes_per_vector B graph_bytes_per_vector G
+ *   search dataset D ef E recall R cpu_qps Q wall_qps W
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/index/hnsw.h"
+#include "../tests/unit/testutil_fvecs.h"
+
+enum { K = 10, REPEAT = 3 };
+
+static double now(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void *read_file(const char *dir, const char *name, uint32_t *n, uint32_t *d)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    void *v = vl_read_vecs(path, n, d);
+    if (!v) {
+        fprintf(stderr, "ann_bench: cannot read %s\n", path);
+        exit(1);
+    }
+    return v;
+}
+
+static const char *base_name(const char *dir)
+{
+    const char *s = strrchr(dir, '/');
+    return s && s[1] ? s + 1 : dir;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s DIR l2|cosine|ip [M EF_CONSTRUCTION [EF ...]]\n", argv[0]);
+        return 2;
+    }
+    const char *dir = argv[1];
+    vl_metric metric;
+    if (vl_metric_parse(argv[2], &metric) != VL_OK) {
+        fprintf(stderr, "ann_bench: unknown metric %s\n", argv[2]);
+        return 2;
+    }
+    uint32_t m = argc > 3 ? (uint32_t)atoi(argv[3]) : VL_HNSW_DEFAULT_M;
+    uint32_t efc = argc > 4 ? (uint32_t)atoi(argv[4]) : VL_HNSW_DEFAULT_EF_CONSTRUCTION;
+    static const uint32_t default_efs[] = {10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 400};
+    uint32_t nef = argc > 5 ? (uint32_t)(argc - 5) : sizeof default_efs / sizeof default_efs[0];
+
+    uint32_t nb, db, nq, dq, ng, dg;
+    float *base = read_file(dir, "base.fvecs", &nb, &db);
+    float *queries = read_file(dir, "query.fvecs", &nq, &dq);
+    float *gtd = read_file(dir, "groundtruth_dist.fvecs", &ng, &dg);
+    if (db != dq || ng != nq || dg < K) {
+        fprintf(stderr, "ann_bench: %s: inconsistent files\n", dir);
+        return 1;
+    }
+
+    vl_hnsw *h;
+    vl_error err;
+    if (vl_hnsw_create(db, metric, m, efc, 42, &h, &err) != VL_OK) {
+        fprintf(stderr, "ann_bench: %s\n", err.msg);
+        return 1;
+    }
+    double t0 = now(CLOCK_MONOTONIC);
+    if (vl_hnsw_reserve(h, nb, &err) != VL_OK) {
+        fprintf(stderr, "ann_bench: %s\n", err.msg);
+        return 1;
+    }
+    for (uint32_t r = 0; r < nb; r++)
+        if (vl_hnsw_add(h, r, base + (size_t)r * db, &err) != VL_OK) {
+            fprintf(stderr, "ann_bench: add %u: %s\n", r, err.msg);
+            return 1;
+        }
+    double build_s = now(CLOCK_MONOTONIC) - t0;
+    printf("build dataset %s rows %u dim %u seconds %.3f bytes_per_vector %.1f "
+           "graph_bytes_per_vector %.1f\n",
+           base_name(dir), nb, db, build_s, (double)vl_hnsw_memory_bytes(h) / nb,
+           (double)vl_hnsw_graph_bytes(h) / nb);
+    fflush(stdout);
+
+    vl_hnsw_scratch *s = vl_hnsw_scratch_new();
+    vl_hnsw_hit *hits = malloc((size_t)nq * K * sizeof(vl_hnsw_hit));
+    uint32_t *got = malloc((size_t)nq * sizeof(uint32_t));
+    for (uint32_t e = 0; e < nef; e++) {
+        uint32_t ef = argc > 5 ? (uint32_t)atoi(argv[5 + e]) : default_efs[e];
+        double best_cpu = 1e30, best_wall = 1e30;
+        for (int rep = 0; rep < REPEAT; rep++) {
+            double c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
+            for (uint32_t qi = 0; qi < nq; qi++)
+                if (vl_hnsw_search(h, queries + (size_t)qi * dq, K, ef, NULL, s,
+                                   hits + (size_t)qi * K, &got[qi], &err) != VL_OK) {
+                    fprintf(stderr, "ann_bench: search: %s\n", err.msg);
+                    return 1;
+                }
+            double c = now(CLOCK_PROCESS_CPUTIME_ID) - c0, w = now(CLOCK_MONOTONIC) - w0;
+            best_cpu = c < best_cpu ? c : best_cpu;
+            best_wall = w < best_wall ? w : best_wall;
+        }
+        uint64_t total = 0;
+        for (uint32_t qi = 0; qi < nq; qi++) {
+            uint32_t rows[K];
+            for (uint32_t i = 0; i < got[qi]; i++)
+                rows[i] = hits[(size_t)qi * K + i].row;
+            total += vl_tie_hits(metric, queries + (size_t)qi * dq, base, db, rows, got[qi],
+                                 gtd[(size_t)qi * dg + K - 1]);
+        }
+        printf("search dataset %s ef %u recall %.4f cpu_qps %.0f wall_qps %.0f\n", base_name(dir),
+               ef, (double)total / ((double)nq * K), nq / best_cpu, nq / best_wall);
+        fflush(stdout);
+    }
+    vl_hnsw_scratch_free(s);
+    vl_hnsw_free(h);
+    free(hits);
+    free(got);
+    free(base);
+    free(queries);
+    free(gtd);
+    return 0;
+}
