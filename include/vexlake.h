@@ -63,7 +63,7 @@ typedef enum {
     VL_ERR_NOTFOUND, /**< key or collection does not exist */
     VL_ERR_IO,       /**< the operating system refused a read or write */
     VL_ERR_CORRUPT,  /**< stored data failed a checksum or format check */
-    VL_ERR_NOMEM,    /**< out of memory */
+    VL_ERR_NOMEM,    /**< out of memory, or a put past vl_options.max_memory */
     VL_ERR_LIMIT,    /**< a documented limit was exceeded */
     VL_ERR_CONFLICT, /**< another writer committed the same object first */
     VL_ERR_BUSY      /**< the data directory is open in another engine (vl_open) */
@@ -106,6 +106,12 @@ typedef struct {
      *  (dropping the records after it) instead of failing the open.  For an
      *  operator recovering a log the strict rule refuses (default 0). */
     int wal_truncate_damaged;
+    /** Bytes of data (vl_memory_used) a put may not take the engine past:
+     *  such a vl_put fails with VL_ERR_NOMEM and changes nothing.  Deletes
+     *  and clears always run, and under this pressure the memory of
+     *  deleted rows is reclaimed sooner (vl_maintenance).  0: no limit
+     *  (default). */
+    uint64_t max_memory;
 } vl_options;
 
 /** Error message buffer filled by failing calls. */
@@ -136,6 +142,24 @@ typedef struct {
     uint64_t unflushed;      /**< writes since that version (not yet in a segment) */
     uint64_t rows_in_memory; /**< live rows plus dead ones not yet reclaimed */
 } vl_collection_info;
+
+/**
+ * Memory one collection's data holds, in bytes asked of malloc (allocator
+ * overhead and the process's other memory are not counted).  It covers the
+ * collection's current rows -- including rows overwritten or deleted whose
+ * memory is not reclaimed yet -- and the version cached for time travel.
+ * Vectors are allocated in chunks of 4096 rows, so `vectors` grows in
+ * steps.  Snapshots held by searches in flight may keep an older
+ * generation alive for a moment; that is not counted.
+ */
+typedef struct {
+    uint64_t vectors; /**< vectors and their norms */
+    uint64_t keys;    /**< key copies */
+    uint64_t index;   /**< key map, per-row metadata (LSNs, lake locations,
+                           deletion stamps), chunk directories, deletions
+                           not yet committed */
+    uint64_t total;   /**< vectors + keys + index */
+} vl_memory_usage;
 
 /** Facts about the whole engine. */
 typedef struct {
@@ -331,6 +355,18 @@ vl_status vl_snapshot_get(const vl_snapshot *s, const void *key, size_t keylen, 
 
 /** Describe collection coll; VL_ERR_NOTFOUND if it was never created. */
 vl_status vl_collection_describe(vl_engine *e, const char *coll, vl_collection_info *info);
+
+/** Memory of collection coll (see vl_memory_usage); VL_ERR_NOTFOUND if it
+ *  was never created.  Owner thread. */
+vl_status vl_collection_memory(vl_engine *e, const char *coll, vl_memory_usage *out);
+
+/** Sum of every collection's vl_memory_usage.total: what
+ *  vl_options.max_memory limits.  Owner thread. */
+uint64_t vl_memory_used(vl_engine *e);
+
+/** Name of the i-th collection (creation order), or NULL past the last;
+ *  valid until a call creates a collection.  Owner thread. */
+const char *vl_collection_name(vl_engine *e, size_t i);
 
 /** Fill *st with engine-wide figures. */
 void vl_engine_stats_get(vl_engine *e, vl_engine_stats *st);

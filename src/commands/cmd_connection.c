@@ -257,6 +257,9 @@ vl_dispatch_result vl_cmd_select(vl_client *c, int argc, const char **argv, cons
     return VL_DISPATCH_DONE;
 }
 
+/* Most bytes reply_command_info() queues for one command. */
+#define COMMAND_INFO_BOUND 256
+
 /* The Redis 7 layout (10 fields); clients parse it by position. */
 static void reply_command_info(vl_client *c, const vl_command *cmd)
 {
@@ -312,6 +315,9 @@ vl_dispatch_result vl_cmd_command(vl_client *c, int argc, const char **argv, con
         for (size_t i = 0; i < n; i++)
             vl_reply_bulk_str(&c->out, t[i].name);
     } else if (vl_arg_is(argv[1], lens[1], "INFO")) {
+        /* ~10-byte names asking for ~100-byte entries: admit it first */
+        if (vl_client_reserve_output(c, (size_t)(argc - 2) * COMMAND_INFO_BOUND) != 0)
+            return VL_DISPATCH_DONE;
         vl_reply_array(&c->out, (size_t)(argc - 2));
         for (int a = 2; a < argc; a++) {
             const vl_command *found = NULL;

@@ -115,7 +115,20 @@ static void section_memory(text *t)
 {
     const vl_clients *cs = &server.clients;
     add(t, "# Memory\r\n");
+    add_bytes(t, "used_memory", vl_memory_used(server.engine));
     add_bytes(t, "used_memory_rss", rss_bytes());
+    add_bytes(t, "maxmemory", server.cfg.maxmemory);
+    add(t, "maxmemory_policy:noeviction\r\n");
+    const char *name;
+    for (size_t i = 0; (name = vl_collection_name(server.engine, i)) != NULL; i++) {
+        vl_memory_usage u;
+        if (vl_collection_memory(server.engine, name, &u) != VL_OK)
+            continue;
+        add(t, "collection_%s_bytes:%llu\r\ncollection_%s_vectors_bytes:%llu\r\n", name,
+            (unsigned long long)u.total, name, (unsigned long long)u.vectors);
+        add(t, "collection_%s_keys_bytes:%llu\r\ncollection_%s_index_bytes:%llu\r\n", name,
+            (unsigned long long)u.keys, name, (unsigned long long)u.index);
+    }
     add(t, "mem_clients_normal:%zu\r\nmem_clients_query_buffers:%zu\r\n",
         cs->query_bytes + cs->output_bytes, cs->query_bytes);
     add(t, "mem_clients_output_buffers:%zu\r\n", cs->output_bytes);
@@ -222,8 +235,9 @@ vl_dispatch_result vl_cmd_config(vl_client *c, int argc, const char **argv, cons
         return VL_DISPATCH_DONE;
     }
     char port[16], tls_port[16], maxclients[16], threads[16], timeout[16], pattern[128], mmc[24],
-        qbl[24], obl[24];
+        qbl[24], obl[24], mm[24];
     snprintf(mmc, sizeof mmc, "%llu", (unsigned long long)server.cfg.maxmemory_clients);
+    snprintf(mm, sizeof mm, "%llu", (unsigned long long)server.cfg.maxmemory);
     snprintf(qbl, sizeof qbl, "%llu", (unsigned long long)server.cfg.client_query_buffer_limit);
     snprintf(obl, sizeof obl, "%llu", (unsigned long long)server.cfg.client_output_buffer_limit);
     snprintf(port, sizeof port, "%d", server.cfg.port);
@@ -245,6 +259,8 @@ vl_dispatch_result vl_cmd_config(vl_client *c, int argc, const char **argv, cons
         {"threads", threads},
         {"tls-port", tls_port},
         {"tls-auth-clients", vl_tls_auth_name(server.cfg.tls_auth_clients)},
+        {"maxmemory", mm},
+        {"maxmemory-policy", "noeviction"},
         {"maxmemory-clients", mmc},
         {"client-query-buffer-limit", qbl},
         {"client-output-buffer-limit", obl},

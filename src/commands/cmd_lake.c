@@ -56,6 +56,10 @@ vl_dispatch_result vl_cmd_versions(vl_client *c, int argc, const char **argv, co
     vl_version_info *v;
     size_t n;
     vl_versions(server.engine, VL_DEFAULT_COLLECTION, &v, &n);
+    if (vl_client_reserve_output(c, 16 + n * 128) != 0) { /* 128: one map's bound */
+        free(v);
+        return VL_DISPATCH_DONE;
+    }
     vl_reply_array(&c->out, n);
     for (size_t i = 0; i < n; i++) {
         vl_reply_map(&c->out, 3);

@@ -64,8 +64,21 @@ static void reply_hits(vl_client *c, const vl_hit *hits, uint32_t n, int withsco
     }
 }
 
+/* Bytes reply_hits() will queue, at most: per hit a bulk header of up to
+ * 8 characters plus CRLFs around the key, and a score of up to 32 bytes
+ * (RESP2 bulk or RESP3 double of %.17g). */
+static size_t reply_bound(const vl_hit *hits, uint32_t n, int withscores)
+{
+    size_t bytes = 16;
+    for (uint32_t i = 0; i < n; i++)
+        bytes += hits[i].keylen + 12 + (withscores ? 32 : 0);
+    return bytes;
+}
+
 /* Merge the parts and reply (keys point into the snapshot: before closing
- * it), then free the request. */
+ * it), then free the request.  K hits of 64 KiB keys make 650 MB from a
+ * 21-byte request, so the reply is sized and admitted against the client's
+ * output limit before a byte of it is built. */
 static void finish(search_request *r)
 {
     vl_client *c = r->client;
@@ -73,7 +86,8 @@ static void finish(search_request *r)
         vl_hit *hits = vl_malloc((size_t)r->k * sizeof *hits);
         uint32_t n;
         vl_search_finish(r->search, hits, &n);
-        reply_hits(c, hits, n, r->withscores);
+        if (vl_client_reserve_output(c, reply_bound(hits, n, r->withscores)) == 0)
+            reply_hits(c, hits, n, r->withscores);
         free(hits);
     }
     request_free(r);

@@ -31,11 +31,17 @@ vl_dispatch_result vl_cmd_vset(vl_client *c, int argc, const char **argv, const 
         st = vl_put(server.engine, VL_DEFAULT_COLLECTION, argv[1], lens[1], scratch, dim, &err);
     if (st == VL_OK)
         server.writes++;
+    if (st == VL_ERR_NOMEM) { /* past --maxmemory: Redis' reply, word for word */
+        vl_reply_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+        return VL_DISPATCH_DONE;
+    }
     return vl_reply_status(c, st, &err);
 }
 
 static void reply_vector(vl_client *c, const float *v, uint32_t dim)
 {
+    if (vl_client_reserve_output(c, vl_vector_text_max(dim) + 16) != 0)
+        return; /* the client is closed for its output limit */
     char *text = vl_malloc(vl_vector_text_max(dim));
     size_t n = vl_vector_format_text(v, dim, text);
     vl_reply_bulk(&c->out, text, n);

@@ -296,6 +296,22 @@ static vl_status check_vector(const vl_collection *c, vl_metric metric, const fl
     return VL_OK;
 }
 
+/* Refuse a put that would take the data past max_memory (before anything
+ * is logged, so a refused put leaves no trace). */
+static vl_status check_memory(vl_engine *e, const vl_collection *c, size_t keylen, uint32_t dim,
+                              vl_error *err)
+{
+    if (!e->opt.max_memory)
+        return VL_OK;
+    uint64_t used = vl_memory_used(e), cost = vl_rowstore_put_cost(c ? c->rows : NULL, keylen, dim);
+    e->memory_refused = used + cost > e->opt.max_memory;
+    if (!e->memory_refused)
+        return VL_OK;
+    return vl_fail(
+        err, VL_ERR_NOMEM, "data uses %llu bytes and this put needs %llu more; max_memory is %llu",
+        (unsigned long long)used, (unsigned long long)cost, (unsigned long long)e->opt.max_memory);
+}
+
 vl_status vl_put(vl_engine *e, const char *coll, const void *key, size_t keylen, const float *vec,
                  uint32_t dim, vl_error *err)
 {
@@ -309,6 +325,8 @@ vl_status vl_put(vl_engine *e, const char *coll, const void *key, size_t keylen,
         return st;
     if (c && atomic_load(&c->rows->nrows) >= MAX_ROWS_PER_GENERATION)
         return vl_fail(err, VL_ERR_LIMIT, "collection '%s' holds the maximum number of rows", coll);
+    if ((st = check_memory(e, c, keylen, dim, err)) != VL_OK)
+        return st;
     if (!c && (st = create_collection(e, coll, &c, err)) != VL_OK)
         return st;
     vl_wal_record rec = {
@@ -424,6 +442,48 @@ vl_status vl_collection_describe(vl_engine *e, const char *coll, vl_collection_i
     info->unflushed = c->lake.unflushed_puts;
     info->rows_in_memory = atomic_load(&c->rows->nrows);
     return VL_OK;
+}
+
+/* Deletions of segment rows not yet committed, and committed ones kept in
+ * memory for the next flush. */
+static uint64_t lake_bytes(const vl_lake *l)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < l->head.nsegs; i++)
+        bytes += l->segs[i].cap_pending * sizeof *l->segs[i].pending +
+                 l->segs[i].ndeleted * sizeof *l->segs[i].deleted;
+    return bytes;
+}
+
+vl_status vl_collection_memory(vl_engine *e, const char *coll, vl_memory_usage *out)
+{
+    vl_collection *c = vl_engine_find(e, coll);
+    if (!c)
+        return VL_ERR_NOTFOUND;
+    vl_rowstore_mem m;
+    vl_rowstore_memory(c->rows, &m);
+    vl_version_cache_memory(c->cache, &m);
+    out->vectors = m.vectors;
+    out->keys = m.keys;
+    out->index = m.index + lake_bytes(&c->lake);
+    out->total = out->vectors + out->keys + out->index;
+    return VL_OK;
+}
+
+uint64_t vl_memory_used(vl_engine *e)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < e->ncolls; i++) {
+        vl_memory_usage u;
+        vl_collection_memory(e, e->colls[i].name, &u);
+        total += u.total;
+    }
+    return total;
+}
+
+const char *vl_collection_name(vl_engine *e, size_t i)
+{
+    return i < e->ncolls ? e->colls[i].name : NULL;
 }
 
 void vl_engine_stats_get(vl_engine *e, vl_engine_stats *st)

@@ -79,6 +79,7 @@ struct vl_engine {
     int64_t backoff_until;      /* monotonic ms: no automatic job before */
     int version_loads;          /* time-travel reads in flight: GC waits for them */
     int gc_pending;             /* a GC pass was put off; vl_maintenance runs it */
+    int memory_refused;         /* the last put was refused for max_memory */
     uint64_t commits, flushes, compactions, gc_deleted;
 };
 
@@ -94,6 +95,8 @@ struct vl_snapshot {
 vl_collection *vl_engine_find(vl_engine *e, const char *name);
 int64_t vl_monotonic_ms(void);
 void vl_version_cache_free(struct vl_version_cache *vc);
+/** Add what a cached version holds to *m (nothing for NULL). */
+void vl_version_cache_memory(const struct vl_version_cache *vc, vl_rowstore_mem *m);
 /** After a commit: count it, stamp LASTSAVE, remove covered WAL files. */
 void vl_engine_note_commit(vl_engine *e);
 vl_status vl_engine_remove_covered_wal(vl_engine *e, vl_error *err);

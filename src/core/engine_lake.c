@@ -100,13 +100,16 @@ static int flush_due(const vl_engine *e, const vl_collection *c, uint64_t wal_by
 }
 
 /* Dead rows (overwritten or deleted) stay in memory until the generation
- * is rebuilt; do it once they outnumber the live ones.  Never while a job
- * runs: a flush completion points rows of its own generation at the new
+ * is rebuilt; do it once they outnumber the live ones -- or, while the data
+ * is past max_memory (writes refused), once they are a sixteenth of the
+ * rows, so deleting makes room for writes again.  Never while a job runs:
+ * a flush completion points rows of its own generation at the new
  * segment. */
-static void reclaim_dead_rows(vl_collection *c)
+static void reclaim_dead_rows(vl_collection *c, int pressure)
 {
-    uint64_t n = atomic_load(&c->rows->nrows), live = c->rows->live;
-    if (n - live < VL_RECLAIM_MIN_DEAD || n - live < live)
+    uint64_t n = atomic_load(&c->rows->nrows), live = c->rows->live, dead = n - live;
+    int due = pressure ? dead > 0 && dead * 16 >= n : dead >= VL_RECLAIM_MIN_DEAD && dead >= live;
+    if (!due)
         return;
     vl_rowstore *fresh = vl_rowstore_compact(c->rows);
     vl_rowstore_unref(c->rows);
@@ -119,7 +122,7 @@ void vl_maintenance(vl_engine *e)
     if (e->job || e->failed)
         return;
     for (size_t i = 0; i < e->ncolls; i++)
-        reclaim_dead_rows(&e->colls[i]);
+        reclaim_dead_rows(&e->colls[i], e->memory_refused);
     if (e->gc_pending && !e->version_loads) {
         e->gc_pending = 0;
         for (size_t i = 0; i < e->ncolls; i++)

@@ -18,6 +18,7 @@ void vl_options_init(vl_options *opt)
     opt->compact_segments = 8;
     opt->open_previous_on_damage = 0;
     opt->wal_truncate_damaged = 0;
+    opt->max_memory = 0;
 }
 
 static int lookup(const char *const *names, int n, const char *name)

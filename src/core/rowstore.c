@@ -140,6 +140,7 @@ uint32_t vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const 
     double norm = sqrt(vl_dot(dst, dst, dim));
     c->inv_norms[slot] = norm > 0 ? 1.0 / norm : 0.0;
     vl_key *k = vl_malloc(sizeof *k + keylen);
+    rs->key_bytes += sizeof *k + keylen;
     k->len = (uint32_t)keylen;
     memcpy(k->data, key, keylen);
     c->keys[slot] = k;
@@ -218,4 +219,54 @@ vl_rowstore *vl_rowstore_compact(const vl_rowstore *rs)
                         c->seg_id[slot], c->seg_row[slot]);
     }
     return fresh;
+}
+
+/* ---- memory accounting ---- */
+
+static uint64_t chunk_vector_bytes(uint32_t dim)
+{
+    return (uint64_t)VL_CHUNK_ROWS * dim * sizeof(float) +
+           VL_CHUNK_ROWS * sizeof(*((vl_chunk *)0)->inv_norms);
+}
+
+static uint64_t chunk_index_bytes(void)
+{
+    const vl_chunk *c = NULL;
+    return sizeof *c + VL_CHUNK_ROWS * (sizeof *c->keys + sizeof *c->put_lsn + sizeof *c->seg_id +
+                                        sizeof *c->seg_row);
+}
+
+static uint64_t dir_bytes(const vl_chunk_dir *d)
+{
+    return sizeof *d + (uint64_t)d->cap * sizeof(vl_chunk *);
+}
+
+void vl_rowstore_memory(const vl_rowstore *rs, vl_rowstore_mem *m)
+{
+    uint64_t n = atomic_load_explicit(&rs->nrows, memory_order_acquire);
+    uint64_t chunks = (n + VL_CHUNK_ROWS - 1) / VL_CHUNK_ROWS;
+    m->vectors = chunks * chunk_vector_bytes(rs->dim);
+    m->keys = rs->key_bytes;
+    m->index = sizeof *rs + chunks * chunk_index_bytes() +
+               (uint64_t)rs->map.cap * (sizeof *rs->map.hashes + sizeof *rs->map.rows) +
+               dir_bytes(atomic_load_explicit(&((vl_rowstore *)rs)->dir, memory_order_acquire));
+    for (const vl_chunk_dir *d = rs->retired; d; d = d->retired_next)
+        m->index += dir_bytes(d);
+}
+
+uint64_t vl_rowstore_put_cost(const vl_rowstore *rs, size_t keylen, uint32_t dim)
+{
+    uint64_t cost = sizeof(vl_key) + keylen;
+    uint64_t n = rs ? atomic_load_explicit(&rs->nrows, memory_order_relaxed) : 0;
+    size_t map_cap = rs ? rs->map.cap : 0, map_count = rs ? rs->map.count : 0;
+    if (n % VL_CHUNK_ROWS == 0) {
+        cost += chunk_vector_bytes(rs && rs->dim ? rs->dim : dim) + chunk_index_bytes();
+        vl_chunk_dir *d =
+            rs ? atomic_load_explicit(&((vl_rowstore *)rs)->dir, memory_order_relaxed) : NULL;
+        if (d && n / VL_CHUNK_ROWS >= d->cap)
+            cost += sizeof *d + 2 * (uint64_t)d->cap * sizeof(vl_chunk *);
+    }
+    if ((map_count + 1) * 4 > map_cap * 3) /* the key map doubles (keymap.c) */
+        cost += (map_cap ? map_cap : 64) * (sizeof(uint64_t) + sizeof(uint32_t));
+    return cost;
 }

@@ -64,8 +64,9 @@ typedef struct {
     vl_metric metric;
     _Atomic(vl_chunk_dir *) dir;
     _Atomic uint64_t nrows;
-    uint64_t live; /* writer only */
-    vl_keymap map; /* writer only */
+    uint64_t live;      /* writer only */
+    uint64_t key_bytes; /* writer only: bytes of the key copies, dead rows' too */
+    vl_keymap map;      /* writer only */
     vl_chunk_dir *retired;
 } vl_rowstore;
 
@@ -97,6 +98,22 @@ void vl_rowstore_location(const vl_rowstore *rs, uint32_t row, uint32_t *seg_id,
 void vl_rowstore_set_location(vl_rowstore *rs, uint32_t row, uint32_t seg_id, uint32_t seg_row);
 /** LSN that deleted row (0 while live). */
 uint64_t vl_rowstore_del_lsn(const vl_rowstore *rs, uint32_t row);
+
+/** What a generation holds, in bytes asked of malloc (allocator overhead
+ *  is not counted).  Chunks are counted whole: a chunk's vectors are
+ *  allocated for VL_CHUNK_ROWS rows when its first row arrives. */
+typedef struct {
+    uint64_t vectors; /* vectors and their norms */
+    uint64_t keys;    /* key copies */
+    uint64_t index;   /* key map, per-row metadata, chunk directories */
+} vl_rowstore_mem;
+
+/** Writer (or an immutable store): the bytes rs holds. */
+void vl_rowstore_memory(const vl_rowstore *rs, vl_rowstore_mem *m);
+/** Writer: the bytes a put of a keylen-byte key of dim floats would add
+ *  (its key copy, plus a new chunk, directory or key map when it needs
+ *  one); rs NULL means a store not created yet. */
+uint64_t vl_rowstore_put_cost(const vl_rowstore *rs, size_t keylen, uint32_t dim);
 
 /* Reader helpers (any thread, given a count loaded with acquire). */
 static inline vl_chunk *vl_rowstore_chunk(vl_chunk_dir *dir, uint64_t row)

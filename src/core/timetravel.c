@@ -31,6 +31,17 @@ void vl_version_cache_free(struct vl_version_cache *vc)
     free(vc);
 }
 
+void vl_version_cache_memory(const struct vl_version_cache *vc, vl_rowstore_mem *m)
+{
+    if (!vc)
+        return;
+    vl_rowstore_mem v;
+    vl_rowstore_memory(vc->rows, &v);
+    m->vectors += v.vectors;
+    m->keys += v.keys;
+    m->index += v.index + sizeof *vc;
+}
+
 static int retained(const vl_lake *l, uint64_t version)
 {
     for (size_t i = 0; i < l->nretained; i++)

@@ -69,6 +69,8 @@ static void usage(FILE *f)
                "                                 SIMD path of the distance kernels (default\n"
                "                                 auto: the best this CPU has; a path the CPU\n"
                "                                 lacks is refused)\n"
+               "  --maxmemory BYTES              data memory limit: a VSET past it gets -OOM,\n"
+               "                                 reads and deletes go on (default 0 = none)\n"
                "  --maxmemory-clients BYTES      all clients' query + output buffers; past it the\n"
                "                                 largest client is evicted (default 1gb; 0 = none;\n"
                "                                 units k, kb, m, mb, g, gb as in Redis)\n"
@@ -173,6 +175,7 @@ static const flag flags[] = {
     {"--aclfile", STRING_FLAG, 0, 0, FIELD(aclfile)},
     {"--protected-mode", YESNO_FLAG, 0, 0, FIELD(protected_mode)},
     {"--simd", SIMD_FLAG, 0, 0, FIELD(simd)},
+    {"--maxmemory", BYTES_FLAG, 0, 0, FIELD(maxmemory)},
     {"--maxmemory-clients", BYTES_FLAG, 0, 0, FIELD(maxmemory_clients)},
     {"--client-query-buffer-limit", BYTES_FLAG, 0, 0, FIELD(client_query_buffer_limit)},
     {"--client-output-buffer-limit", BYTES_FLAG, 0, 0, FIELD(client_output_buffer_limit)},

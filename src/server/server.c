@@ -182,6 +182,7 @@ static int open_engine(const vl_config *cfg)
     opt.compact_segments = (uint32_t)cfg->compact_segments;
     opt.open_previous_on_damage = cfg->open_previous_on_damage;
     opt.wal_truncate_damaged = cfg->wal_truncate_damaged;
+    opt.max_memory = cfg->maxmemory;
     vl_error err;
     if (vl_open(cfg->dir, &opt, &server.engine, &err) != VL_OK) {
         vl_log(VL_LOG_ERROR, "cannot open data directory %s: %s", cfg->dir, err.msg);

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from harness import RespError, VexLakeServer, encode_command
 
@@ -194,3 +195,163 @@ def test_config_get_reports_the_memory_limits(vexlake):
     assert got["maxmemory-clients"] == str(100 << 20)
     assert got["client-query-buffer-limit"] == str(64 << 20)
     assert got["client-output-buffer-limit"] == str(256 << 20)
+
+
+# ---- reply amplification ---------------------------------------------------
+
+KEY_BYTES = 64 * 1024
+
+
+def big_key(i: int) -> bytes:
+    return b"%06d" % i + b"k" * (KEY_BYTES - 6)
+
+
+def load_big_keys(r, n: int):
+    pipe = r.pipeline(transaction=False)
+    for i in range(n):
+        pipe.execute_command("VSET", big_key(i), f"[{i}]")
+        if i % 200 == 199:
+            pipe.execute()
+    pipe.execute()
+
+
+def vm_kb(pid: int, field: str) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(field)
+
+
+def send_and_never_read(port: int, *cmd) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(encode_command(*cmd))
+    return s
+
+
+@pytest.mark.timeout(180)
+def test_vsearch_reply_past_the_output_limit_is_never_built(vexlake):
+    # 2000 keys of 64 KiB: one 23-byte VSEARCH asks for a 131 MB reply.  Four
+    # clients that never read used to pin four of them (3.1 GB at the issue's
+    # scale); the limit must refuse the reply before building it, so the
+    # server's peak RSS does not move by a reply's size.
+    n = 2000
+    srv = vexlake(["--metric", "l2", "--appendfsync", "no",
+                   "--client-output-buffer-limit", "64mb"])
+    r = srv.client(decode=False)
+    load_big_keys(r, n)
+    assert r.dbsize() == n
+    pid = srv.proc.pid
+    peak_before = vm_kb(pid, "VmHWM")
+    hostile = [send_and_never_read(srv.port, "VSEARCH", "[0]", str(n)) for _ in range(4)]
+    try:
+        wait_for(lambda: info(r, "stats")["client_output_buffer_limit_disconnections"] == 4,
+                 what="four output-limit disconnections")
+        for s in hostile:
+            assert closed_by_peer(s)
+        grew_mb = (vm_kb(pid, "VmHWM") - peak_before) / 1024
+        assert grew_mb < 64, f"peak RSS grew by {grew_mb:.0f} MB for replies never sent"
+        assert r.ping() is True
+        assert r.execute_command("VGET", big_key(7)) == b"[7.000000]"
+        assert r.execute_command("VSEARCH", "[3]", "1") == [big_key(3)]
+    finally:
+        for s in hostile:
+            s.close()
+    assert "scheduled to be closed ASAP for overcoming of output buffer limits" in srv.log_tail(20000)
+    srv.assert_healthy()
+
+
+@pytest.mark.timeout(180)
+def test_replies_of_all_clients_count_against_maxmemory_clients(vexlake):
+    # No per-client limit, 100 MB for all clients: two non-reading clients
+    # each asking for a 66 MB reply cannot both keep theirs.
+    n = 1000
+    srv = vexlake(["--metric", "l2", "--appendfsync", "no", "--client-output-buffer-limit", "0",
+                   "--maxmemory-clients", "100mb"])
+    r = srv.client(decode=False)
+    load_big_keys(r, n)
+    hostile = [send_and_never_read(srv.port, "VSEARCH", "[0]", str(n)) for _ in range(2)]
+    try:
+        wait_for(lambda: info(r, "stats")["evicted_clients"] >= 1, what="an eviction")
+        mem = info(r, "memory")
+        assert mem["mem_clients_normal"] <= 100 * MiB, mem
+        assert r.ping() is True
+    finally:
+        for s in hostile:
+            s.close()
+    assert "Evicting client: id=" in srv.log_tail(20000)
+
+
+# ---- --maxmemory for the data ----------------------------------------------
+
+OOM = "OOM command not allowed when used memory > 'maxmemory'."
+
+
+def fill_until_oom(r, start=0, limit=10000):
+    """VSET 64 KiB keys until the server refuses one; returns the count stored."""
+    for i in range(start, start + limit):
+        try:
+            r.execute_command("VSET", big_key(i), f"[{i}, 1]")
+        except redis.ResponseError as e:
+            assert OOM.endswith(str(e)), str(e)  # redis-py drops the "OOM" code word
+            return i - start
+    pytest.fail("no OOM reply")
+
+
+def test_maxmemory_refuses_writes_with_redis_oom_and_keeps_reads(vexlake):
+    srv = vexlake(["--metric", "l2", "--appendfsync", "no", "--maxmemory", "8mb"])
+    r = srv.client(decode=False)
+    stored = fill_until_oom(r)
+    assert 50 < stored < 130, stored  # 8 MiB of 64 KiB keys, less the vectors and index
+    with srv.raw() as c:  # the exact error line on the wire
+        assert c.command("VSET", big_key(99999), "[1, 2]") == RespError(OOM)
+    mem = info(r, "memory")
+    assert mem["maxmemory"] == 8 << 20
+    assert mem["maxmemory_human"] == "8.00M"
+    assert mem["maxmemory_policy"] == "noeviction"
+    assert stored * KEY_BYTES <= mem["used_memory"] <= 8 << 20, mem
+    assert mem["collection_default_bytes"] == mem["used_memory"]
+    assert mem["collection_default_keys_bytes"] >= stored * KEY_BYTES
+    assert mem["collection_default_vectors_bytes"] > 0
+    assert mem["collection_default_index_bytes"] > 0
+    assert mem["used_memory_rss"] > mem["used_memory"]
+    # Reads keep working.
+    assert r.dbsize() == stored
+    assert r.execute_command("VGET", big_key(3)) == b"[3.000000, 1.000000]"
+    assert r.execute_command("VSEARCH", "[5, 1]", "1") == [big_key(5)]
+    assert r.execute_command("VGET", big_key(stored)) is None  # the refused one is not there
+    # Deleting frees memory (reclaimed by maintenance within a moment).
+    used = mem["used_memory"]
+    for i in range(20):
+        assert r.execute_command("VDEL", big_key(i)) == 1
+    wait_for(lambda: info(r, "memory")["used_memory"] < used - 10 * KEY_BYTES,
+             what="deleted rows reclaimed")
+    assert fill_until_oom(r, start=1000) >= 10
+    # CLEAR is always allowed and frees the data.
+    assert r.execute_command("CLEAR") == b"OK"
+    assert info(r, "memory")["used_memory"] < 1 << 20
+    r.execute_command("VSET", b"small", "[1, 2]")
+    assert srv.client().config_get("maxmemory") == {"maxmemory": str(8 << 20)}
+
+
+def test_maxmemory_holds_across_a_restart(vexlake):
+    srv = vexlake(["--metric", "l2", "--appendfsync", "no", "--maxmemory", "4mb"])
+    r = srv.client(decode=False)
+    stored = fill_until_oom(r)
+    srv.stop()
+    srv.start()
+    r = srv.client(decode=False)
+    assert r.dbsize() == stored  # replay is never refused
+    with pytest.raises(redis.ResponseError, match="command not allowed when used memory"):
+        r.execute_command("VSET", big_key(5000), "[1, 2]")
+
+
+def test_info_memory_without_a_limit(server):
+    r = server.client()
+    mem = info(r, "memory")
+    assert mem["used_memory"] == 0 and mem["maxmemory"] == 0
+    r.execute_command("VSET", "a", "[1, 2]")
+    mem = info(r, "memory")
+    assert mem["used_memory"] == mem["collection_default_bytes"] > 0
+    from harness import no_callback
+    assert "# Memory" in no_callback(r, "INFO")  # in the default sections
