@@ -1,11 +1,15 @@
 """Access control end to end: --requirepass / --requirepass-file, AUTH and
 HELLO AUTH, ACL users from --aclfile (categories, collection patterns, off
 users, ACL LOAD), and protected mode's start warning, with redis-py (RESP2
-and RESP3) and redis-cli.  Non-loopback clients cannot be made on a test
-machine's loopback; tests/unit/test_auth.c refuses them at dispatch."""
+and RESP3) and redis-cli.  A non-loopback client is made inside a private
+network namespace (`unshare -n`, only lo, so no packet leaves it), and
+tests/unit/test_auth.c refuses fake peers at dispatch."""
 import hashlib
 import socket
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -418,18 +422,7 @@ def test_no_warning_with_a_password_or_on_loopback(vexlake, args):
     assert "no password for the default user" not in log_of(srv)
 
 
-def nonloopback_address():
-    """This host's own address toward the default route, if it has one
-    (a UDP connect sends nothing).  A connection to it never leaves the
-    host, but its source is not a loopback address, as Redis' own
-    protected-mode test does."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.1", 9))
-        except OSError:
-            return None
-        ip = s.getsockname()[0]
-    return None if ip.startswith("127.") else ip
+NETNS_IP = "192.0.2.2"  # TEST-NET-1, added to lo inside a private network namespace
 
 
 def first_reply_then_eof(ip, port, payload=b"*1\r\n$4\r\nPING\r\n"):
@@ -445,26 +438,70 @@ def first_reply_then_eof(ip, port, payload=b"*1\r\n$4\r\nPING\r\n"):
                 return data, False
 
 
-@pytest.mark.skipif(nonloopback_address() is None, reason="no non-loopback address on this host")
-def test_protected_mode_refuses_a_non_loopback_client(vexlake):
-    ip = nonloopback_address()
-    srv = vexlake(["--bind", "0.0.0.0"])
-    data, closed = first_reply_then_eof(ip, srv.port)
-    assert data.startswith(b"-DENIED VexLake is running in protected mode because protected mode "
-                           b"is enabled and no password is set for the default user.")
-    assert data.endswith(b"\r\n") and data.count(b"\r\n") == 1 and closed
-    assert srv.client().ping() is True  # loopback is served
+def protected_mode_checks_in_netns(binary, workdir):
+    """Run inside `unshare -n` (a private network namespace with only lo):
+    NETNS_IP on lo gives a client a non-loopback source address while no
+    packet can leave the namespace."""
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    subprocess.run(["ip", "addr", "add", NETNS_IP + "/32", "dev", "lo"], check=True)
 
-    pw = vexlake(["--bind", "0.0.0.0", "--requirepass", PW])
-    data, closed = first_reply_then_eof(ip, pw.port)
-    assert data == b"-NOAUTH Authentication required.\r\n" and not closed
-    data, closed = first_reply_then_eof(
-        ip, pw.port, b"*2\r\n$4\r\nAUTH\r\n$9\r\n" + PW.encode() + b"\r\n")
-    assert data == b"+OK\r\n"
+    def serve(name, *args):
+        d = Path(workdir) / name
+        d.mkdir()
+        port = free_port()
+        log = open(d / "server.log", "wb")
+        p = subprocess.Popen([binary, "--port", str(port), "--dir", str(d / "data"),
+                              "--bind", "0.0.0.0", *args],
+                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        for _ in range(500):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return p, port
+            except OSError:
+                time.sleep(0.02)
+        p.kill()
+        raise AssertionError(f"{name}: server did not start: {(d / 'server.log').read_text()}")
 
-    off = vexlake(["--bind", "0.0.0.0", "--protected-mode", "no"])
-    data, closed = first_reply_then_eof(ip, off.port)
-    assert data == b"+PONG\r\n" and not closed
+    procs = []
+    try:
+        p, port = serve("open")
+        procs.append(p)
+        data, closed = first_reply_then_eof(NETNS_IP, port)
+        assert data.startswith(b"-DENIED VexLake is running in protected mode because protected "
+                               b"mode is enabled and no password is set for the default user."), data
+        assert data.endswith(b"\r\n") and data.count(b"\r\n") == 1 and closed, data
+        assert first_reply_then_eof("127.0.0.1", port) == (b"+PONG\r\n", False)
+
+        p, port = serve("pw", "--requirepass", PW)
+        procs.append(p)
+        assert first_reply_then_eof(NETNS_IP, port) == (b"-NOAUTH Authentication required.\r\n",
+                                                        False)
+        auth = b"*2\r\n$4\r\nAUTH\r\n$9\r\n" + PW.encode() + b"\r\n"
+        assert first_reply_then_eof(NETNS_IP, port, auth)[0] == b"+OK\r\n"
+
+        p, port = serve("off", "--protected-mode", "no")
+        procs.append(p)
+        assert first_reply_then_eof(NETNS_IP, port) == (b"+PONG\r\n", False)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(10)
+
+
+def netns_available():
+    try:
+        return subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"],
+                              capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not netns_available(), reason="needs root for a private network namespace")
+def test_protected_mode_refuses_a_non_loopback_client(tmp_path):
+    p = subprocess.run(["unshare", "-n", sys.executable, __file__, "--netns-checks",
+                        str(server_binary()), str(tmp_path)],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_protected_mode_bad_value(tmp_path):
@@ -477,3 +514,7 @@ def test_help_lists_the_flags():
     for flag in ("--requirepass PASS", "--requirepass-file PATH", "--aclfile PATH",
                  "--protected-mode yes|no"):
         assert flag in out
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--netns-checks"]:
+    protected_mode_checks_in_netns(sys.argv[2], sys.argv[3])
