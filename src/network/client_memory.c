@@ -59,10 +59,11 @@ static size_t usage(const vl_client *c)
     return c->qcap + c->out.cap;
 }
 
+/* what: "Evicting client:" or "Client", as Redis words its lines. */
 static void log_client(const char *what, const vl_client *c, size_t extra, const char *why)
 {
     vl_log(VL_LOG_WARNING,
-           "%s: id=%llu addr=%s name=%s qbuf=%zu qbuf-cap=%zu omem=%zu tot-mem=%zu %s", what,
+           "%s id=%llu addr=%s name=%s qbuf=%zu qbuf-cap=%zu omem=%zu tot-mem=%zu %s", what,
            (unsigned long long)c->id, c->addr, c->name ? c->name : "", c->qlen, c->qcap, c->out.cap,
            usage(c) + extra, why);
 }
@@ -85,7 +86,7 @@ int vl_clients_make_room(vl_clients *cs, vl_client *c, size_t extra)
         char why[128];
         snprintf(why, sizeof why, "(clients use %zu bytes; maxmemory-clients is %zu)",
                  cs->query_bytes + cs->output_bytes + extra, max);
-        log_client("Evicting client", victim, victim == c ? extra : 0, why);
+        log_client("Evicting client:", victim, victim == c ? extra : 0, why);
         cs->evicted_clients++;
         vl_client_schedule_close(victim);
         if (victim == c)

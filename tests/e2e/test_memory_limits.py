@@ -257,7 +257,8 @@ def test_vsearch_reply_past_the_output_limit_is_never_built(vexlake):
     finally:
         for s in hostile:
             s.close()
-    assert "scheduled to be closed ASAP for overcoming of output buffer limits" in srv.log_tail(20000)
+    assert re.search(r"Client id=\d+ addr=127\.0\.0\.1:\d+ .* scheduled to be closed ASAP for "
+                     r"overcoming of output buffer limits", srv.log_tail(20000))
     srv.assert_healthy()
 
 
