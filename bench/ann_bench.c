@@ -7,7 +7,8 @@
  *
  * Builds the index over DIR/base.fvecs (one thread, rows in file order),
  * then for each EF searches every query of DIR/query.fvecs for its 10
- * nearest, REPEAT times, and prints one line per EF.  Recall is tie-aware
+ * nearest, REPEAT times, and prints one line per EF; then switches the same
+ * graph to SQ8 traversal (vl_hnsw_set_quant) and sweeps again.  Recall is tie-aware
  * (tests/unit/testutil_fvecs.h: a row within the 10th ground-truth distance
  * counts).  QPS is queries per second of the best pass, by the process's
  * CPU time (cpu_qps, what bench/ann_peers.py compares: the machine is
@@ -16,7 +17,9 @@
  * Output lines are "key value" pairs, read by bench/ann_peers.py:
  *
  *   build dataset D rows N dim D seconds S bytes_per_vector B graph_bytes_per_vector G
- *   search dataset D ef E recall R cpu_qps Q wall_qps W
+ *   search dataset D mode float32 ef E recall R cpu_qps Q wall_qps W
+ *   quant dataset D mode sq8 seconds S bytes_per_vector B
+ *   search dataset D mode sq8 ef E recall R cpu_qps Q wall_qps W
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +54,29 @@ static const char *base_name(const char *dir)
 {
     const char *s = strrchr(dir, '/');
     return s && s[1] ? s + 1 : dir;
+}
+
+/* All queries at beam ef, REPEAT times; the best pass's CPU and wall
+ * seconds.  0 on a search error (printed). */
+static int sweep_point(const vl_hnsw *h, vl_hnsw_scratch *s, const float *queries, uint32_t nq,
+                       uint32_t dim, uint32_t ef, vl_hnsw_hit *hits, uint32_t *got, double *cpu,
+                       double *wall)
+{
+    vl_error err;
+    *cpu = *wall = 1e30;
+    for (int rep = 0; rep < REPEAT; rep++) {
+        double c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
+        for (uint32_t qi = 0; qi < nq; qi++)
+            if (vl_hnsw_search(h, queries + (size_t)qi * dim, K, ef, NULL, s, hits + (size_t)qi * K,
+                               &got[qi], &err) != VL_OK) {
+                fprintf(stderr, "ann_bench: search: %s\n", err.msg);
+                return 0;
+            }
+        double c = now(CLOCK_PROCESS_CPUTIME_ID) - c0, w = now(CLOCK_MONOTONIC) - w0;
+        *cpu = c < *cpu ? c : *cpu;
+        *wall = w < *wall ? w : *wall;
+    }
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -105,32 +131,34 @@ int main(int argc, char **argv)
     vl_hnsw_scratch *s = vl_hnsw_scratch_new();
     vl_hnsw_hit *hits = malloc((size_t)nq * K * sizeof(vl_hnsw_hit));
     uint32_t *got = malloc((size_t)nq * sizeof(uint32_t));
-    for (uint32_t e = 0; e < nef; e++) {
-        uint32_t ef = argc > 5 ? (uint32_t)atoi(argv[5 + e]) : default_efs[e];
-        double best_cpu = 1e30, best_wall = 1e30;
-        for (int rep = 0; rep < REPEAT; rep++) {
-            double c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
-            for (uint32_t qi = 0; qi < nq; qi++)
-                if (vl_hnsw_search(h, queries + (size_t)qi * dq, K, ef, NULL, s,
-                                   hits + (size_t)qi * K, &got[qi], &err) != VL_OK) {
-                    fprintf(stderr, "ann_bench: search: %s\n", err.msg);
-                    return 1;
-                }
-            double c = now(CLOCK_PROCESS_CPUTIME_ID) - c0, w = now(CLOCK_MONOTONIC) - w0;
-            best_cpu = c < best_cpu ? c : best_cpu;
-            best_wall = w < best_wall ? w : best_wall;
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 1) {
+            t0 = now(CLOCK_MONOTONIC);
+            if (vl_hnsw_set_quant(h, VL_HNSW_QUANT_SQ8, &err) != VL_OK) {
+                fprintf(stderr, "ann_bench: %s\n", err.msg);
+                return 1;
+            }
+            printf("quant dataset %s mode sq8 seconds %.3f bytes_per_vector %.1f\n", base_name(dir),
+                   now(CLOCK_MONOTONIC) - t0, (double)vl_hnsw_memory_bytes(h) / nb);
         }
-        uint64_t total = 0;
-        for (uint32_t qi = 0; qi < nq; qi++) {
-            uint32_t rows[K];
-            for (uint32_t i = 0; i < got[qi]; i++)
-                rows[i] = hits[(size_t)qi * K + i].row;
-            total += vl_tie_hits(metric, queries + (size_t)qi * dq, base, db, rows, got[qi],
-                                 gtd[(size_t)qi * dg + K - 1]);
+        for (uint32_t e = 0; e < nef; e++) {
+            uint32_t ef = argc > 5 ? (uint32_t)atoi(argv[5 + e]) : default_efs[e];
+            double cpu, wall;
+            if (!sweep_point(h, s, queries, nq, dq, ef, hits, got, &cpu, &wall))
+                return 1;
+            uint64_t total = 0;
+            for (uint32_t qi = 0; qi < nq; qi++) {
+                uint32_t rows[K];
+                for (uint32_t i = 0; i < got[qi]; i++)
+                    rows[i] = hits[(size_t)qi * K + i].row;
+                total += vl_tie_hits(metric, queries + (size_t)qi * dq, base, db, rows, got[qi],
+                                     gtd[(size_t)qi * dg + K - 1]);
+            }
+            printf("search dataset %s mode %s ef %u recall %.4f cpu_qps %.0f wall_qps %.0f\n",
+                   base_name(dir), mode ? "sq8" : "float32", ef, (double)total / ((double)nq * K),
+                   nq / cpu, nq / wall);
+            fflush(stdout);
         }
-        printf("search dataset %s ef %u recall %.4f cpu_qps %.0f wall_qps %.0f\n", base_name(dir),
-               ef, (double)total / ((double)nq * K), nq / best_cpu, nq / best_wall);
-        fflush(stdout);
     }
     vl_hnsw_scratch_free(s);
     vl_hnsw_free(h);

@@ -2,7 +2,8 @@
 """ann_peers.py - VexLake's HNSW (through its C API) against hnswlib, one thread.
 
 For every dataset in ../shared/datasets (or $VL_DATASETS), in the same run:
-  - VexLake: build/rel/bench/ann_bench builds the graph and sweeps ef;
+  - VexLake: build/rel/bench/ann_bench builds the graph and sweeps ef, walking
+    it on float32 and then on SQ8 codes with a float32 re-rank (same graph);
   - hnswlib 0.8.0: the same M and ef_construction, one thread for the build
     (add_items num_threads=1) and for the search (set_num_threads(1) and
     knn_query on the whole query matrix, so Python's per-call cost is paid
@@ -12,8 +13,8 @@ Both are timed the same way: the best of 3 passes, by the process's CPU time
 QPS is printed too).  Recall@10 is tie-aware for both: a returned row whose
 true distance is within the 10th ground-truth distance counts.
 
-Prints both curves per dataset and the QPS ratio VexLake / hnswlib at recall
-0.95 and 0.99 (log-QPS interpolated between sweep points), and writes the
+Prints the curves per dataset and the QPS ratio VexLake / hnswlib at recall
+0.95 and 0.99 for each VexLake mode (log-QPS interpolated between sweep points), and writes the
 same as Markdown to bench/results/<date>-hnsw.md (override with --out).
 """
 import argparse
@@ -56,18 +57,22 @@ def tie_recall(metric, base, queries, labels, kth):
 
 
 def run_vexlake(binary, path, metric, m, efc):
+    """Build facts and {mode: curve} from one ann_bench run."""
     out = subprocess.run([binary, path, metric, str(m), str(efc)] + [str(e) for e in EFS],
                          check=True, capture_output=True, text=True).stdout
-    build, curve = {}, []
+    build, curves = {}, {}
     for line in out.splitlines():
         f = line.split()
         kv = dict(zip(f[1::2], f[2::2]))
         if f[0] == "build":
             build = {"seconds": float(kv["seconds"]), "bpv": float(kv["bytes_per_vector"])}
+        elif f[0] == "quant":
+            build["sq8_seconds"] = float(kv["seconds"])
+            build["sq8_bpv"] = float(kv["bytes_per_vector"])
         elif f[0] == "search":
-            curve.append((int(kv["ef"]), float(kv["recall"]), float(kv["cpu_qps"]),
-                          float(kv["wall_qps"])))
-    return build, curve
+            curves.setdefault(kv["mode"], []).append(
+                (int(kv["ef"]), float(kv["recall"]), float(kv["cpu_qps"]), float(kv["wall_qps"])))
+    return build, curves
 
 
 def run_hnswlib(path, metric, m, efc):
@@ -143,29 +148,33 @@ def main():
     for name in names:
         path = os.path.join(args.datasets, name)
         metric = metric_of(name)
-        vb, vc = run_vexlake(args.bin, path, metric, args.m, args.efc)
+        vb, vcs = run_vexlake(args.bin, path, metric, args.m, args.efc)
         hb, hc = run_hnswlib(path, metric, args.m, args.efc)
+        vc, sc = vcs["float32"], vcs["sq8"]
         lines += [f"## {name} ({metric})", "",
-                  f"Build (one thread): VexLake {vb['seconds']:.2f} s, {vb['bpv']:.0f} B/vector; "
+                  f"Build (one thread): VexLake {vb['seconds']:.2f} s, {vb['bpv']:.0f} B/vector "
+                  f"(SQ8 codes: +{vb['sq8_seconds']:.2f} s, {vb['sq8_bpv']:.0f} B/vector); "
                   f"hnswlib {hb['seconds']:.2f} s, {hb['bpv']:.0f} B/vector (index file size).",
-                  "", "| ef | VexLake recall | VexLake QPS (cpu / wall) | hnswlib recall | hnswlib QPS (cpu / wall) |",
-                  "|---:|---:|---:|---:|---:|"]
-        for (ef, vr, vq, vw), (_, hr, hq, hw) in zip(vc, hc):
-            lines.append(f"| {ef} | {vr:.4f} | {vq:.0f} / {vw:.0f} | {hr:.4f} | {hq:.0f} / {hw:.0f} |")
-        row = [name]
-        for target in (0.95, 0.99):
-            v, h = qps_at(vc, target), qps_at(hc, target)
-            ratio = v / h if v and h else None
-            row += [v, h, ratio]
-        summary.append(row)
+                  "", "| ef | VexLake f32 recall | QPS (cpu / wall) | VexLake SQ8 recall | QPS (cpu / wall) "
+                  "| hnswlib recall | QPS (cpu / wall) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for (ef, vr, vq, vw), (_, sr, sq, sw), (_, hr, hq, hw) in zip(vc, sc, hc):
+            lines.append(f"| {ef} | {vr:.4f} | {vq:.0f} / {vw:.0f} | {sr:.4f} | {sq:.0f} / {sw:.0f} "
+                         f"| {hr:.4f} | {hq:.0f} / {hw:.0f} |")
+        for mode, curve in (("float32", vc), ("sq8", sc)):
+            row = [name, mode]
+            for target in (0.95, 0.99):
+                v, h = qps_at(curve, target), qps_at(hc, target)
+                row += [v, h, v / h if v and h else None]
+            summary.append(row)
         lines.append("")
         print("\n".join(lines[-(len(vc) + 6):]), flush=True)
     lines += ["## QPS at equal recall (VexLake / hnswlib; target >= 2x)", "",
-              "| dataset | QPS@0.95 VexLake | hnswlib | ratio | QPS@0.99 VexLake | hnswlib | ratio |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              "| dataset | VexLake walk | QPS@0.95 VexLake | hnswlib | ratio | QPS@0.99 VexLake | hnswlib | ratio |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in summary:
-        lines.append(f"| {r[0]} | {fmt(r[1], '.0f')} | {fmt(r[2], '.0f')} | {fmt(r[3], '.2f')}x | "
-                     f"{fmt(r[4], '.0f')} | {fmt(r[5], '.0f')} | {fmt(r[6], '.2f')}x |")
+        lines.append(f"| {r[0]} | {r[1]} | {fmt(r[2], '.0f')} | {fmt(r[3], '.0f')} | {fmt(r[4], '.2f')}x | "
+                     f"{fmt(r[5], '.0f')} | {fmt(r[6], '.0f')} | {fmt(r[7], '.2f')}x |")
     print("\n".join(lines[-(len(summary) + 4):]))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:

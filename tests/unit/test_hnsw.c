@@ -142,7 +142,8 @@ static const dataset datasets[] = {
     {"manpage-minilm-384-cosine-19k", VL_METRIC_COSINE},
 };
 
-static double dataset_recall(const dataset *ds, int *skipped)
+/* recall[0]: float32 walk, recall[1]: SQ8 walk with float32 re-rank. */
+static void dataset_recall(const dataset *ds, double recall[2], int *skipped)
 {
     char path[4][512];
     const char *files[4] = {"base.fvecs", "query.fvecs", "groundtruth.ivecs",
@@ -160,7 +161,7 @@ static double dataset_recall(const dataset *ds, int *skipped)
         free(queries);
         free(gtd);
         *skipped = 1;
-        return 0;
+        return;
     }
     assert_int_equal(db, dq);
     assert_true(ng == nq && dg >= K);
@@ -171,31 +172,37 @@ static double dataset_recall(const dataset *ds, int *skipped)
     vl_hnsw *h = build(base, nb, db, ds->metric, 0, 0, 42);
     vl_hnsw_scratch *s = vl_hnsw_scratch_new();
     vl_hnsw_hit hits[K];
-    uint32_t rows[K], got, total = 0;
+    uint32_t rows[K], got;
     vl_error err;
-    for (uint32_t qi = 0; qi < nq; qi++) {
-        const float *q = queries + (size_t)qi * dq;
-        assert_int_equal(vl_hnsw_search(h, q, K, 0, NULL, s, hits, &got, &err), VL_OK);
-        assert_int_equal(got, K);
-        for (uint32_t i = 0; i < got; i++) {
-            rows[i] = hits[i].row;
-            assert_true(rows[i] < nb);
-            if (i > 0)
-                assert_true(hits[i - 1].dist <= hits[i].dist);
+    /* The same graph walked on float32, then on SQ8 codes. */
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 1)
+            assert_int_equal(vl_hnsw_set_quant(h, VL_HNSW_QUANT_SQ8, &err), VL_OK);
+        uint32_t total = 0;
+        for (uint32_t qi = 0; qi < nq; qi++) {
+            const float *q = queries + (size_t)qi * dq;
+            assert_int_equal(vl_hnsw_search(h, q, K, 0, NULL, s, hits, &got, &err), VL_OK);
+            assert_int_equal(got, K);
+            for (uint32_t i = 0; i < got; i++) {
+                rows[i] = hits[i].row;
+                assert_true(rows[i] < nb);
+                if (i > 0)
+                    assert_true(hits[i - 1].dist <= hits[i].dist);
+            }
+            double kth = VL_SANITIZED ? brute_kth(ds->metric, q, base, nb, db, K, NULL)
+                                      : gtd[(size_t)qi * dg + K - 1];
+            total += vl_tie_hits(ds->metric, q, base, db, rows, got, kth);
         }
-        double kth = VL_SANITIZED ? brute_kth(ds->metric, q, base, nb, db, K, NULL)
-                                  : gtd[(size_t)qi * dg + K - 1];
-        total += vl_tie_hits(ds->metric, q, base, db, rows, got, kth);
+        recall[mode] = (double)total / ((double)nq * K);
+        print_message("hnsw: %s %s: recall@10 %.4f (%u rows, %u queries, ef %u, %.1f MB)\n",
+                      ds->name, mode ? "sq8" : "float32", recall[mode], nb, nq, VL_HNSW_DEFAULT_EF,
+                      vl_hnsw_memory_bytes(h) / 1e6);
     }
-    double recall = (double)total / ((double)nq * K);
-    print_message("hnsw: %s: recall@10 %.4f (%u rows, %u queries, ef %u, %.1f MB)\n", ds->name,
-                  recall, nb, nq, VL_HNSW_DEFAULT_EF, vl_hnsw_memory_bytes(h) / 1e6);
     vl_hnsw_scratch_free(s);
     vl_hnsw_free(h);
     free(base);
     free(queries);
     free(gtd);
-    return recall;
 }
 
 static void test_dataset_recall_defaults(void **state)
@@ -204,14 +211,17 @@ static void test_dataset_recall_defaults(void **state)
     int skipped = 0, ran = 0;
     for (size_t i = 0; i < sizeof datasets / sizeof datasets[0]; i++) {
         int sk = 0;
-        double r = dataset_recall(&datasets[i], &sk);
+        double r[2];
+        dataset_recall(&datasets[i], r, &sk);
         if (sk) {
             skipped = 1;
             continue;
         }
         ran++;
-        if (r < 0.95)
-            fail_msg("%s: recall@10 %.4f < 0.95 with default parameters", datasets[i].name, r);
+        for (int mode = 0; mode < 2; mode++)
+            if (r[mode] < 0.95)
+                fail_msg("%s: recall@10 %.4f < 0.95 with default parameters (%s)", datasets[i].name,
+                         r[mode], mode ? "sq8" : "float32");
     }
     if (skipped && !ran)
         skip();
@@ -474,7 +484,7 @@ static void test_forged_bodies_rejected(void **state)
     size_t len;
     save(h, &buf, &len);
     work = malloc(len);
-    const size_t levels = 80, lists = levels + n;
+    const size_t levels = 88, lists = levels + n;
 
     /* Row 0's first layer-0 link points past the last row. */
     memcpy(work, buf, len);
@@ -497,6 +507,13 @@ static void test_forged_bodies_rejected(void **state)
     memcpy(work, buf, len);
     put32(work + 56, 7);
     expect_corrupt(work, len, v, n, dim, "entry");
+    /* An unknown quantiser, or SQ8 with a zero step. */
+    memcpy(work, buf, len);
+    put32(work + 72, 2);
+    expect_corrupt(work, len, v, n, dim, "bad quantiser 2");
+    memcpy(work, buf, len);
+    put32(work + 72, 1);
+    expect_corrupt(work, len, v, n, dim, "bad quantiser 1");
     /* Another format version. */
     memcpy(work, buf, len);
     put32(work + 8, 2);
@@ -514,6 +531,76 @@ static void test_forged_bodies_rejected(void **state)
     free(buf);
     vl_hnsw_free(h);
     free(v);
+}
+
+/* ---- SQ8 traversal ------------------------------------------------------ */
+
+static void search_all(const vl_hnsw *h, const float *q, uint32_t nq, uint32_t dim,
+                       vl_hnsw_hit *out, uint32_t *got)
+{
+    vl_error err;
+    for (uint32_t qi = 0; qi < nq; qi++)
+        assert_int_equal(vl_hnsw_search(h, q + (size_t)qi * dim, K, 32, NULL, NULL,
+                                        out + (size_t)qi * K, &got[qi], &err),
+                         VL_OK);
+}
+
+/* Byte-valued L2 data is coded losslessly: the SQ8 walk finds exactly what
+ * the float32 walk finds. */
+static void test_sq8_exact_on_byte_data(void **state)
+{
+    (void)state;
+    enum { N = 2000, NQ = 50, D = 16 };
+    float *v = random_vectors(N, D, 71), *q = random_vectors(NQ, D, 72);
+    for (size_t i = 0; i < (size_t)N * D; i++)
+        v[i] = floorf((v[i] + 1) * 100); /* integers 0..199 */
+    for (size_t i = 0; i < (size_t)NQ * D; i++)
+        q[i] = floorf((q[i] + 1) * 100);
+    vl_hnsw *h = build(v, N, D, VL_METRIC_L2, 0, 80, 4);
+    vl_hnsw_hit a[NQ * K], b[NQ * K];
+    uint32_t na[NQ], nb[NQ];
+    vl_error err;
+    search_all(h, q, NQ, D, a, na);
+    assert_int_equal(vl_hnsw_set_quant(h, VL_HNSW_QUANT_SQ8, &err), VL_OK);
+    search_all(h, q, NQ, D, b, nb);
+    assert_memory_equal(na, nb, sizeof na);
+    assert_memory_equal(a, b, sizeof a);
+    assert_int_equal(vl_hnsw_set_quant(h, (vl_hnsw_quant)7, &err), VL_ERR_ARG);
+    vl_hnsw_free(h);
+    free(v);
+    free(q);
+}
+
+/* Quantised indexes survive a save and load (map and codes included), and
+ * rows added after vl_hnsw_set_quant are coded too. */
+static void test_sq8_roundtrip_and_later_rows(void **state)
+{
+    (void)state;
+    enum { N = 2000, NQ = 60, D = 12 };
+    const vl_metric metrics[] = {VL_METRIC_L2, VL_METRIC_COSINE, VL_METRIC_IP};
+    float *v = random_vectors(N, D, 81), *q = random_vectors(NQ, D, 82);
+    for (int mi = 0; mi < 3; mi++) {
+        vl_hnsw *h = build(v, N / 2, D, metrics[mi], 0, 80, 9);
+        vl_error err;
+        assert_int_equal(vl_hnsw_set_quant(h, VL_HNSW_QUANT_SQ8, &err), VL_OK);
+        for (uint32_t r = N / 2; r < N; r++)
+            assert_int_equal(vl_hnsw_add(h, r, v + (size_t)r * D, &err), VL_OK);
+        double r = recall_brute(h, metrics[mi], v, N, q, NQ, D, 0, NULL, NULL);
+        print_message("hnsw: sq8 random %s: recall@10 %.4f\n", vl_metric_name(metrics[mi]), r);
+        assert_true(r >= (metrics[mi] == VL_METRIC_IP ? 0.85 : 0.95));
+        vl_hnsw *back = roundtrip(h, v, N, D);
+        vl_hnsw_hit a[NQ * K], b[NQ * K];
+        uint32_t na[NQ], nb[NQ];
+        search_all(h, q, NQ, D, a, na);
+        search_all(back, q, NQ, D, b, nb);
+        assert_memory_equal(na, nb, sizeof na);
+        assert_memory_equal(a, b, sizeof a);
+        assert_true(vl_hnsw_memory_bytes(h) >= vl_hnsw_graph_bytes(h) + (size_t)N * D * 5);
+        vl_hnsw_free(h);
+        vl_hnsw_free(back);
+    }
+    free(v);
+    free(q);
 }
 
 /* ---- edge cases --------------------------------------------------------- */
@@ -645,6 +732,8 @@ int main(void)
         cmocka_unit_test(test_every_byte_flip_detected),
         cmocka_unit_test(test_every_truncation_rejected),
         cmocka_unit_test(test_forged_bodies_rejected),
+        cmocka_unit_test(test_sq8_exact_on_byte_data),
+        cmocka_unit_test(test_sq8_roundtrip_and_later_rows),
         cmocka_unit_test(test_empty_index),
         cmocka_unit_test(test_k_above_count),
         cmocka_unit_test(test_dim_one),

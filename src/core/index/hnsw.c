@@ -40,6 +40,17 @@
  *  - Candidates (min-heap) and results (max-heap of at most ef) are binary
  *    heaps of (float distance, uint32 row) pairs, 8 bytes each, in the
  *    scratch; a search allocates nothing once its scratch has grown.
+ *  - SQ8 traversal (vl_hnsw_set_quant): codes live in their own array of
+ *    dim bytes per row, so a visited neighbour costs a quarter of the bytes;
+ *    the walk (upper layers and layer 0) uses the kernels room's integer
+ *    kernels, then the ef results are re-ranked in float32 and the k best
+ *    returned.  L2 uses one uint8 map for the whole index (lossless for
+ *    byte-valued data, where results equal the float32 walk's; tested),
+ *    cosine and ip int8 codes with a per-row scale.  The graph is always
+ *    built on float32, so one graph serves both walks and the build does not
+ *    depend on the code.  Measured on debian-minilm (384-d, 30 MB of
+ *    vectors): 1.4-2.2x the float32 walk's QPS at equal recall; on SIFT-5k
+ *    (2 MB, cache resident) about 1.1x.
  *  - Distances go through the shared float32 kernels (core/kernels, one SIMD
  *    path chosen at start) and are kept as float:
  *    the graph only ranks; exact scores are the engine's job.
@@ -51,6 +62,7 @@
 #include <string.h>
 
 #include "core/kernels/kernels.h"
+#include "core/kernels/sq8.h"
 #include "core/index/hnsw_internal.h"
 #include "storage/crc32c.h"
 #include "util/error.h"
@@ -76,7 +88,17 @@ struct vl_hnsw_scratch {
     uint32_t tmp_cap;
     float *q; /* the normalised query (cosine) */
     uint32_t q_cap;
+    uint8_t *qcode; /* the query's SQ8 code */
 };
+
+/* What a distance is taken against: the float query and, when the index
+ * traverses on codes, the query's code and scale. */
+typedef struct {
+    const float *q;
+    const uint8_t *code;
+    float scale;
+    const vl_kernel_set *k;
+} hn_query;
 
 /* ---- distances ---------------------------------------------------------- */
 
@@ -94,10 +116,42 @@ static inline float dist(const vl_hnsw *h, const float *a, const float *b)
     }
 }
 
-static inline void prefetch_vec(const vl_hnsw *h, uint32_t r)
+static inline const uint8_t *code_of(const vl_hnsw *h, uint32_t r)
 {
-    const char *p = (const char *)vec_of(h, r);
-    size_t bytes = (size_t)h->dim * sizeof(float);
+    return h->codes + (size_t)r * h->dim;
+}
+
+/* Encode v (normalised for cosine) into code; returns the int8 scale
+ * (cosine, ip) or 0 (L2, the index's uint8 map). */
+static float encode_row(const vl_hnsw *h, const float *v, uint8_t *code)
+{
+    if (h->metric == VL_METRIC_L2) {
+        vl_sq8_encode_u8(v, h->dim, h->sq_lo, h->sq_step, code);
+        return 0;
+    }
+    return vl_sq8_encode_s8(v, h->dim, (int8_t *)code);
+}
+
+/* Distance from the query to row r on its SQ8 code (see sq8.h). */
+static inline float code_dist(const vl_hnsw *h, const hn_query *x, uint32_t r)
+{
+    if (h->metric == VL_METRIC_L2)
+        return h->sq_step * h->sq_step * (float)x->k->l2sq_u8(x->code, code_of(h, r), h->dim);
+    float dot = x->scale * h->sq_scale[r] *
+                (float)x->k->dot_s8((const int8_t *)x->code, (const int8_t *)code_of(h, r), h->dim);
+    return h->metric == VL_METRIC_COSINE ? 1.0f - dot : -dot;
+}
+
+/* The traversal distance: on codes when `coded`, else float32. */
+static inline float node_dist(const vl_hnsw *h, const hn_query *x, uint32_t r, int coded)
+{
+    return coded ? code_dist(h, x, r) : dist(h, x->q, vec_of(h, r));
+}
+
+static inline void prefetch_row(const vl_hnsw *h, uint32_t r, int coded)
+{
+    const char *p = coded ? (const char *)code_of(h, r) : (const char *)vec_of(h, r);
+    size_t bytes = (size_t)h->dim * (coded ? 1 : sizeof(float));
     for (size_t off = 0; off < bytes && off < PF_BYTES; off += 64)
         __builtin_prefetch(p + off, 0, 3);
 }
@@ -199,6 +253,7 @@ void vl_hnsw_scratch_free(vl_hnsw_scratch *s)
     free(s->res);
     free(s->tmp);
     free(s->q);
+    free(s->qcode);
     free(s);
 }
 
@@ -239,9 +294,12 @@ static int scratch_prepare(vl_hnsw_scratch *s, uint32_t rows, uint32_t ef, uint3
         return 0;
     if (s->q_cap < dim) {
         float *q = realloc(s->q, (size_t)dim * sizeof(float));
-        if (!q)
+        if (q)
+            s->q = q;
+        uint8_t *c = q ? realloc(s->qcode, dim) : NULL;
+        if (!c)
             return 0;
-        s->q = q;
+        s->qcode = c;
         s->q_cap = dim;
     }
     return 1;
@@ -268,7 +326,8 @@ static inline int allowed(const vl_hnsw_filter *f, uint32_t r)
 }
 
 /* Beam 1 on layer lc: move to a nearer neighbour until none is. */
-static hn_item greedy(const vl_hnsw *h, const float *q, hn_item cur, uint32_t lc)
+static inline __attribute__((always_inline)) hn_item greedy(const vl_hnsw *h, const hn_query *x,
+                                                            hn_item cur, uint32_t lc, int coded)
 {
     for (;;) {
         const uint32_t *list = vl_hnsw_list(h, cur.id, lc);
@@ -276,8 +335,8 @@ static hn_item greedy(const vl_hnsw *h, const float *q, hn_item cur, uint32_t lc
         int moved = 0;
         for (uint32_t i = 0; i < n; i++) {
             if (i + 1 < n)
-                prefetch_vec(h, list[2 + i]);
-            float d = dist(h, q, vec_of(h, list[1 + i]));
+                prefetch_row(h, list[2 + i], coded);
+            float d = node_dist(h, x, list[1 + i], coded);
             if (d < cur.d) {
                 cur.d = d;
                 cur.id = list[1 + i];
@@ -292,8 +351,10 @@ static hn_item greedy(const vl_hnsw *h, const float *q, hn_item cur, uint32_t lc
 /* Algorithm 2 on layer lc from ep: leaves the best ef allowed rows in the
  * scratch's result max-heap.  Returns 0 when the candidate heap cannot
  * grow (never while building: the writer's heap holds every row). */
-static int search_layer(const vl_hnsw *h, vl_hnsw_scratch *s, const float *q, hn_item ep,
-                        uint32_t ef, uint32_t lc, const vl_hnsw_filter *f)
+static inline __attribute__((always_inline)) int search_layer(const vl_hnsw *h, vl_hnsw_scratch *s,
+                                                              const hn_query *x, hn_item ep,
+                                                              uint32_t ef, uint32_t lc,
+                                                              const vl_hnsw_filter *f, int coded)
 {
     new_epoch(s);
     uint32_t *mark = s->mark, epoch = s->epoch;
@@ -319,12 +380,12 @@ static int search_layer(const vl_hnsw *h, vl_hnsw_scratch *s, const float *q, hn
             }
         }
         for (uint32_t j = 0; j < nf && j < PF_AHEAD; j++)
-            prefetch_vec(h, fresh[j]);
+            prefetch_row(h, fresh[j], coded);
         for (uint32_t j = 0; j < nf; j++) {
             uint32_t nb = fresh[j];
             if (j + PF_AHEAD < nf)
-                prefetch_vec(h, fresh[j + PF_AHEAD]);
-            float d = dist(h, q, vec_of(h, nb));
+                prefetch_row(h, fresh[j + PF_AHEAD], coded);
+            float d = node_dist(h, x, nb, coded);
             if (s->nres < ef || d < s->res[0].d) {
                 if (s->ncand == s->cand_cap && !grow_items(&s->cand, &s->cand_cap, s->ncand + 1))
                     return 0;
@@ -359,15 +420,28 @@ vl_status vl_hnsw_search(const vl_hnsw *h, const float *query, uint32_t k, uint3
         st = vl_fail(err, VL_ERR_NOMEM, "hnsw search: out of memory for scratch (ef %u)", ef);
         goto done;
     }
-    const float *q = query;
+    hn_query x = {query, NULL, 0, vl_kernels()};
     if (h->metric == VL_METRIC_COSINE) {
         normalise(s->q, query, h->dim);
-        q = s->q;
+        x.q = s->q;
     }
-    hn_item cur = {dist(h, q, vec_of(h, h->entry)), h->entry};
-    for (uint32_t lc = h->max_level; lc > 0; lc--)
-        cur = greedy(h, q, cur, lc);
-    if (!search_layer(h, s, q, cur, ef, 0, filter)) {
+    int ok;
+    if (h->quant == VL_HNSW_QUANT_SQ8) {
+        x.code = s->qcode;
+        x.scale = encode_row(h, x.q, s->qcode);
+        hn_item cur = {code_dist(h, &x, h->entry), h->entry};
+        for (uint32_t lc = h->max_level; lc > 0; lc--)
+            cur = greedy(h, &x, cur, lc, 1);
+        ok = search_layer(h, s, &x, cur, ef, 0, filter, 1);
+        for (uint32_t i = 0; ok && i < s->nres; i++) /* re-rank in float32 */
+            s->res[i].d = dist(h, x.q, vec_of(h, s->res[i].id));
+    } else {
+        hn_item cur = {dist(h, x.q, vec_of(h, h->entry)), h->entry};
+        for (uint32_t lc = h->max_level; lc > 0; lc--)
+            cur = greedy(h, &x, cur, lc, 0);
+        ok = search_layer(h, s, &x, cur, ef, 0, filter, 0);
+    }
+    if (!ok) {
         st = vl_fail(err, VL_ERR_NOMEM, "hnsw search: out of memory for candidates");
         goto done;
     }
@@ -494,6 +568,17 @@ static int grow_rows(vl_hnsw *h, uint32_t need, int exact)
         free(vecs);
         return 0;
     }
+    if (h->codes) {
+        uint8_t *codes = realloc(h->codes, (size_t)cap * h->dim);
+        if (codes)
+            h->codes = codes;
+        float *sc = codes ? realloc(h->sq_scale, (size_t)cap * sizeof(float)) : NULL;
+        if (!sc) {
+            free(vecs);
+            return 0;
+        }
+        h->sq_scale = sc;
+    }
     if (h->count)
         memcpy(vecs, h->vecs, (size_t)h->count * h->dim * sizeof(float));
     free(h->vecs);
@@ -573,6 +658,54 @@ vl_status vl_hnsw_create(uint32_t dim, vl_metric metric, uint32_t m, uint32_t ef
     return vl_hnsw_alloc(dim, metric, m, ef_construction, seed, 0, out, err);
 }
 
+vl_status vl_hnsw_quantise(vl_hnsw *h, vl_hnsw_quant q, float lo, float step, vl_error *err)
+{
+    free(h->codes);
+    free(h->sq_scale);
+    h->codes = NULL;
+    h->sq_scale = NULL;
+    h->quant = VL_HNSW_QUANT_NONE;
+    if (q == VL_HNSW_QUANT_NONE)
+        return VL_OK;
+    if (q != VL_HNSW_QUANT_SQ8)
+        return vl_fail(err, VL_ERR_ARG, "hnsw: unknown quantiser %d", (int)q);
+    h->codes = malloc((size_t)h->cap * h->dim);
+    h->sq_scale = malloc((size_t)h->cap * sizeof(float));
+    if (!h->codes || !h->sq_scale) {
+        free(h->codes);
+        free(h->sq_scale);
+        h->codes = NULL;
+        h->sq_scale = NULL;
+        return vl_fail(err, VL_ERR_NOMEM, "hnsw: out of memory for %u SQ8 codes", h->cap);
+    }
+    h->sq_lo = lo;
+    h->sq_step = step;
+    for (uint32_t r = 0; r < h->count; r++)
+        h->sq_scale[r] = encode_row(h, vec_of(h, r), h->codes + (size_t)r * h->dim);
+    h->quant = q;
+    return VL_OK;
+}
+
+vl_status vl_hnsw_set_quant(vl_hnsw *h, vl_hnsw_quant q, vl_error *err)
+{
+    float lo = 0, step = 1;
+    if (h->metric == VL_METRIC_L2 && h->count > 0) {
+        float mn = h->vecs[0], mx = h->vecs[0];
+        int bytes = 1;
+        for (size_t i = 0; i < (size_t)h->count * h->dim; i++) {
+            float v = h->vecs[i];
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+            bytes &= v == floorf(v);
+        }
+        if (!(bytes && mn >= 0 && mx <= 255)) {
+            lo = mn;
+            step = mx > mn ? (mx - mn) / 255.0f : 1.0f;
+        }
+    }
+    return vl_hnsw_quantise(h, q, lo, step, err);
+}
+
 vl_status vl_hnsw_reserve(vl_hnsw *h, uint32_t rows, vl_error *err)
 {
     if (!grow_rows(h, rows, 1))
@@ -602,6 +735,8 @@ vl_status vl_hnsw_add(vl_hnsw *h, uint32_t row, const float *vec, vl_error *err)
     h->levels[row] = (uint8_t)level;
     h->links0[(size_t)row * vl_hnsw_stride0(h)] = 0;
     vl_hnsw_store_vector(h, row, vec);
+    if (h->codes)
+        h->sq_scale[row] = encode_row(h, vec_of(h, row), h->codes + (size_t)row * h->dim);
     h->vec_crc = vl_crc32c(h->vec_crc, vec, (size_t)h->dim * sizeof(float));
 
     if (h->count == 0) {
@@ -611,11 +746,12 @@ vl_status vl_hnsw_add(vl_hnsw *h, uint32_t row, const float *vec, vl_error *err)
         return VL_OK;
     }
     const float *q = vec_of(h, row);
+    hn_query x = {q, NULL, 0, NULL};
     hn_item cur = {dist(h, q, vec_of(h, h->entry)), h->entry};
     for (uint32_t lc = h->max_level; lc > level; lc--)
-        cur = greedy(h, q, cur, lc);
+        cur = greedy(h, &x, cur, lc, 0);
     for (uint32_t lc = level < h->max_level ? level : h->max_level;; lc--) {
-        search_layer(h, s, q, cur, h->ef_construction, lc, NULL);
+        search_layer(h, s, &x, cur, h->ef_construction, lc, NULL, 0);
         uint32_t w = s->nres;
         memcpy(s->tmp, s->res, (size_t)w * sizeof(hn_item));
         sort_candidates(s->tmp, w, row);
@@ -656,7 +792,8 @@ size_t vl_hnsw_graph_bytes(const vl_hnsw *h)
 
 size_t vl_hnsw_memory_bytes(const vl_hnsw *h)
 {
-    return vl_hnsw_graph_bytes(h) + (size_t)h->cap * h->dim * sizeof(float);
+    size_t codes = h->codes ? (size_t)h->cap * (h->dim + sizeof(float)) : 0;
+    return vl_hnsw_graph_bytes(h) + codes + (size_t)h->cap * h->dim * sizeof(float);
 }
 
 void vl_hnsw_free(vl_hnsw *h)
@@ -668,6 +805,8 @@ void vl_hnsw_free(vl_hnsw *h)
     free(h->levels);
     free(h->uoff);
     free(h->upper);
+    free(h->codes);
+    free(h->sq_scale);
     vl_hnsw_scratch_free(h->build);
     free(h);
 }

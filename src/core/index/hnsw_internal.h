@@ -33,6 +33,11 @@ struct vl_hnsw {
     uint32_t *upper;  /* per row with level >= 1: level x (1 + m) words */
     size_t upper_len, upper_cap;
 
+    vl_hnsw_quant quant;  /* traversal codes (search only; the build is float32) */
+    float sq_lo, sq_step; /* L2: the uint8 map x ~= lo + step * code */
+    uint8_t *codes;       /* cap x dim SQ8 codes, when quant is SQ8 */
+    float *sq_scale;      /* cosine/ip: per-row int8 scale */
+
     vl_hnsw_scratch *build; /* the writer's search memory */
 };
 
@@ -55,6 +60,8 @@ vl_status vl_hnsw_alloc(uint32_t dim, vl_metric metric, uint32_t m, uint32_t ef_
                         uint64_t seed, uint32_t cap, vl_hnsw **out, vl_error *err);
 /** Copy vec into row r's slot (normalising for cosine). */
 void vl_hnsw_store_vector(vl_hnsw *h, uint32_t r, const float *vec);
+/** Encode every row with quantiser q (L2: with the map lo, step). */
+vl_status vl_hnsw_quantise(vl_hnsw *h, vl_hnsw_quant q, float lo, float step, vl_error *err);
 /** Reserve upper-layer lists for a row of the given level; sets uoff[r]. */
 vl_status vl_hnsw_reserve_upper(vl_hnsw *h, uint32_t r, uint32_t level, vl_error *err);
 

@@ -16,6 +16,7 @@
  *  - The level generator's state is saved, so rows added after a load get
  *    the levels they would have got without the save.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@
 
 #define HNSW_MAGIC "VLHNSWIX"
 #define HNSW_VERSION 1u
-#define HNSW_HEADER 80u
+#define HNSW_HEADER 88u
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -40,6 +41,13 @@ static void put_u64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
+static void put_f32(uint8_t *p, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    put_u32(p, v);
+}
+
 static uint32_t get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -48,6 +56,14 @@ static uint32_t get_u32(const uint8_t *p)
 static uint64_t get_u64(const uint8_t *p)
 {
     return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+static float get_f32(const uint8_t *p)
+{
+    uint32_t v = get_u32(p);
+    float f;
+    memcpy(&f, &v, 4);
+    return f;
 }
 
 static size_t body_size(const vl_hnsw *h)
@@ -86,7 +102,10 @@ vl_status vl_hnsw_save(const vl_hnsw *h, uint8_t **buf, size_t *len, vl_error *e
     put_u32(b + 56, h->count ? h->max_level : 0);
     put_u32(b + 60, h->vec_crc);
     put_u64(b + 64, n);
-    put_u64(b + 72, 0);
+    put_u32(b + 72, (uint32_t)h->quant);
+    put_f32(b + 76, h->quant ? h->sq_lo : 0);
+    put_f32(b + 80, h->quant ? h->sq_step : 0);
+    put_u32(b + 84, 0);
     uint8_t *p = b + HNSW_HEADER;
     if (h->count)
         memcpy(p, h->levels, h->count);
@@ -165,9 +184,15 @@ static vl_status load_header(const uint8_t *b, size_t len, uint32_t count, uint3
         return vl_fail(err, VL_ERR_CORRUPT,
                        "hnsw index: built for %u rows of %u dimensions, segment has %u of %u",
                        fcount, fdim, count, dim);
-    if (m < 2 || m > VL_HNSW_MAX_M || m0 != 2 * m || efc == 0 || get_u64(b + 72) != 0)
+    if (m < 2 || m > VL_HNSW_MAX_M || m0 != 2 * m || efc == 0 || get_u32(b + 84) != 0)
         return vl_fail(err, VL_ERR_CORRUPT, "hnsw index: bad parameters (M %u, M0 %u, efc %u)", m,
                        m0, efc);
+    uint32_t quant = get_u32(b + 72);
+    float lo = get_f32(b + 76), step = get_f32(b + 80);
+    if (quant > VL_HNSW_QUANT_SQ8 || !isfinite(lo) || !isfinite(step) ||
+        (quant ? !(step > 0) : lo != 0 || step != 0))
+        return vl_fail(err, VL_ERR_CORRUPT, "hnsw index: bad quantiser %u (lo %g, step %g)", quant,
+                       lo, step);
     if (metric > VL_METRIC_IP)
         return vl_fail(err, VL_ERR_CORRUPT, "hnsw index: unknown metric %u", metric);
     vl_status st = vl_hnsw_alloc(dim, (vl_metric)metric, m, efc, get_u64(b + 32), count, out, err);
@@ -178,6 +203,9 @@ static vl_status load_header(const uint8_t *b, size_t len, uint32_t count, uint3
     (*out)->entry = get_u32(b + 52);
     (*out)->max_level = get_u32(b + 56);
     (*out)->vec_crc = get_u32(b + 60);
+    (*out)->quant = (vl_hnsw_quant)quant;
+    (*out)->sq_lo = lo;
+    (*out)->sq_step = step;
     return VL_OK;
 }
 
@@ -236,6 +264,8 @@ vl_status vl_hnsw_load(const uint8_t *buf, size_t len, const float *vectors, uin
         st = vl_fail(err, VL_ERR_CORRUPT,
                      "hnsw index: built from other vectors (CRC %08x, segment's %08x)", h->vec_crc,
                      crc);
+    if (st == VL_OK && h->quant != VL_HNSW_QUANT_NONE)
+        st = vl_hnsw_quantise(h, h->quant, h->sq_lo, h->sq_step, err);
     if (st != VL_OK) {
         vl_hnsw_free(h);
         return st;
