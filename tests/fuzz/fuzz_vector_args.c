@@ -5,9 +5,11 @@
  * Byte 0 picks the entry point (low two bits), the rest is the argument
  * word, copied to a heap buffer of exactly its length (arguments are not
  * NUL terminated on the wire; a read past the end is an ASan report).
- * Properties on success: an FP32 vector is the blob's bytes, len/4
- * elements, all finite; a text vector has 1..VL_MAX_DIM elements; K is in
- * 1..VL_MAX_K; a VERSION is >= 1.  Errors carry a message.
+ * Properties on success: 2 words used for FP32, 1 for text (a lone word
+ * "fp32" asks for a blob that is not there: an error); an FP32 vector is
+ * the blob's bytes, len/4 elements, all finite; a text vector has
+ * 1..VL_MAX_DIM elements; K is in 1..VL_MAX_K; a VERSION is >= 1.  Errors
+ * carry a message.
  */
 #include <math.h>
 
@@ -24,8 +26,8 @@ static void vector(const char *word, size_t len, int fp32)
     vl_error err = {{0}};
     vl_status st = fp32 ? vl_vector_arg(2, argv, lens, 0, out, &dim, &used, &err)
                         : vl_vector_arg(1, argv + 1, lens + 1, 0, out, &dim, &used, &err);
-    VL_FUZZ_CHECK(used == (fp32 ? 2 : 1));
     if (st == VL_OK) {
+        VL_FUZZ_CHECK(used == (fp32 ? 2 : 1));
         VL_FUZZ_CHECK(dim >= 1 && dim <= VL_MAX_DIM);
         for (uint32_t i = 0; i < dim; i++)
             VL_FUZZ_CHECK(isfinite(out[i]));
