@@ -57,10 +57,11 @@ for bin in build/fuzz/bin/fuzz_*; do
   timeout $((secs + 120)) "$bin" -max_total_time="$secs" -timeout=10 -print_final_stats=1 -seed="$seed" \
     -artifact_prefix="$art" "${dict[@]}" "$scratch/$name" "${seeds[@]}" >"$log" 2>&1 || rc=1
   execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -n 1 || echo 0)
+  rate=$(grep -Eo 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -n 1 || echo 0)
   cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -n 1 | grep -Eo '[0-9]+' || echo 0)
   total_execs=$((total_execs + execs))
-  printf '== fuzz %-14s %10s execs in %ss (%s/s), cov %s%s\n' "$name" "$execs" "$secs" \
-    "$((execs / (secs > 0 ? secs : 1)))" "$cov" "$([ $rc -eq 0 ] || echo ', FAILED')"
+  printf '== fuzz %-14s %10s execs, %s/s, %ss, cov %s%s\n' "$name" "$execs" "$rate" "$secs" \
+    "$cov" "$([ $rc -eq 0 ] || echo ', FAILED (stopped early)')"
   step $rc "fuzz_$name (${secs}s)"
 done
 
