@@ -308,7 +308,8 @@ vl_status vl_bgsave(vl_engine *e, const char *coll, vl_error *err);
  *  then calls vl_background_poll(). */
 int vl_background_fd(const vl_engine *e);
 
-/** Unix seconds of the newest commit (LASTSAVE), 0 if none. */
+/** Unix seconds of the newest commit (LASTSAVE): its manifest's created_ms
+ *  / 1000, so the same before and after a reopen; 0 if none. */
 int64_t vl_last_save(const vl_engine *e);
 
 /** 1 while a background flush or compaction runs. */

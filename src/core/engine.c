@@ -151,8 +151,7 @@ static vl_status finish_open(vl_engine *e, vl_error *err)
         e->applied_lsn = top;
     for (size_t i = 0; i < e->ncolls; i++) {
         vl_lake_gc(e, &e->colls[i]);
-        if (e->colls[i].lake.head.created_ms / 1000 > e->last_save)
-            e->last_save = e->colls[i].lake.head.created_ms / 1000;
+        vl_engine_note_save_time(e, &e->colls[i].lake.head);
     }
     e->job_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (e->job_fd < 0)

@@ -73,7 +73,7 @@ struct vl_engine {
     vl_error failure;           /* why */
     vl_lake_job *job;           /* background job in flight, or NULL */
     int job_fd;                 /* eventfd: readable when job finished */
-    int64_t last_save;          /* unix seconds of the last commit */
+    int64_t last_save;          /* LASTSAVE: newest committed head's created_ms / 1000 */
     vl_error last_job_error;    /* empty, or why the last background job failed */
     vl_error warning;           /* empty, or what the open had to work around */
     int64_t backoff_until;      /* monotonic ms: no automatic job before */
@@ -97,8 +97,11 @@ int64_t vl_monotonic_ms(void);
 void vl_version_cache_free(struct vl_version_cache *vc);
 /** Add what a cached version holds to *m (nothing for NULL). */
 void vl_version_cache_memory(const struct vl_version_cache *vc, vl_rowstore_mem *m);
-/** After a commit: count it, stamp LASTSAVE, remove covered WAL files. */
-void vl_engine_note_commit(vl_engine *e);
+/** LASTSAVE from a committed head's own created_ms (never a clock read
+ *  here), so a running engine and a reopened one report the same second. */
+void vl_engine_note_save_time(vl_engine *e, const vl_manifest *head);
+/** After a commit of head: count it, stamp LASTSAVE, remove covered WAL. */
+void vl_engine_note_commit(vl_engine *e, const vl_manifest *head);
 vl_status vl_engine_remove_covered_wal(vl_engine *e, vl_error *err);
 
 /* lake_flush.c */

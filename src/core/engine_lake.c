@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/engine_internal.h"
@@ -27,10 +26,16 @@ vl_status vl_engine_remove_covered_wal(vl_engine *e, vl_error *err)
     return vl_wal_remove_through(e->wal, covered, err);
 }
 
-void vl_engine_note_commit(vl_engine *e)
+void vl_engine_note_save_time(vl_engine *e, const vl_manifest *head)
+{
+    if (head->created_ms / 1000 > e->last_save)
+        e->last_save = head->created_ms / 1000;
+}
+
+void vl_engine_note_commit(vl_engine *e, const vl_manifest *head)
 {
     e->commits++;
-    e->last_save = (int64_t)time(NULL);
+    vl_engine_note_save_time(e, head);
     vl_engine_remove_covered_wal(e, NULL);
 }
 

@@ -110,7 +110,7 @@ void vl_lake_job_adopt_head(vl_lake *l, vl_lake_job *j, size_t nsegs)
 void vl_lake_job_after_commit(vl_engine *e, vl_collection *c)
 {
     vl_lake_retain(&c->lake, &c->lake.head);
-    vl_engine_note_commit(e);
+    vl_engine_note_commit(e, &c->lake.head);
     vl_lake_gc(e, c);
 }
 
