@@ -114,13 +114,14 @@ build/fuzz/bin/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
+# $^ also holds the headers the .d files add: compile and link only .c/.o.
 build/rel/test/%: tests/unit/%.c $(REL_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(CFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -o $@ $(filter %.c %.o,$^) -lcmocka $(LDLIBS)
 
 build/san/test/%: tests/unit/%.c $(SAN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(SANFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CSTD) $(WARN) $(SANFLAGS) -o $@ $(filter %.c %.o,$^) -lcmocka $(LDLIBS)
 
 # Installing comes strictly before compiling (a fresh machine may lack
 # headers), so these targets install first, then build in a sub-make.

@@ -355,7 +355,7 @@ static void test_format_matches_printf(void **state)
         } else {
             v = (float)(rand() % 2000000 - 1000000) / 1000.0f;
         }
-        char want[64], got[64], ref[64];
+        char ref[64], want[sizeof ref + 2], got[64];
         reference_format(v, ref, sizeof ref);
         snprintf(want, sizeof want, "[%s]", ref);
         vl_vector_format_text(&v, 1, got);

@@ -117,7 +117,8 @@ static int teardown(void **state)
 
 static void wal_path(char *out, size_t cap, const char *dir, uint64_t no)
 {
-    snprintf(out, cap, "%s/wal/%016llx.log", dir, (unsigned long long)no);
+    int n = snprintf(out, cap, "%s/wal/%016llx.log", dir, (unsigned long long)no);
+    assert_true(n > 0 && (size_t)n < cap);
 }
 
 static long file_len(const char *dir, uint64_t no)

@@ -1,13 +1,21 @@
 /*
  * testutil_store.h - a cmocka fixture holding a local object store in a
- * fresh temporary directory (include after <cmocka.h> and testutil.h).
+ * fresh temporary directory.  Self-contained: it includes what it uses.
  */
 #ifndef VL_TESTUTIL_STORE_H
 #define VL_TESTUTIL_STORE_H
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
 #include <stdlib.h>
 
 #include "storage/objstore.h"
+#include "testutil.h"
 
 typedef struct {
     char dir[64];
