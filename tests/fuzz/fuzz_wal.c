@@ -69,11 +69,18 @@ static void write_log(const char *waldir, uint64_t no, const uint8_t *p, size_t 
     vl_fuzz_write_file(path, p, len);
 }
 
-/* An open that succeeded: append one record, reopen, expect it last. */
+/* An open that succeeded: append one record, reopen, expect it last.  A
+ * log that ends at VL_WAL_MAX_LSN is valid but full: the append must be
+ * refused. */
 static void check_append(const char *dir, vl_wal *w, const replayed *first)
 {
     vl_error err;
     vl_wal_record rec = {.type = VL_WAL_DEL, .coll = "c", .coll_len = 1, .key = "k", .key_len = 1};
+    if (first->last_lsn == VL_WAL_MAX_LSN) {
+        VL_FUZZ_CHECK(vl_wal_append(w, &rec, &err) == VL_ERR_LIMIT);
+        vl_wal_close(w);
+        return;
+    }
     VL_FUZZ_CHECK(vl_wal_append(w, &rec, &err) == VL_OK);
     VL_FUZZ_CHECK(rec.lsn == (first->n ? first->last_lsn + 1 : 1));
     VL_FUZZ_CHECK(vl_wal_flush(w, &err) == VL_OK);
