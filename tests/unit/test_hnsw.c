@@ -306,6 +306,47 @@ static void test_filter_excludes_rows(void **state)
     free(q);
 }
 
+static int allow_all(void *ctx, uint32_t row)
+{
+    (void)ctx, (void)row;
+    return 1;
+}
+
+/* Unfiltered searches walk one sorted pool, filtered ones two heaps (see
+ * hnsw.c); with a filter that allows every row both must return the same. */
+static void test_pool_equals_heaps(void **state)
+{
+    (void)state;
+    enum { N = 3000, NQ = 80, D = 10 };
+    float *v = random_vectors(N, D, 91), *q = random_vectors(NQ, D, 92);
+    const vl_metric metrics[] = {VL_METRIC_L2, VL_METRIC_COSINE};
+    vl_hnsw_filter f = {NULL, allow_all, NULL};
+    for (int mi = 0; mi < 2; mi++) {
+        vl_hnsw *h = build(v, N, D, metrics[mi], 0, 60, 13);
+        vl_error err;
+        for (int quant = 0; quant < 2; quant++) {
+            if (quant)
+                assert_int_equal(vl_hnsw_set_quant(h, VL_HNSW_QUANT_SQ8, &err), VL_OK);
+            const uint32_t efs[] = {10, 17, 64, 200};
+            for (int e = 0; e < 4; e++)
+                for (uint32_t qi = 0; qi < NQ; qi++) {
+                    vl_hnsw_hit a[K], b[K];
+                    uint32_t na, nb;
+                    const float *qq = q + (size_t)qi * D;
+                    assert_int_equal(vl_hnsw_search(h, qq, K, efs[e], NULL, NULL, a, &na, &err),
+                                     VL_OK);
+                    assert_int_equal(vl_hnsw_search(h, qq, K, efs[e], &f, NULL, b, &nb, &err),
+                                     VL_OK);
+                    assert_int_equal(na, nb);
+                    assert_memory_equal(a, b, na * sizeof a[0]);
+                }
+        }
+        vl_hnsw_free(h);
+    }
+    free(v);
+    free(q);
+}
+
 /* ---- determinism and serialisation -------------------------------------- */
 
 static void save(const vl_hnsw *h, uint8_t **buf, size_t *len)
@@ -727,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_dataset_recall_defaults),
         cmocka_unit_test(test_recall_every_metric),
         cmocka_unit_test(test_filter_excludes_rows),
+        cmocka_unit_test(test_pool_equals_heaps),
         cmocka_unit_test(test_same_seed_same_graph),
         cmocka_unit_test(test_roundtrip_same_results),
         cmocka_unit_test(test_every_byte_flip_detected),

@@ -37,9 +37,14 @@
  *    caller's scratch: a search bumps the epoch instead of clearing the set,
  *    so it costs O(visited), not O(rows); the array is cleared only when the
  *    epoch wraps.
- *  - Candidates (min-heap) and results (max-heap of at most ef) are binary
- *    heaps of (float distance, uint32 row) pairs, 8 bytes each, in the
- *    scratch; a search allocates nothing once its scratch has grown.
+ *  - Unfiltered walks (every build step, most searches) keep one sorted
+ *    pool of the ef best rows with an expanded flag each (search_pool);
+ *    filtered ones keep the paper's two binary heaps, because rows that may
+ *    not be returned still steer the walk (search_layer).  Both visit the
+ *    same rows (tested).  The pool took 10-25% off the SIFT-5k search, where
+ *    perf had put the heaps at a quarter of the walk.  Entries are (float
+ *    distance, uint32 row) pairs in the caller's scratch; a search
+ *    allocates nothing once its scratch has grown.
  *  - SQ8 traversal (vl_hnsw_set_quant): codes live in their own array of
  *    dim bytes per row, so a visited neighbour costs a quarter of the bytes;
  *    the walk (upper layers and layer 0) uses the kernels room's integer
@@ -86,6 +91,8 @@ struct vl_hnsw_scratch {
     uint32_t nres, res_cap;
     hn_item *tmp; /* neighbour selection: sorted candidates */
     uint32_t tmp_cap;
+    uint8_t *done; /* search_pool: expanded flags, parallel to res */
+    uint32_t done_cap;
     float *q; /* the normalised query (cosine) */
     uint32_t q_cap;
     uint8_t *qcode; /* the query's SQ8 code */
@@ -254,6 +261,7 @@ void vl_hnsw_scratch_free(vl_hnsw_scratch *s)
     free(s->tmp);
     free(s->q);
     free(s->qcode);
+    free(s->done);
     free(s);
 }
 
@@ -292,6 +300,13 @@ static int scratch_prepare(vl_hnsw_scratch *s, uint32_t rows, uint32_t ef, uint3
         !grow_items(&s->cand, &s->cand_cap, cand_need) ||
         !grow_items(&s->tmp, &s->tmp_cap, (ef > 2 * VL_HNSW_MAX_M ? ef : 2 * VL_HNSW_MAX_M) + 1))
         return 0;
+    if (s->done_cap < ef + 1) {
+        uint8_t *d = realloc(s->done, ef + 1);
+        if (!d)
+            return 0;
+        s->done = d;
+        s->done_cap = ef + 1;
+    }
     if (s->q_cap < dim) {
         float *q = realloc(s->q, (size_t)dim * sizeof(float));
         if (q)
@@ -401,6 +416,72 @@ static inline __attribute__((always_inline)) int search_layer(const vl_hnsw *h, 
     return 1;
 }
 
+/* Algorithm 2 without a filter, as one sorted pool of the best ef rows seen
+ * with an expanded flag each: the pool's first unexpanded row is the
+ * nearest candidate, and a candidate that falls out of the pool is one the
+ * heap version would never expand (it stops when the nearest candidate is
+ * farther than the ef-th result), so both return the same rows.  One array
+ * instead of two heaps: perf showed the heaps at a quarter of the walk on
+ * cache-resident data.  Leaves the pool, nearest first, in the scratch's
+ * result array. */
+static inline __attribute__((always_inline)) void search_pool(const vl_hnsw *h, vl_hnsw_scratch *s,
+                                                              const hn_query *x, hn_item ep,
+                                                              uint32_t ef, uint32_t lc, int coded)
+{
+    new_epoch(s);
+    uint32_t *mark = s->mark, epoch = s->epoch;
+    hn_item *pool = s->res;
+    uint8_t *done = s->done;
+    uint32_t n = 1, cur = 0;
+    pool[0] = ep;
+    done[0] = 0;
+    mark[ep.id] = epoch;
+    while (cur < n) {
+        hn_item c = pool[cur];
+        done[cur] = 1;
+        if (cur + 1 < n) /* the list most likely expanded next */
+            __builtin_prefetch(vl_hnsw_list(h, pool[cur + 1].id, lc), 0, 3);
+        const uint32_t *list = vl_hnsw_list(h, c.id, lc);
+        uint32_t nl = list[0], fresh[2 * VL_HNSW_MAX_M], nf = 0;
+        for (uint32_t i = 0; i < nl; i++) {
+            uint32_t nb = list[1 + i];
+            if (mark[nb] != epoch) {
+                mark[nb] = epoch;
+                fresh[nf++] = nb;
+            }
+        }
+        for (uint32_t j = 0; j < nf && j < PF_AHEAD; j++)
+            prefetch_row(h, fresh[j], coded);
+        uint32_t lowest = n;
+        for (uint32_t j = 0; j < nf; j++) {
+            if (j + PF_AHEAD < nf)
+                prefetch_row(h, fresh[j + PF_AHEAD], coded);
+            float d = node_dist(h, x, fresh[j], coded);
+            if (n == ef && d >= pool[n - 1].d)
+                continue;
+            uint32_t lo = 0, hi = n; /* first position whose distance exceeds d */
+            while (lo < hi) {
+                uint32_t mid = (lo + hi) / 2;
+                if (pool[mid].d <= d)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            uint32_t last = n < ef ? n : n - 1; /* a full pool drops its worst */
+            memmove(pool + lo + 1, pool + lo, (size_t)(last - lo) * sizeof(hn_item));
+            memmove(done + lo + 1, done + lo, last - lo);
+            pool[lo] = (hn_item){d, fresh[j]};
+            done[lo] = 0;
+            n += n < ef;
+            lowest = lo < lowest ? lo : lowest;
+        }
+        cur = lowest < cur + 1 ? lowest : cur + 1;
+        while (cur < n && done[cur])
+            cur++;
+    }
+    s->nres = n;
+}
+
 vl_status vl_hnsw_search(const vl_hnsw *h, const float *query, uint32_t k, uint32_t ef,
                          const vl_hnsw_filter *filter, vl_hnsw_scratch *scratch, vl_hnsw_hit *out,
                          uint32_t *n, vl_error *err)
@@ -425,21 +506,28 @@ vl_status vl_hnsw_search(const vl_hnsw *h, const float *query, uint32_t k, uint3
         normalise(s->q, query, h->dim);
         x.q = s->q;
     }
-    int ok;
-    if (h->quant == VL_HNSW_QUANT_SQ8) {
+    int ok = 1, coded = h->quant == VL_HNSW_QUANT_SQ8;
+    hn_item cur;
+    if (coded) {
         x.code = s->qcode;
         x.scale = encode_row(h, x.q, s->qcode);
-        hn_item cur = {code_dist(h, &x, h->entry), h->entry};
+        cur = (hn_item){code_dist(h, &x, h->entry), h->entry};
         for (uint32_t lc = h->max_level; lc > 0; lc--)
             cur = greedy(h, &x, cur, lc, 1);
-        ok = search_layer(h, s, &x, cur, ef, 0, filter, 1);
+        if (filter)
+            ok = search_layer(h, s, &x, cur, ef, 0, filter, 1);
+        else
+            search_pool(h, s, &x, cur, ef, 0, 1);
         for (uint32_t i = 0; ok && i < s->nres; i++) /* re-rank in float32 */
             s->res[i].d = dist(h, x.q, vec_of(h, s->res[i].id));
     } else {
-        hn_item cur = {dist(h, x.q, vec_of(h, h->entry)), h->entry};
+        cur = (hn_item){dist(h, x.q, vec_of(h, h->entry)), h->entry};
         for (uint32_t lc = h->max_level; lc > 0; lc--)
             cur = greedy(h, &x, cur, lc, 0);
-        ok = search_layer(h, s, &x, cur, ef, 0, filter, 0);
+        if (filter)
+            ok = search_layer(h, s, &x, cur, ef, 0, filter, 0);
+        else
+            search_pool(h, s, &x, cur, ef, 0, 0);
     }
     if (!ok) {
         st = vl_fail(err, VL_ERR_NOMEM, "hnsw search: out of memory for candidates");
@@ -751,7 +839,7 @@ vl_status vl_hnsw_add(vl_hnsw *h, uint32_t row, const float *vec, vl_error *err)
     for (uint32_t lc = h->max_level; lc > level; lc--)
         cur = greedy(h, &x, cur, lc, 0);
     for (uint32_t lc = level < h->max_level ? level : h->max_level;; lc--) {
-        search_layer(h, s, &x, cur, h->ef_construction, lc, NULL, 0);
+        search_pool(h, s, &x, cur, h->ef_construction, lc, 0);
         uint32_t w = s->nres;
         memcpy(s->tmp, s->res, (size_t)w * sizeof(hn_item));
         sort_candidates(s->tmp, w, row);
