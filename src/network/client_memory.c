@@ -117,7 +117,7 @@ int vl_client_reserve_output(vl_client *c, size_t bytes)
         return -1;
     }
     vl_client_account(c);
-    size_t room = c->out.cap - c->out.len;
+    size_t room = vl_reply_room(&c->out);
     return vl_clients_make_room(cs, c, bytes > room ? bytes - room : 0);
 }
 

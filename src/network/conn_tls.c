@@ -13,7 +13,7 @@
  *    update or session ticket) and SSL_write readable.  interest() maps
  *    the client's wishes through these, ready() maps socket events back.
  *  - Partial writes are on and the write buffer may move between retries
- *    (client.c's reply buffer is compacted after each send); a retry is
+ *    (client.c's reply buffer compacts or grows between sends); a retry is
  *    never shorter than the call that got WANT_WRITE, because the client
  *    retries from the same first unsent byte and what may be sent only
  *    grows.

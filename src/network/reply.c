@@ -16,42 +16,76 @@ void vl_reply_init(vl_reply *r)
 
 void vl_reply_free(vl_reply *r)
 {
-    free(r->data);
-    r->data = NULL;
+    free(r->base);
+    r->base = r->data = NULL;
     r->len = r->cap = 0;
+}
+
+/* Sent bytes in front of the unsent ones. */
+static size_t offset(const vl_reply *r)
+{
+    return r->base ? (size_t)(r->data - r->base) : 0;
+}
+
+/* Move the unsent bytes to the front of the buffer. */
+static void compact(vl_reply *r)
+{
+    if (r->data != r->base)
+        memmove(r->base, r->data, r->len);
+    r->data = r->base;
 }
 
 void vl_reply_consume(vl_reply *r, size_t n)
 {
     if (n >= r->len) {
         r->len = 0;
+        r->data = r->base;
         if (r->cap > VL_REPLY_KEEP_BYTES) {
-            free(r->data);
-            r->data = NULL;
+            free(r->base);
+            r->base = r->data = NULL;
             r->cap = 0;
         }
         return;
     }
-    memmove(r->data, r->data + n, r->len - n);
+    r->data += n;
     r->len -= n;
+    if (offset(r) > r->cap / 2) /* copies fewer bytes than were sent */
+        compact(r);
 }
 
-/* Room for extra more bytes; 0, or -1 (and r->failed) when it cannot grow. */
+size_t vl_reply_room(const vl_reply *r)
+{
+    size_t off = offset(r);
+    return r->cap - r->len - (off >= r->len ? 0 : off); /* reserve() compacts a cheap offset */
+}
+
+/* Room for extra more bytes; 0, or -1 (and r->failed) when it cannot grow.
+ * Compacts when the copy is cheap (no more than was sent) or the buffer
+ * grows anyway; otherwise grows past the offset, which consume drops. */
 static int reserve(vl_reply *r, size_t extra)
 {
     if (r->failed)
         return -1;
-    if (r->len + extra <= r->cap)
+    size_t off = offset(r);
+    if (off + r->len + extra <= r->cap)
         return 0;
+    if (off >= r->len || r->len + extra > r->cap) {
+        compact(r);
+        off = 0;
+        if (r->len + extra <= r->cap)
+            return 0;
+    }
+    size_t need = off + r->len + extra;
     size_t cap = r->cap ? r->cap : 1024;
-    while (cap < r->len + extra)
+    while (cap < need)
         cap *= 2;
-    char *data = vl_try_realloc(r->data, cap);
-    if (!data) {
+    char *base = vl_try_realloc(r->base, cap);
+    if (!base) {
         r->failed = 1;
         return -1;
     }
-    r->data = data;
+    r->base = base;
+    r->data = base + off;
     r->cap = cap;
     return 0;
 }

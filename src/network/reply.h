@@ -12,6 +12,18 @@
  * buffers may fail like this).  A drained buffer larger than
  * VL_REPLY_KEEP_BYTES is released, so an idle client that once received a
  * large reply holds no memory for it.
+ *
+ * Consuming sent bytes advances `data` inside the allocation (`base`)
+ * instead of moving the rest down, so a slow reader of a large reply does
+ * not cost a copy of the remainder per partial write.  The unsent bytes
+ * are moved to the front only when that copy is paid for by bytes already
+ * sent: once the offset passes half the buffer, or when an append would
+ * otherwise need room and the offset is at least the unsent length (a
+ * growth compacts too; it copies anyway).  `data` and `len` always denote
+ * the unsent bytes, so positions callers keep (client.c's durability
+ * marks, a handler's "reply started here") are relative to `data` and
+ * only consume shifts them; `data` itself may move on any append or
+ * consume (conn_tls.c accepts a moving write buffer).
  */
 #ifndef VL_NETWORK_REPLY_H
 #define VL_NETWORK_REPLY_H
@@ -24,16 +36,19 @@
 #define VL_REPLY_KEEP_BYTES (64u * 1024)
 
 typedef struct {
-    char *data;
-    size_t len, cap;
-    int proto;  /* 2 or 3 */
-    int failed; /* the buffer could not grow: the client must be closed */
+    char *base;      /* the allocation, cap bytes (NULL when cap is 0) */
+    char *data;      /* first unsent byte, inside base */
+    size_t len, cap; /* unsent bytes; allocated bytes */
+    int proto;       /* 2 or 3 */
+    int failed;      /* the buffer could not grow: the client must be closed */
 } vl_reply;
 
 void vl_reply_init(vl_reply *r);
 void vl_reply_free(vl_reply *r);
 /** Drop the first n bytes (already sent); releases a large drained buffer. */
 void vl_reply_consume(vl_reply *r, size_t n);
+/** Bytes that can be appended without allocating more. */
+size_t vl_reply_room(const vl_reply *r);
 
 void vl_reply_raw(vl_reply *r, const void *data, size_t len);
 void vl_reply_simple(vl_reply *r, const char *s);

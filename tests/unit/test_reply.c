@@ -1,4 +1,5 @@
-/* test_reply.c - RESP2 and RESP3 encodings of every reply type. */
+/* test_reply.c - RESP2 and RESP3 encodings of every reply type, and a
+ * large reply drained in small sends. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,7 +151,7 @@ static void test_growth_and_consume(void **state)
     assert_memory_equal(r.data, want, (size_t)n);
     n = snprintf(want, sizeof want, ":%d\r\n", 4999);
     assert_memory_equal(r.data + r.len - (size_t)n, want, (size_t)n);
-    /* Consume the first reply: the second moves to the front. */
+    /* Consume the first reply: the second is now the first unsent. */
     vl_reply_consume(&r, 4);
     assert_int_equal(r.len, total - 4);
     assert_memory_equal(r.data, ":1\r\n", 4);
@@ -171,12 +172,75 @@ static void test_growth_and_consume(void **state)
     vl_reply_free(&r);
 }
 
+static char pattern(size_t i)
+{
+    return (char)(i * 131 + (i >> 9));
+}
+
+static void append_pattern(vl_reply *r, size_t from, size_t n)
+{
+    char chunk[4096];
+    assert_true(n <= sizeof chunk);
+    for (size_t i = 0; i < n; i++)
+        chunk[i] = pattern(from + i);
+    vl_reply_raw(r, chunk, n);
+}
+
+/* A slow reader drains a 4 MiB reply in small, uneven steps while more
+ * replies are appended: every byte comes out once and in order, and the
+ * bytes copied to compact the buffer never exceed the bytes sent (the old
+ * consume moved the whole remainder on every step: quadratic). */
+static void test_slow_reader_drains_large_reply(void **state)
+{
+    (void)state;
+    const size_t total = 4u << 20, more = 1u << 20;
+    vl_reply r = make(2);
+    size_t end = 0; /* stream position one past the last appended byte */
+    for (; end < total; end += 4096)
+        append_pattern(&r, end, 4096);
+    size_t pos = 0, moved = 0;
+    for (size_t k = 0; r.len; k++) {
+        size_t step = 1 + (k * 7919) % 4096;
+        if (step > r.len)
+            step = r.len;
+        for (size_t i = 0; i < step; i++)
+            if (r.data[i] != pattern(pos + i))
+                fail_msg("byte %zu of the stream is wrong", pos + i);
+        const char *before = r.data;
+        vl_reply_consume(&r, step);
+        pos += step;
+        if (r.len && r.data != before + step)
+            moved += r.len; /* compacted */
+        if (k % 3 == 0 && end < total + more) {
+            size_t room = vl_reply_room(&r), cap = r.cap, len = r.len;
+            before = r.data;
+            append_pattern(&r, end, 4096);
+            end += 4096;
+            if (room >= 4096)
+                assert_int_equal(r.cap, cap); /* room means no allocation */
+            else
+                assert_true(r.cap > cap);
+            if (r.cap == cap && r.data != before)
+                moved += len;
+        }
+    }
+    assert_int_equal(pos, end);
+    assert_int_equal(end, total + more);
+    if (moved > pos)
+        fail_msg("compaction copied %zu bytes to send %zu", moved, pos);
+    assert_null(r.base); /* a large drained buffer is released */
+    vl_reply_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults_to_resp2),  cmocka_unit_test(test_common_types),
-        cmocka_unit_test(test_map_null_double),    cmocka_unit_test(test_error_is_one_line),
+        cmocka_unit_test(test_defaults_to_resp2),
+        cmocka_unit_test(test_common_types),
+        cmocka_unit_test(test_map_null_double),
+        cmocka_unit_test(test_error_is_one_line),
         cmocka_unit_test(test_growth_and_consume),
+        cmocka_unit_test(test_slow_reader_drains_large_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
