@@ -1,6 +1,12 @@
 /* test_client_durability.c - the network layer never sends a reply before
  * the change it may show is durable: real sockets, a real event loop, and
- * a durability position the test moves by hand. */
+ * a durability position the test moves by hand.
+ *
+ * No step waits a fixed time: the loop runs until the state a check needs
+ * is reached (the server has run every command sent and flushed after the
+ * last one; the expected bytes have arrived), bounded by a generous
+ * deadline that fails the test instead of hanging it.  Load only makes
+ * it slower. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "network/client.h"
@@ -21,8 +28,9 @@
 #include "network/listener.h"
 
 typedef struct {
-    uint64_t last;    /* LSN of the newest "write" */
-    uint64_t durable; /* how far the test says writes are durable */
+    uint64_t last;     /* LSN of the newest "write" */
+    uint64_t durable;  /* how far the test says writes are durable */
+    size_t dispatched; /* commands run */
 } lsns;
 
 static lsns state;
@@ -43,6 +51,7 @@ static uint64_t durable(void *ctx)
 static vl_dispatch_result dispatch(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
     (void)argc;
+    state.dispatched++;
     if (lens[0] == 3 && memcmp(argv[0], "SET", 3) == 0) {
         state.last++;
         vl_reply_simple(&c->out, "OK");
@@ -56,16 +65,21 @@ typedef struct {
     vl_loop *loop;
     vl_clients cs;
     int lfd, sock;
-    int turns;
+    size_t flushes;      /* flushes run */
+    size_t flushed_upto; /* commands run before the last flush started */
+    char got[256];       /* bytes the client received in this step */
+    size_t ngot, want;
 } fx;
 
 static int sleep_hook(vl_loop *l, void *data)
 {
     fx *f = data;
+    (void)l;
+    size_t seen = state.dispatched; /* replies of later commands wait for the next flush */
     vl_clients_release(&f->cs);
     vl_clients_flush(&f->cs);
-    if (++f->turns >= 20)
-        vl_loop_stop(l);
+    f->flushed_upto = seen;
+    f->flushes++;
     return 0;
 }
 
@@ -75,11 +89,50 @@ static void stop_cron(vl_loop *l, void *data)
     vl_loop_stop(l);
 }
 
-/* Run the loop for a little while (a few turns, or 20 ms). */
-static void pump(fx *f)
+static double now_s(void)
 {
-    f->turns = 0;
-    vl_loop_run(f->loop);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Take what the client can read right now (non-blocking). */
+static void receive(fx *f)
+{
+    ssize_t n = recv(f->sock, f->got + f->ngot, sizeof f->got - 1 - f->ngot, MSG_DONTWAIT);
+    if (n > 0)
+        f->ngot += (size_t)n;
+    f->got[f->ngot] = '\0';
+}
+
+/* Run the loop (a turn is at most a millisecond or so) until done(f, arg)
+ * holds; fail after a deadline no loaded machine should reach. */
+static void pump_until(fx *f, int (*done)(fx *, size_t), size_t arg, const char *what)
+{
+    double deadline = now_s() + 30;
+    while (receive(f), !done(f, arg)) {
+        if (now_s() > deadline)
+            fail_msg("timed out waiting until %s (received '%s')", what, f->got);
+        vl_loop_run(f->loop);
+    }
+}
+
+/* The server ran `n` commands and a flush started after the last of them. */
+static int served(fx *f, size_t n)
+{
+    return state.dispatched == n && f->flushed_upto == n;
+}
+
+/* At least `n` bytes have arrived. */
+static int received(fx *f, size_t n)
+{
+    return f->ngot >= n;
+}
+
+/* A flush ran after flush number `since` and what it sent has arrived. */
+static int flushed_since(fx *f, size_t since)
+{
+    return f->flushes > since && f->ngot >= f->want;
 }
 
 static int setup(void **state_)
@@ -93,7 +146,7 @@ static int setup(void **state_)
     vl_clients_init(&f->cs, f->loop, dispatch, 16, &dur);
     vl_loop_watch(f->loop, f->lfd, VL_EV_READ, vl_clients_on_accept, &f->cs);
     vl_loop_set_before_sleep(f->loop, sleep_hook, f);
-    vl_loop_set_cron(f->loop, 20, stop_cron, NULL);
+    vl_loop_set_cron(f->loop, 1, stop_cron, NULL); /* a vl_loop_run is one short turn */
     struct sockaddr_in sa;
     socklen_t len = sizeof sa;
     getsockname(f->lfd, (struct sockaddr *)&sa, &len);
@@ -115,37 +168,38 @@ static int teardown(void **state_)
     return 0;
 }
 
-/* Bytes the client can read right now (non-blocking). */
-static size_t readable(fx *f, char *buf, size_t cap)
-{
-    struct pollfd p = {f->sock, POLLIN, 0};
-    buf[0] = '\0';
-    if (poll(&p, 1, 0) <= 0)
-        return 0;
-    buf[0] = '\0';
-    ssize_t n = recv(f->sock, buf, cap - 1, MSG_DONTWAIT);
-    buf[n > 0 ? n : 0] = '\0';
-    return n > 0 ? (size_t)n : 0;
-}
-
 static void send_str(fx *f, const char *s)
 {
     assert_int_equal(send(f->sock, s, strlen(s), 0), (ssize_t)strlen(s));
 }
 
-/* Send request; after one pump the client must have read exactly `now`;
- * once every write so far is durable, exactly `later`. */
+/* The bytes of output the server still holds for the (only) client. */
+static size_t held_bytes(fx *f)
+{
+    return f->cs.head ? f->cs.head->out.len : 0;
+}
+
+/* Send request; once the server has run it and flushed, the client must
+ * have received exactly `now` and the server still hold exactly `later`;
+ * once every write so far is durable, the client receives `later`. */
 static void expect(fx *f, const char *request, const char *now, const char *later)
 {
-    char buf[256];
+    size_t commands = 0;
+    for (const char *p = request; (p = strstr(p, "*1\r\n")) != NULL; p += 4)
+        commands++;
     send_str(f, request);
-    pump(f);
-    readable(f, buf, sizeof buf);
-    assert_string_equal(buf, now);
+    pump_until(f, served, commands, "the server ran the request and flushed");
+    pump_until(f, received, strlen(now), "the replies not held arrived");
+    assert_string_equal(f->got, now);
+    assert_int_equal(held_bytes(f), strlen(later)); /* held back, not lost or sent */
+
     state.durable = state.last;
-    pump(f);
-    readable(f, buf, sizeof buf);
-    assert_string_equal(buf, later);
+    f->ngot = 0;
+    f->got[0] = '\0';
+    f->want = strlen(later);
+    pump_until(f, flushed_since, f->flushes, "the held replies arrived");
+    assert_string_equal(f->got, later);
+    assert_int_equal(held_bytes(f), 0);
 }
 
 #define SET "*1\r\n$3\r\nSET\r\n"
