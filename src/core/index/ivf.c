@@ -112,7 +112,7 @@ size_t vl_ivf_memory_bytes(const vl_ivf *ix)
     if (ix->sq_lo)
         b += 2 * (size_t)ix->dim * sizeof(float);
     if (ix->rot)
-        b += (size_t)ix->rdim * (ix->dim + ix->nlist) * sizeof(float);
+        b += (size_t)ix->rdim * (ix->dim + ix->nlist + 1) * sizeof(float);
     return b + ix->body_len;
 }
 
@@ -236,16 +236,18 @@ static void encode(const vl_ivf *ix, const float *x, uint32_t list, uint8_t *e, 
     } else {
         vl_ivf_rotate(ix, x, y);
         const float *rc = ix->rcent + (size_t)list * ix->rdim;
-        double n2 = 0, sabs = 0;
+        double n2 = 0, sabs = 0, mr = 0, mcr = 0;
         memset(code, 0, ix->nsub);
         for (uint32_t j = 0; j < ix->rdim; j++) {
             double r = y[j] - rc[j];
             n2 += r * r;
             sabs += fabs(r);
+            mr += (double)ix->rmu[j] * r;
+            mcr += ((double)ix->rmu[j] - rc[j]) * r;
             if (r > 0)
                 code[j / 4] |= (uint8_t)(1u << (j % 4));
         }
-        fac[0] = (float)n2;
+        fac[0] = (float)(ix->metric == VL_METRIC_IP ? mr : n2 - 2 * mcr);
         fac[1] = sabs > 0 ? (float)(n2 / sabs) : 0.0f;
     }
 }
@@ -398,6 +400,7 @@ void vl_ivf_free(vl_ivf *ix)
     free(ix->sq_step);
     free(ix->rot);
     free(ix->rcent);
+    free(ix->rmu);
     free(ix->lists);
     free(ix->body);
     free(ix);
@@ -406,10 +409,11 @@ void vl_ivf_free(vl_ivf *ix)
 /* ---- search --------------------------------------------------------- */
 
 /* The `keep` best candidates of a scan, kept lazily: candidates below the
- * threshold are appended, and when the buffer holds 2 x keep a selection
+ * threshold are appended, and when the buffer holds POOL_SLACK x keep a selection
  * keeps the best `keep` and tightens the threshold.  Amortised O(1) per
  * candidate, where a bounded heap paid a sift for nearly every row while
  * it filled (the heap was a quarter of the search time in perf). */
+#define POOL_SLACK 4u
 typedef struct {
     vl_candidate *buf;
     uint32_t n, keep;
@@ -461,12 +465,14 @@ static int cmp_cand(const void *a, const void *b)
     return better(a, b) ? -1 : better(b, a);
 }
 
-/* Leave the best min(n, keep) candidates sorted at the front. */
-static void pool_finish(pool *p)
+/* Leave the best min(n, keep) candidates at the front, sorted if asked
+ * (the candidates for re-ranking need no order). */
+static void pool_finish(pool *p, int sorted)
 {
     if (p->n > p->keep)
         pool_shrink(p);
-    qsort(p->buf, p->n, sizeof *p->buf, cmp_cand);
+    if (sorted)
+        qsort(p->buf, p->n, sizeof *p->buf, cmp_cand);
 }
 
 typedef struct {
@@ -479,10 +485,8 @@ typedef struct {
     int8_t *wq;
     double ws, qb;
     /* rabitq */
-    double *yq; /* rotated query */
-    float *qr;  /* rotated residual of the list being scanned */
     uint8_t *lut;
-    double delta, bias, qr2;
+    double delta, bias;
 } scan;
 
 static inline int visible(const vl_ivf_search_opts *o, uint32_t row)
@@ -498,7 +502,7 @@ static inline void offer(scan *s, double key, uint32_t row)
     if (key <= p->thr && visible(s->o, row)) {
         p->buf[p->n].dist = key;
         p->buf[p->n++].row = row;
-        if (p->n == 2 * p->keep)
+        if (p->n == POOL_SLACK * p->keep)
             pool_shrink(p);
     }
 }
@@ -571,35 +575,22 @@ static void build_lut(scan *s, const float *v)
     s->bias = bias;
 }
 
-static void scan_rabitq(scan *s, uint32_t list, const uint32_t *ids, uint32_t cnt)
+/* pkey: the list's probe key, |q - c|^2 (l2, cosine) or -<q, c> (ip). */
+static void scan_rabitq(scan *s, double pkey, const uint32_t *ids, uint32_t cnt)
 {
     const vl_ivf *ix = s->ix;
     const vl_kernel_set *k = vl_kernels();
     const uint8_t *blocks = (const uint8_t *)(ids + cnt);
     const float *f0 = (const float *)(blocks + code_bytes(ix, cnt)), *f1 = f0 + cnt;
-    double qc = 0;
-    if (ix->metric == VL_METRIC_IP) {
-        qc = vl_dot(s->q, ix->centroids + (size_t)list * ix->dim, ix->dim);
-    } else {
-        const float *rc = ix->rcent + (size_t)list * ix->rdim;
-        double qr2 = 0;
-        for (uint32_t j = 0; j < ix->rdim; j++) {
-            s->qr[j] = (float)(s->yq[j] - rc[j]);
-            qr2 += (double)s->qr[j] * s->qr[j];
-        }
-        s->qr2 = qr2;
-        build_lut(s, s->qr);
-    }
+    int ip = ix->metric == VL_METRIC_IP;
     uint32_t tot[32];
     for (uint32_t b = 0; b * 32 < cnt; b++) {
         k->lut4_scan(blocks + (size_t)b * ix->nsub * 16, s->lut, ix->nsub, tot);
         uint32_t m = cnt - b * 32 < 32 ? cnt - b * 32 : 32;
         for (uint32_t v = 0; v < m; v++) {
             uint32_t i = b * 32 + v;
-            double est = s->delta * tot[v] + s->bias;
-            double key =
-                ix->metric == VL_METRIC_IP ? -(qc + f1[i] * est) : f0[i] + s->qr2 - 2 * f1[i] * est;
-            offer(s, key, ids[i]);
+            double est = f1[i] * (s->delta * tot[v] + s->bias); /* ~ <P(q - mu), r> */
+            offer(s, ip ? pkey - f0[i] - est : pkey + f0[i] - 2 * est, ids[i]);
         }
     }
 }
@@ -619,15 +610,15 @@ static void prepare_query(scan *s)
         s->qb = qb;
         free(w);
     } else if (ix->quant == VL_IVF_QUANT_RABITQ) {
-        s->yq = vl_malloc((size_t)ix->rdim * sizeof *s->yq);
-        s->qr = vl_malloc((size_t)ix->rdim * sizeof *s->qr);
+        double *y = vl_malloc((size_t)ix->rdim * sizeof *y);
+        float *v = vl_malloc((size_t)ix->rdim * sizeof *v);
         s->lut = vl_malloc((size_t)ix->nsub * 16);
-        vl_ivf_rotate(ix, s->q, s->yq);
-        if (ix->metric == VL_METRIC_IP) { /* one table for every list */
-            for (uint32_t j = 0; j < ix->rdim; j++)
-                s->qr[j] = (float)s->yq[j];
-            build_lut(s, s->qr);
-        }
+        vl_ivf_rotate(ix, s->q, y);
+        for (uint32_t j = 0; j < ix->rdim; j++) /* one table for every list */
+            v[j] = (float)(y[j] - ix->rmu[j]);
+        build_lut(s, v);
+        free(v);
+        free(y);
     }
 }
 
@@ -690,7 +681,7 @@ vl_status vl_ivf_search(const vl_ivf *ix, const float *query, uint32_t k,
     cap = cap < k ? k : cap;
     s.cand.keep = (uint32_t)cap;
     s.cand.thr = INFINITY;
-    s.cand.buf = vl_malloc(2 * (size_t)cap * sizeof *s.cand.buf);
+    s.cand.buf = vl_malloc(POOL_SLACK * (size_t)cap * sizeof *s.cand.buf);
     prepare_query(&s);
     for (uint32_t p = 0; p < probes.n; p++) {
         uint32_t l = (uint32_t)probes.items[p].row;
@@ -703,14 +694,14 @@ vl_status vl_ivf_search(const vl_ivf *ix, const float *query, uint32_t k,
         else if (ix->quant == VL_IVF_QUANT_SQ8)
             scan_sq8(&s, ids, li->count);
         else
-            scan_rabitq(&s, l, ids, li->count);
+            scan_rabitq(&s, probes.items[p].dist, ids, li->count);
     }
-    pool_finish(&s.cand);
+    pool_finish(&s.cand, !compressed);
     if (compressed) { /* exact distances of the candidates, best k kept */
         for (uint32_t i = 0; i < s.cand.n; i++)
             s.cand.buf[i].dist = exact(ix, o, s.q, (uint32_t)s.cand.buf[i].row);
         s.cand.keep = k;
-        pool_finish(&s.cand);
+        pool_finish(&s.cand, 1);
     }
     uint32_t m = s.cand.n < k ? s.cand.n : k;
     for (uint32_t i = 0; i < m; i++) {
@@ -722,8 +713,6 @@ vl_status vl_ivf_search(const vl_ivf *ix, const float *query, uint32_t k,
     free(pitems);
     free(s.d);
     free(s.wq);
-    free(s.yq);
-    free(s.qr);
     free(s.lut);
     free(qbuf);
     return VL_OK;

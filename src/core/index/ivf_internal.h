@@ -10,7 +10,8 @@
  *  - none:   count x dim float32
  *  - sq8:    count x dim int8 (c - 128 for the uint8 step code), padded to 4
  *  - rabitq: ceil(count / 32) fast-scan blocks of nsub * 16 bytes (bits.h)
- * Factors: none 0; sq8 1 (|x^|^2); rabitq 2 (|r|^2 and |r|^2 / sum|r_j|).
+ * Factors: none 0; sq8 1 (|x^|^2); rabitq 2 (see ivf.c: a per-row offset
+ * and |r|^2 / sum|r_j|).
  */
 #ifndef VL_CORE_INDEX_IVF_INTERNAL_H
 #define VL_CORE_INDEX_IVF_INTERNAL_H
@@ -31,6 +32,7 @@ struct vl_ivf {
     float *sq_lo, *sq_step; /* sq8: dim each */
     float *rot;             /* rabitq: rdim x dim, orthonormal columns */
     float *rcent;           /* rabitq: nlist x rdim, rot x centroid */
+    float *rmu;             /* rabitq: rdim, rot x the mean of the centroids */
     vl_ivf_list_info *lists;
     uint8_t *body;
     uint64_t body_len;

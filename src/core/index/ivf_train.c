@@ -205,5 +205,12 @@ void vl_ivf_train_code(vl_ivf *ix, const float *x, uint32_t n)
     if (ix->quant == VL_IVF_QUANT_RABITQ) {
         train_rotation(ix);
         vl_ivf_rotate_centroids(ix);
+        ix->rmu = vl_malloc((size_t)ix->rdim * sizeof(float));
+        for (uint32_t j = 0; j < ix->rdim; j++) {
+            double m = 0;
+            for (uint32_t l = 0; l < ix->nlist; l++)
+                m += ix->rcent[(size_t)l * ix->rdim + j];
+            ix->rmu[j] = (float)(m / ix->nlist);
+        }
     }
 }
