@@ -122,7 +122,7 @@ size_t vl_ivf_memory_bytes(const vl_ivf *ix)
     if (ix->sq_lo)
         b += 2 * (size_t)ix->dim * sizeof(float);
     if (ix->rot)
-        b += (size_t)ix->rdim * (ix->dim + ix->nlist + 1) * sizeof(float);
+        b += (size_t)ix->rdim * (3 + ix->nlist + 1) * sizeof(float);
     return b + ix->body_len;
 }
 
@@ -197,7 +197,7 @@ vl_status vl_ivf_train(const vl_ivf_params *p, const float *vectors, uint32_t n,
     ix->nlist = p->nlist ? p->nlist : vl_ivf_default_nlist(n);
     ix->nlist = ix->nlist > n ? n : ix->nlist;
     if (ix->quant == VL_IVF_QUANT_RABITQ) {
-        ix->rdim = (p->dim + 7) & ~7u;
+        ix->rdim = vl_ivf_rdim(p->dim);
         ix->nsub = ix->rdim / 4;
     }
     /* Training sample: a seeded subset when the set is large. */
@@ -226,7 +226,7 @@ vl_status vl_ivf_train(const vl_ivf_params *p, const float *vectors, uint32_t n,
 
 /* ---- encoding ------------------------------------------------------- */
 
-static void encode(const vl_ivf *ix, const float *x, uint32_t list, uint8_t *e, double *y)
+static void encode(const vl_ivf *ix, const float *x, uint32_t list, uint8_t *e, float *y)
 {
     uint32_t dim = ix->dim;
     uint8_t *code = e + 4;
@@ -334,7 +334,8 @@ vl_status vl_ivf_add(vl_ivf *ix, const float *vectors, uint32_t n, vl_error *err
     uint32_t *cnt = vl_calloc(ix->nlist, sizeof *cnt);
     uint8_t *fresh = vl_malloc((size_t)n * es);
     float *tmp = vl_malloc((size_t)ix->dim * sizeof *tmp);
-    double *scratch = vl_malloc((size_t)(ix->nlist > ix->rdim ? ix->nlist : ix->rdim) * 8 + 8);
+    double *scratch = vl_malloc((size_t)ix->nlist * sizeof *scratch);
+    float *rot = vl_malloc(((size_t)ix->rdim + 1) * sizeof *rot);
     for (uint32_t i = 0; i < n; i++) {
         const float *x = prepare(ix, vectors + (size_t)i * ix->dim, tmp);
         uint32_t l = vl_ivf_nearest(ix->centroids, ix->nlist, ix->dim, x, scratch);
@@ -342,7 +343,7 @@ vl_status vl_ivf_add(vl_ivf *ix, const float *vectors, uint32_t n, vl_error *err
         memset(e, 0, es);
         uint32_t row = ix->count + i;
         memcpy(e, &row, 4);
-        encode(ix, x, l, e, scratch);
+        encode(ix, x, l, e, rot);
         list_of[i] = l;
         cnt[l]++;
     }
@@ -380,6 +381,7 @@ vl_status vl_ivf_add(vl_ivf *ix, const float *vectors, uint32_t n, vl_error *err
     free(all);
     free(start);
     free(scratch);
+    free(rot);
     free(tmp);
     free(fresh);
     free(cnt);
@@ -620,15 +622,13 @@ static void prepare_query(scan *s)
         s->qb = qb;
         free(w);
     } else if (ix->quant == VL_IVF_QUANT_RABITQ) {
-        double *y = vl_malloc((size_t)ix->rdim * sizeof *y);
         float *v = vl_malloc((size_t)ix->rdim * sizeof *v);
         s->lut = vl_malloc((size_t)ix->nsub * 16);
-        vl_ivf_rotate(ix, s->q, y);
+        vl_ivf_rotate(ix, s->q, v);
         for (uint32_t j = 0; j < ix->rdim; j++) /* one table for every list */
-            v[j] = (float)(y[j] - ix->rmu[j]);
+            v[j] -= ix->rmu[j];
         build_lut(s, v);
         free(v);
-        free(y);
     }
 }
 

@@ -27,10 +27,10 @@ struct vl_ivf {
     vl_metric metric;
     vl_ivf_quant quant;
     uint64_t seed;
-    uint32_t rdim, nsub;    /* rabitq: rotated dimension (dim rounded up to 8), rdim / 4 */
+    uint32_t rdim, nsub;    /* rabitq: vl_ivf_rdim(dim), rdim / 4 */
     float *centroids;       /* nlist x dim */
     float *sq_lo, *sq_step; /* sq8: dim each */
-    float *rot;             /* rabitq: rdim x dim, orthonormal columns */
+    float *rot;             /* rabitq: 3 x rdim random signs (+-1) */
     float *rcent;           /* rabitq: nlist x rdim, rot x centroid */
     float *rmu;             /* rabitq: rdim, rot x the mean of the centroids */
     vl_ivf_list_info *lists;
@@ -45,8 +45,10 @@ uint64_t vl_ivf_list_bytes(const vl_ivf *ix, uint32_t count);
 uint32_t vl_ivf_factors(const vl_ivf *ix);
 /** Compute rcent from rot and centroids (rabitq). */
 void vl_ivf_rotate_centroids(vl_ivf *ix);
-/** Rotate x (dim) into y (rdim): y = rot x. */
-void vl_ivf_rotate(const vl_ivf *ix, const float *x, double *y);
+/** Rotate x (dim, zero-padded) into y (rdim floats). */
+void vl_ivf_rotate(const vl_ivf *ix, const float *x, float *y);
+/** The rotated dimension of the rabitq code: the power of two >= dim, >= 8. */
+uint32_t vl_ivf_rdim(uint32_t dim);
 
 /** k-means on n vectors into centroids (k x dim); see ivf_train.c. */
 void vl_ivf_kmeans(const float *x, uint32_t n, uint32_t dim, uint32_t k, uint32_t iters,

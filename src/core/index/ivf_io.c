@@ -55,7 +55,7 @@ static layout layout_of(uint32_t dim, uint32_t nlist, uint32_t quant, uint32_t r
     L.cent = HEADER;
     L.sq = L.cent + (uint64_t)nlist * dim * 4;
     L.rot = L.sq + (quant == VL_IVF_QUANT_SQ8 ? 2 * (uint64_t)dim * 4 : 0);
-    L.dir = L.rot + (quant == VL_IVF_QUANT_RABITQ ? (uint64_t)rdim * (dim + 1) * 4 : 0);
+    L.dir = L.rot + (quant == VL_IVF_QUANT_RABITQ ? (uint64_t)rdim * 4 * 4 : 0);
     L.body = align(L.dir + (uint64_t)nlist * DIR_ENTRY);
     L.end = L.body + body_len;
     return L;
@@ -106,8 +106,8 @@ vl_status vl_ivf_serialize(const vl_ivf *ix, uint8_t **buf, size_t *len, vl_erro
         memcpy(b + L.sq + (size_t)ix->dim * 4, ix->sq_step, (size_t)ix->dim * 4);
     }
     if (ix->quant == VL_IVF_QUANT_RABITQ) {
-        memcpy(b + L.rot, ix->rot, (size_t)ix->rdim * ix->dim * 4);
-        memcpy(b + L.rot + (size_t)ix->rdim * ix->dim * 4, ix->rmu, (size_t)ix->rdim * 4);
+        memcpy(b + L.rot, ix->rot, (size_t)ix->rdim * 3 * 4);
+        memcpy(b + L.rot + (size_t)ix->rdim * 3 * 4, ix->rmu, (size_t)ix->rdim * 4);
     }
     for (uint32_t l = 0; l < ix->nlist; l++) {
         uint8_t *d = b + L.dir + (size_t)l * DIR_ENTRY;
@@ -154,7 +154,7 @@ static vl_status check_header(const uint8_t *b, size_t len, layout *L, vl_error 
         return CORRUPT("unknown metric %u or quantiser %u", metric, quant);
     if (nlist == 0 || (uint64_t)nlist * DIR_ENTRY > len)
         return CORRUPT("list count %u does not fit in %zu bytes", nlist, len);
-    if (rdim != (quant == VL_IVF_QUANT_RABITQ ? ((dim + 7) & ~7u) : 0))
+    if (rdim != (quant == VL_IVF_QUANT_RABITQ ? vl_ivf_rdim(dim) : 0))
         return CORRUPT("rotated dimension %u does not match dimension %u", rdim, dim);
     uint64_t body_len = get64(b + 48);
     if (body_len > len)
@@ -180,9 +180,16 @@ static vl_status check_params(const uint8_t *b, const layout *L, const vl_ivf *i
     if (ix->quant == VL_IVF_QUANT_SQ8 &&
         (!floats_ok(b + L->sq, ix->dim, 0) || !floats_ok(b + L->sq + 4 * ix->dim, ix->dim, 1)))
         return CORRUPT("SQ8 range not finite or step not positive");
-    if (ix->quant == VL_IVF_QUANT_RABITQ &&
-        !floats_ok(b + L->rot, (uint64_t)ix->rdim * (ix->dim + 1), 0))
-        return CORRUPT("non-finite rotation value");
+    if (ix->quant == VL_IVF_QUANT_RABITQ) {
+        for (uint64_t i = 0; i < 3 * (uint64_t)ix->rdim; i++) {
+            float v;
+            memcpy(&v, b + L->rot + 4 * i, 4);
+            if (v != 1.0f && v != -1.0f)
+                return CORRUPT("rotation sign %llu is not +-1", (unsigned long long)i);
+        }
+        if (!floats_ok(b + L->rot + 12 * (uint64_t)ix->rdim, ix->rdim, 0))
+            return CORRUPT("non-finite rotated mean");
+    }
     return VL_OK;
 }
 
@@ -268,10 +275,10 @@ vl_status vl_ivf_load(const uint8_t *b, size_t len, vl_ivf **out, vl_error *err)
         memcpy(ix->sq_step, b + L.sq + (size_t)ix->dim * 4, (size_t)ix->dim * 4);
     }
     if (ix->quant == VL_IVF_QUANT_RABITQ) {
-        ix->rot = vl_malloc((size_t)ix->rdim * ix->dim * 4);
-        memcpy(ix->rot, b + L.rot, (size_t)ix->rdim * ix->dim * 4);
+        ix->rot = vl_malloc((size_t)ix->rdim * 3 * 4);
+        memcpy(ix->rot, b + L.rot, (size_t)ix->rdim * 3 * 4);
         ix->rmu = vl_malloc((size_t)ix->rdim * 4);
-        memcpy(ix->rmu, b + L.rot + (size_t)ix->rdim * ix->dim * 4, (size_t)ix->rdim * 4);
+        memcpy(ix->rmu, b + L.rot + (size_t)ix->rdim * 3 * 4, (size_t)ix->rdim * 4);
         vl_ivf_rotate_centroids(ix);
     }
     ix->body = vl_aligned_alloc(ix->body_len ? ix->body_len : VL_IVF_ALIGN);
