@@ -610,6 +610,13 @@ static void test_inconsistent_content_rejected(void **state)
     free(t);
     free(buf);
     free(rows);
+    /* rabitq: a rotation sign that is not +-1 */
+    small_buffer(VL_IVF_QUANT_RABITQ, &buf, &len, &rows);
+    float half = 0.5f;
+    memcpy(buf + 64 + (uint64_t)nlist * dim * 4 + 8, &half, 4);
+    expect_corrupt(buf, len, "rotation sign");
+    free(buf);
+    free(rows);
 }
 
 int main(void)

@@ -9,6 +9,11 @@
  *    from object storage needs; in memory a probe is one sequential pass.
  *    vl_ivf_add() rebuilds the body (decoding the old lists), which is the
  *    price of contiguity; the engine builds an index per sealed segment.
+ *  - Defaults: nlist = 2 sqrt(n); nprobe = max(8, nlist / 4).  The
+ *    debian MiniLM set (short texts, many near-ties) is the hard one: at
+ *    nlist / 8 it reached recall@10 0.925, at nlist / 4 0.961 (the other
+ *    three sets: 0.996 to 1.0).  nlist = sqrt(n) scanned longer lists for
+ *    the same recall on debian (nprobe 48 of 141 for 0.96), no faster.
  *  - Assignment to lists is by L2 for every metric (cosine on normalised
  *    vectors); probing ranks centroids by the metric's key (L2, or the
  *    inner product for ip).
@@ -587,23 +592,34 @@ static void build_lut(scan *s, const float *v)
     s->bias = bias;
 }
 
-/* pkey: the list's probe key, |q - c|^2 (l2, cosine) or -<q, c> (ip). */
+/* pkey: the list's probe key, |q - c|^2 (l2, cosine) or -<q, c> (ip).
+ * Keys of a block are computed in float in a branch-free loop of 32 (the
+ * compiler vectorises it) and only those under the pool's threshold are
+ * offered: per-row scalar work was the largest cost once the table was
+ * built per query (perf, debian nprobe 64). */
 static void scan_rabitq(scan *s, double pkey, const uint32_t *ids, uint32_t cnt)
 {
     const vl_ivf *ix = s->ix;
     const vl_kernel_set *k = vl_kernels();
     const uint8_t *blocks = (const uint8_t *)(ids + cnt);
     const float *f0 = (const float *)(blocks + code_bytes(ix, cnt)), *f1 = f0 + cnt;
-    int ip = ix->metric == VL_METRIC_IP;
+    float sg = ix->metric == VL_METRIC_IP ? -1.0f : 1.0f, two = ix->metric == VL_METRIC_IP ? 1 : 2;
+    float pk = (float)pkey, dl = (float)s->delta, bs = (float)s->bias;
     uint32_t tot[32];
+    float key[32];
     for (uint32_t b = 0; b * 32 < cnt; b++) {
         k->lut4_scan(blocks + (size_t)b * ix->nsub * 16, s->lut, ix->nsub, tot);
-        uint32_t m = cnt - b * 32 < 32 ? cnt - b * 32 : 32;
-        for (uint32_t v = 0; v < m; v++) {
-            uint32_t i = b * 32 + v;
-            double est = f1[i] * (s->delta * tot[v] + s->bias); /* ~ <P(q - mu), r> */
-            offer(s, ip ? pkey - f0[i] - est : pkey + f0[i] - 2 * est, ids[i]);
-        }
+        uint32_t base = b * 32, m = cnt - base < 32 ? cnt - base : 32;
+        const float *g0 = f0 + base, *g1 = f1 + base;
+        if (m == 32)
+            for (uint32_t v = 0; v < 32; v++)
+                key[v] = pk + sg * g0[v] - two * g1[v] * (dl * (float)tot[v] + bs);
+        else
+            for (uint32_t v = 0; v < m; v++)
+                key[v] = pk + sg * g0[v] - two * g1[v] * (dl * (float)tot[v] + bs);
+        for (uint32_t v = 0; v < m; v++)
+            if (key[v] <= s->cand.thr)
+                offer(s, key[v], ids[base + v]);
     }
 }
 
