@@ -71,7 +71,7 @@ endif
 
 .PHONY: all build run test test-unit test-asan test-e2e deps deps-test fmt fmt-check lint verify \
         doc bench clean help fuzz fuzz-bins fuzz-corpus test-fuzz
-.PHONY: test-cross cross-bins bench-kernels bench-ann
+.PHONY: test-cross cross-bins bench-kernels bench-ann bench-ivf
 
 all: build
 
@@ -190,6 +190,12 @@ bench-ann: deps-test ## in-process HNSW vs hnswlib, one thread, every dataset (b
 	@$(PY) -c 'import hnswlib' 2>/dev/null || \
 	  $(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
 	$(PY) bench/ann_peers.py
+
+bench-ivf: deps-test ## in-process IVF vs faiss IVF, one thread, every dataset (bench/results/<date>-ivf.md)
+	@$(MAKE) --no-print-directory build/rel/bench/ivf_bench
+	@$(PY) -c 'import faiss' 2>/dev/null || \
+	  $(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+	$(PY) bench/ivf_peers.py
 
 bench-kernels: ## SIMD paths vs scalar, exact scan vs memory bandwidth (one thread)
 	@$(MAKE) --no-print-directory build/rel/bench/kernels_bench
