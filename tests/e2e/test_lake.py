@@ -601,43 +601,94 @@ def test_expired_versions_error_and_their_files_are_removed(vexlake):
 # 5. MVCC: a running search keeps the state it started with
 # ---------------------------------------------------------------------------
 
-def search_burst(srv, q, k, n):
-    """Send n identical VSEARCH ... WITHSCORES at once on one raw connection;
-    returns a function that waits for and returns the n parsed replies."""
-    conn = srv.raw(timeout=60)
-    conn.send(encode_command("VSEARCH", "FP32", fp32(q), k, "WITHSCORES") * n)
-    out = {}
+class SearchPump:
+    """Keeps DEPTH identical VSEARCH ... WITHSCORES outstanding on one raw
+    connection, sending the next as each reply arrives, until stop().  The
+    server runs a pipelined client's next request as soon as the previous
+    one answers, so while the pump runs a search is always in flight: a
+    change made meanwhile cannot miss the searches, however slow the machine
+    (a fixed burst could end before the test even looked)."""
 
-    def reader():
+    DEPTH = 4
+
+    def __init__(self, srv, q, k):
+        self.cmd = encode_command("VSEARCH", "FP32", fp32(q), k, "WITHSCORES")
+        self.conn = srv.raw(timeout=60)
+        self.replies = []
+        self.error = None
+        self.stopping = threading.Event()
+        self.cv = threading.Condition()
+        self.conn.send(self.cmd * self.DEPTH)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        outstanding = self.DEPTH
         try:
-            out["replies"] = [conn.read_reply() for _ in range(n)]
+            while outstanding:
+                rep = self.conn.read_reply()
+                outstanding -= 1
+                if not self.stopping.is_set():  # send before counting: see count()
+                    self.conn.send(self.cmd)
+                    outstanding += 1
+                with self.cv:
+                    self.replies.append(rep)
+                    self.cv.notify_all()
         except Exception as e:  # noqa: BLE001 - reported by the caller
-            out["error"] = e
+            self.error = e
         finally:
-            conn.close()
+            self.conn.close()
+            with self.cv:
+                self.cv.notify_all()
 
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
+    def count(self):
+        """Replies so far; every request behind them was already sent."""
+        with self.cv:
+            return len(self.replies)
 
-    def wait():
-        t.join(60)
-        assert not t.is_alive(), "search replies did not arrive"
-        assert "error" not in out, out.get("error")
+    def wait_for(self, n, timeout=60.0):
+        with self.cv:
+            ok = self.cv.wait_for(lambda: len(self.replies) >= n or self.error
+                                  or not self.thread.is_alive(), timeout)
+        assert ok and self.error is None, self.error or f"{n} search replies did not arrive"
+
+    def stop_after_change(self):
+        """Call once the change is acknowledged: wait until a search sent
+        after it has answered (DEPTH + 1 more replies), stop, and return
+        every answer in order."""
+        self.wait_for(self.count() + self.DEPTH + 1)
+        self.stopping.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "search replies did not arrive"
+        assert self.error is None, self.error
         res = []
-        for rep in out["replies"]:
+        for rep in self.replies:
             assert isinstance(rep, list), rep
             res.append([(rep[i].decode(), float(rep[i + 1])) for i in range(0, len(rep), 2)])
         return res
 
-    return wait
 
-
-def wait_blocked(r, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_in_flight(r, pump):
+    """Return once INFO shows the pump blocked on a search, and how many
+    replies it had before that INFO was sent: the search INFO saw in flight
+    answers later, so at least that many + 1 answers were pinned before
+    anything the caller does next.  Cannot time out on a slow machine: the
+    pump keeps a search in flight until it is stopped."""
+    pump.wait_for(1)
+    while True:
+        assert pump.error is None and pump.thread.is_alive(), pump.error
+        before = pump.count()
         if r.info("clients")["blocked_clients"] >= 1:
-            return True
-    raise AssertionError("no VSEARCH seen in flight (blocked_clients stayed 0)")
+            return before
+
+
+def kinds_of(results, old, new):
+    """0 for each answer equal to old, 1 for new; anything else fails."""
+    kinds = []
+    for res in results:
+        assert res in (old, new), res[:3]
+        kinds.append(0 if res == old else 1)
+    return kinds
 
 
 @pytest.mark.timeout(90)
@@ -651,48 +702,40 @@ def test_search_keeps_its_snapshot_across_clear_and_commits(vexlake):
     q = rnd(61, 1, dim)[0]
     r0 = vsearch(r, q, k)
     assert [x for x, _ in r0] == [x for x, _ in l2_topk(dict(zip(keys, vecs)), q, k)]
-    t0 = time.monotonic()
-    vsearch(r, q, k)
-    one = time.monotonic() - t0
-    burst = max(8, min(60, int(0.4 / max(one, 1e-3))))
 
     # (a) SAVE commits while searches run: every answer is unchanged
-    wait = search_burst(srv, q, k, burst)
-    wait_blocked(r)
+    pump = SearchPump(srv, q, k)
+    wait_in_flight(r, pump)
     assert ok(r, "SAVE")
-    for res in wait():
+    for res in pump.stop_after_change():
         assert res == r0
     assert version_numbers(r) == [1]
 
     # (b) a delete + BGSAVE while searches run: each answer is the old or the
     # new state, never a mix, and the old ones come first
-    wait = search_burst(srv, q, k, burst)
-    wait_blocked(r)
+    pump = SearchPump(srv, q, k)
+    pinned = wait_in_flight(r, pump)
     assert r.execute_command("VDEL", r0[0][0]) == 1
     assert no_callback(r, "BGSAVE") == "Background saving started"
-    results = wait()
+    results = pump.stop_after_change()
     r1 = vsearch(r, q, k)
     assert r1[0] == r0[1] and r0[0][0] not in [x for x, _ in r1]
-    kinds = []
-    for res in results:
-        assert res in (r0, r1), res[:3]
-        kinds.append(0 if res == r0 else 1)
-    assert kinds[0] == 0, "the search in flight when the delete came must not see it"
+    kinds = kinds_of(results, r0, r1)
     assert kinds == sorted(kinds)
+    assert kinds.count(0) > pinned, "the search in flight when the delete came must not see it"
+    assert kinds[-1] == 1, "a search sent after the delete must see it"
     wait_until(lambda: version_numbers(r)[-1] == 2, 30, what="BGSAVE to commit version 2")
 
     # (c) CLEAR (and SAVE) while searches run
-    wait = search_burst(srv, q, k, burst)
-    wait_blocked(r)
+    pump = SearchPump(srv, q, k)
+    pinned = wait_in_flight(r, pump)
     assert ok(r, "CLEAR")
     assert ok(r, "SAVE")
-    results = wait()
-    assert results[0] == r1, "the search in flight when CLEAR came must answer from its snapshot"
-    kinds = []
-    for res in results:
-        assert res in (r1, []), res[:3]
-        kinds.append(0 if res == r1 else 1)
+    kinds = kinds_of(pump.stop_after_change(), r1, [])
     assert kinds == sorted(kinds)
+    assert kinds.count(0) > pinned, \
+        "the search in flight when CLEAR came must answer from its snapshot"
+    assert kinds[-1] == 1, "a search sent after CLEAR must find nothing"
     assert vsearch(r, q, k) == []
     assert r.dbsize() == 0
     assert versions(r)[-1]["rows"] == 0
