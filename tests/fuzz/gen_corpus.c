@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/index/hnsw.h"
+#include "core/index/ivf.h"
 #include "storage/deletes.h"
 #include "storage/descriptor.h"
 #include "storage/manifest.h"
@@ -324,6 +326,77 @@ static void acl_seeds(void)
     seed_ctl("acl", "file_dup", 2, dup, sizeof dup - 1);
 }
 
+/* Index bodies over the vectors fuzz_hnsw.c makes up (same formula). */
+static void hnsw_seed(const char *name, uint32_t dim, uint32_t count, vl_metric metric, int sq8)
+{
+    vl_hnsw *h;
+    vl_error err;
+    float v[64];
+    if (vl_hnsw_create(dim, metric, 4, 16, 7, &h, &err) != VL_OK ||
+        (sq8 && count && vl_hnsw_set_quant(h, VL_HNSW_QUANT_SQ8, &err) != VL_OK)) {
+        fprintf(stderr, "hnsw: %s\n", err.msg);
+        exit(1);
+    }
+    for (uint32_t r = 0; r < count; r++) {
+        for (uint32_t j = 0; j < dim; j++) {
+            uint64_t i = (uint64_t)r * dim + j;
+            v[j] = (float)((i * 2654435761u) % 1000) / 100.0f - 5.0f;
+        }
+        if (vl_hnsw_add(h, r, v, &err) != VL_OK) {
+            fprintf(stderr, "hnsw: %s\n", err.msg);
+            exit(1);
+        }
+    }
+    uint8_t *body;
+    size_t len;
+    if (vl_hnsw_save(h, &body, &len, &err) != VL_OK) {
+        fprintf(stderr, "hnsw: %s\n", err.msg);
+        exit(1);
+    }
+    char fixed[32];
+    snprintf(fixed, sizeof fixed, "%s_fix", name);
+    seed_ctl("hnsw", name, 0, body, len);
+    seed_ctl("hnsw", fixed, 1, body, len);
+    free(body);
+    vl_hnsw_free(h);
+}
+
+static void hnsw_seeds(void)
+{
+    hnsw_seed("l2_20x4", 4, 20, VL_METRIC_L2, 0);
+    hnsw_seed("cosine_sq8_12x3", 3, 12, VL_METRIC_COSINE, 1);
+    hnsw_seed("ip_3x2", 2, 3, VL_METRIC_IP, 0);
+    hnsw_seed("empty", 4, 0, VL_METRIC_L2, 0);
+}
+
+static void ivf_seeds(void)
+{
+    static const char *const names[3] = {"none", "sq8", "rabitq"};
+    float v[48 * 8];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        v[i] = (float)((i * 2654435761u) % 1000) / 100.0f - 5.0f;
+    for (int q = 0; q < 3; q++) {
+        vl_ivf_params p = {.dim = 8, .metric = (vl_metric)q, .nlist = 3, .quant = (vl_ivf_quant)q};
+        p.seed = 7;
+        vl_ivf *ix;
+        vl_error err;
+        uint8_t *buf;
+        size_t len;
+        if (vl_ivf_build(&p, v, 48, &ix, &err) != VL_OK ||
+            vl_ivf_serialize(ix, &buf, &len, &err) != VL_OK) {
+            fprintf(stderr, "ivf: %s\n", err.msg);
+            exit(1);
+        }
+        char name[32];
+        snprintf(name, sizeof name, "%s_%s", names[q], q == 0 ? "l2" : q == 1 ? "cosine" : "ip");
+        seed_ctl("ivf", name, 0, buf, len);
+        snprintf(name, sizeof name, "%s_fix", names[q]);
+        seed_ctl("ivf", name, 1, buf, len);
+        free(buf);
+        vl_ivf_free(ix);
+    }
+}
+
 int main(void)
 {
     mkdir("tests/fuzz/corpus", 0755);
@@ -336,5 +409,7 @@ int main(void)
     wal_seeds();
     parquet_seeds();
     acl_seeds();
+    hnsw_seeds();
+    ivf_seeds();
     return 0;
 }
