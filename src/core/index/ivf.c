@@ -584,7 +584,7 @@ static void build_lut(scan *s, const float *v)
         uint8_t *t = s->lut + 16 * m;
         for (uint32_t c = 0; c < 16; c++) {
             float q = (lo[c & 3] + hi[c >> 2]) * inv + 0.5f;
-            q = q < 0 ? 0 : (q > 255 ? 255 : q);
+            q = q > 0 ? (q < 255 ? q : 255) : 0; /* NaN (overflowing input) -> 0 */
             t[c] = (uint8_t)(int)q;
         }
     }
