@@ -360,7 +360,9 @@ vl_status vl_ivf_add(vl_ivf *ix, const float *vectors, uint32_t n, vl_error *err
     uint8_t *all = vl_malloc((size_t)total * es);
     uint64_t *fill = vl_malloc((size_t)ix->nlist * sizeof *fill);
     for (uint32_t l = 0; l < ix->nlist; l++) {
-        unpack_list(ix, ix->body + ix->lists[l].offset, ix->lists[l].count, all + start[l] * es);
+        if (ix->lists[l].count) /* no body before the first add */
+            unpack_list(ix, ix->body + ix->lists[l].offset, ix->lists[l].count,
+                        all + start[l] * es);
         fill[l] = start[l] + ix->lists[l].count;
     }
     for (uint32_t i = 0; i < n; i++)
