@@ -16,7 +16,7 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpoi
            -Wcast-align -Wformat=2 -Wvla
 CSTD    := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -MMD -MP
 CFLAGS  ?= -O2 -g
-LDLIBS  := -pthread -lm -lcjson -lzstd -lsnappy -lssl -lcrypto
+LDLIBS  := -pthread -lm -lcjson -lzstd -lsnappy -lssl -lcrypto -lcurl
 
 LIB_SRC := $(filter-out src/server/main.c, \
              $(wildcard src/util/*.c src/storage/*.c src/core/*.c src/core/*/*.c \

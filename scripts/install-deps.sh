@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh build|test - install what is missing, nothing else.
 #
-# build: a C compiler, make, pkg-config and the libraries we link (cJSON, zstd, snappy,
+# build: a C compiler, make, pkg-config and the libraries we link (cJSON, zstd, snappy, libcurl,
 #        OpenSSL).
 # test:  build + cmocka, redis-cli, cppcheck, clang-format, doxygen, clang
 #        with its libFuzzer/sanitizer runtimes and llvm (symbolizer) for the
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=${1:-build}
-pkgs_build=(gcc make pkg-config libcjson-dev libzstd-dev libsnappy-dev libssl-dev)
+pkgs_build=(gcc make pkg-config libcjson-dev libzstd-dev libsnappy-dev libssl-dev libcurl4-openssl-dev)
 pkgs_test=(libcmocka-dev redis-tools cppcheck clang-format doxygen python3 python3-venv)
 pkgs_test+=(clang libclang-rt-14-dev llvm)
 pkgs_test+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)

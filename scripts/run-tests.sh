@@ -10,13 +10,29 @@
 #       and regression inputs, then FUZZ_TEST_SECONDS (default 3) of fuzzing
 #       (tests/fuzz/run.sh; one pass or failure per harness and step)
 # e2e:  pytest tests/e2e against real server processes (redis-py, redis-cli)
+# unit, asan and all first start SeaweedFS (scripts/seaweedfs.sh start: S3 on
+# 127.0.0.1:8333; the first run builds it, ~5 min) for the S3 tests, and stop
+# it on exit, even on failure.  If it cannot start, that counts as a failure
+# and the S3 tests fail too: they are never skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 mode=${1:-all}
 passed=0 failed=0 skipped=0
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+s3_state=
+export VL_SEAWEEDFS_USER=$$ # shared with parallel runs: see scripts/seaweedfs.sh
+trap 'rm -f "$log"; [ -n "$s3_state" ] && scripts/seaweedfs.sh stop' EXIT
+
+s3_up() {
+  [ -n "$s3_state" ] && return
+  s3_state=up
+  echo "== seaweedfs start"
+  if ! scripts/seaweedfs.sh start; then
+    echo "FAIL seaweedfs start: the S3 tests will fail"
+    failed=$((failed + 1))
+  fi
+}
 
 count() { # extract a number printed by cmocka: "[  PASSED  ] 5 test(s)."
   grep -Eo "\[  $1 *\] [0-9]+ test" "$log" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}'
@@ -70,12 +86,12 @@ run_e2e() {
 }
 
 case "$mode" in
-  unit) run_c_suite build/rel/test unit ;;
-  asan) run_c_suite build/san/test asan ;;
+  unit) s3_up; run_c_suite build/rel/test unit ;;
+  asan) s3_up; run_c_suite build/san/test asan ;;
   cross) run_cross ;;
   fuzz) run_fuzz ;;
   e2e) run_e2e ;;
-  all) run_c_suite build/rel/test unit; run_c_suite build/san/test asan; run_cross; run_fuzz; run_e2e ;;
+  all) s3_up; run_c_suite build/rel/test unit; run_c_suite build/san/test asan; run_cross; run_fuzz; run_e2e ;;
   *) echo "usage: $0 all|unit|asan|cross|fuzz|e2e" >&2; exit 2 ;;
 esac
 

@@ -52,6 +52,12 @@ struct vl_objstore {
  *  with errno set. */
 int vl_objstore_local_mkdirs(const char *dir);
 
+/** 1 when name is a usable object name: not empty, no leading '/', no
+ *  empty, "." or ".." component, no component containing ".tmp."
+ *  (reserved for the local backend's temp files).  Every backend refuses
+ *  other names with VL_ERR_ARG. */
+int vl_objstore_name_valid(const char *name);
+
 /** Open a local-directory store rooted at dir (created if missing). */
 vl_status vl_objstore_local_open(const char *dir, vl_objstore **out, vl_error *err);
 

@@ -59,8 +59,8 @@ static char *path_join(const char *a, const char *b)
     return p;
 }
 
-/* 1 when name is a usable object name (see decision 5). */
-static int name_valid(const char *name)
+/* Decision 5; shared by every backend (objstore.h). */
+int vl_objstore_name_valid(const char *name)
 {
     if (!name || !*name || name[0] == '/')
         return 0;
@@ -196,7 +196,7 @@ static local_store *as_local(vl_objstore *s)
 static vl_status resolve(vl_objstore *s, const char *verb, const char *name, char **path,
                          vl_error *err)
 {
-    if (!name_valid(name))
+    if (!vl_objstore_name_valid(name))
         return vl_fail(err, VL_ERR_ARG, "%s: invalid object name \"%s\"", verb, name ? name : "");
     *path = path_join(as_local(s)->root, name);
     if (!*path)
