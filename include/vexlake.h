@@ -112,6 +112,11 @@ typedef struct {
      *  deleted rows is reclaimed sooner (vl_maintenance).  0: no limit
      *  (default). */
     uint64_t max_memory;
+    /** Where descriptors, segments and manifests live instead of dir (e.g.
+     *  an S3 store from vl_objstore_s3_open); NULL: dir itself (default).
+     *  vl_open takes ownership, also when it fails; the WAL and LOCK stay
+     *  in dir. */
+    struct vl_objstore *store;
 } vl_options;
 
 /** Error message buffer filled by failing calls. */

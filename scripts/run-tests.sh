@@ -10,7 +10,7 @@
 #       and regression inputs, then FUZZ_TEST_SECONDS (default 3) of fuzzing
 #       (tests/fuzz/run.sh; one pass or failure per harness and step)
 # e2e:  pytest tests/e2e against real server processes (redis-py, redis-cli)
-# unit, asan and all first start SeaweedFS (scripts/seaweedfs.sh start: S3 on
+# unit, asan, e2e and all first start SeaweedFS (scripts/seaweedfs.sh start: S3 on
 # 127.0.0.1:8333; the first run builds it, ~5 min) for the S3 tests, and stop
 # it on exit, even on failure.  If it cannot start, that counts as a failure
 # and the S3 tests fail too: they are never skipped.
@@ -90,7 +90,7 @@ case "$mode" in
   asan) s3_up; run_c_suite build/san/test asan ;;
   cross) run_cross ;;
   fuzz) run_fuzz ;;
-  e2e) run_e2e ;;
+  e2e) s3_up; run_e2e ;;
   all) s3_up; run_c_suite build/rel/test unit; run_c_suite build/san/test asan; run_cross; run_fuzz; run_e2e ;;
   *) echo "usage: $0 all|unit|asan|cross|fuzz|e2e" >&2; exit 2 ;;
 esac

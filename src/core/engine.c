@@ -168,8 +168,10 @@ vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_er
         e->opt = *opt;
     else
         vl_options_init(&e->opt);
+    e->store = e->opt.store; /* ours from here on: vl_close closes it */
+    e->opt.store = NULL;
     vl_status st = vl_dirlock_acquire(dir, &e->lock_fd, err);
-    if (st == VL_OK)
+    if (st == VL_OK && !e->store)
         st = vl_objstore_local_open(dir, &e->store, err);
     if (st == VL_OK)
         st = load_collections(e, err);

@@ -19,6 +19,7 @@ void vl_options_init(vl_options *opt)
     opt->open_previous_on_damage = 0;
     opt->wal_truncate_damaged = 0;
     opt->max_memory = 0;
+    opt->store = NULL;
 }
 
 static int lookup(const char *const *names, int n, const char *name)

@@ -79,6 +79,14 @@ static void usage(FILE *f)
                "  --client-output-buffer-limit BYTES\n"
                "                                 one client's unsent replies; past it the client\n"
                "                                 is closed (default 256mb; 0 = no limit)\n"
+               "  --storage s3://BUCKET/PREFIX   keep collections, segments and manifests in\n"
+               "                                 S3 (credentials: AWS_ACCESS_KEY_ID and\n"
+               "                                 AWS_SECRET_ACCESS_KEY); the WAL stays in --dir\n"
+               "  --s3-endpoint URL              S3 endpoint, e.g. http://127.0.0.1:8333\n"
+               "                                 (default: AWS for --s3-region)\n"
+               "  --s3-region NAME               signing region (default us-east-1)\n"
+               "  --s3-timeout-ms N              bound on one S3 call, retries included\n"
+               "                                 (default 30000)\n"
                "  --help                         show this help\n");
 }
 
@@ -179,6 +187,10 @@ static const flag flags[] = {
     {"--maxmemory-clients", BYTES_FLAG, 0, 0, FIELD(maxmemory_clients)},
     {"--client-query-buffer-limit", BYTES_FLAG, 0, 0, FIELD(client_query_buffer_limit)},
     {"--client-output-buffer-limit", BYTES_FLAG, 0, 0, FIELD(client_output_buffer_limit)},
+    {"--storage", STRING_FLAG, 0, 0, FIELD(storage)},
+    {"--s3-endpoint", STRING_FLAG, 0, 0, FIELD(s3_endpoint)},
+    {"--s3-region", STRING_FLAG, 0, 0, FIELD(s3_region)},
+    {"--s3-timeout-ms", INT_FLAG, 100, 3600000, FIELD(s3_timeout_ms)},
 };
 
 /* The first line of file `path` (without its line end) into field. */

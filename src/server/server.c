@@ -28,6 +28,7 @@
 
 #include "commands/commands.h"
 #include "network/listener.h"
+#include "server/storage.h"
 #include "util/log.h"
 
 vl_server server;
@@ -55,6 +56,8 @@ void vl_config_defaults(vl_config *cfg)
     cfg->maxmemory_clients = VL_DEFAULT_MAXMEMORY_CLIENTS;
     cfg->client_query_buffer_limit = VL_DEFAULT_QUERY_BUFFER_LIMIT;
     cfg->client_output_buffer_limit = VL_DEFAULT_OUTPUT_BUFFER_LIMIT;
+    snprintf(cfg->s3_region, sizeof cfg->s3_region, "us-east-1");
+    cfg->s3_timeout_ms = 30000;
 }
 
 static void wal_failed(const vl_error *err)
@@ -184,6 +187,10 @@ static int open_engine(const vl_config *cfg)
     opt.wal_truncate_damaged = cfg->wal_truncate_damaged;
     opt.max_memory = cfg->maxmemory;
     vl_error err;
+    if (vl_server_open_store(cfg, &opt.store, &err) != VL_OK) {
+        vl_log(VL_LOG_ERROR, "cannot open storage %s: %s", cfg->storage, err.msg);
+        return -1;
+    }
     if (vl_open(cfg->dir, &opt, &server.engine, &err) != VL_OK) {
         vl_log(VL_LOG_ERROR, "cannot open data directory %s: %s", cfg->dir, err.msg);
         return -1;

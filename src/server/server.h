@@ -49,6 +49,10 @@ typedef struct {
     uint64_t maxmemory_clients;          /* all client buffers; 0: no limit */
     uint64_t client_query_buffer_limit;  /* one client's query buffer; 0: no limit */
     uint64_t client_output_buffer_limit; /* one client's pending replies; 0: no limit */
+    char storage[1024];                  /* --storage s3://bucket/prefix; "": --dir */
+    char s3_endpoint[1024];              /* "": AWS's endpoint for s3_region */
+    char s3_region[64];
+    int s3_timeout_ms; /* bound on one S3 call, retries included */
 } vl_config;
 
 typedef struct {

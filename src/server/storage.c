@@ -1,0 +1,45 @@
+/*
+ * storage.c - turning --storage / --s3-* flags into an object store.
+ *
+ * Decisions:
+ *  1. Credentials come only from the environment (AWS_ACCESS_KEY_ID,
+ *     AWS_SECRET_ACCESS_KEY), never from flags, so they are not in ps or in
+ *     INFO; the S3 client copies them and nothing logs them.
+ *  2. Without --s3-endpoint the endpoint is AWS's for --s3-region
+ *     (https://s3.<region>.amazonaws.com, path-style).
+ *  3. This is the intermediate state of S3 mode: descriptors, segments and
+ *     manifests go to the bucket, the WAL stays in --dir.  What SAVE (or a
+ *     flush) committed survives losing --dir; writes after it live only in
+ *     the local WAL until the next flush.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "server/storage.h"
+#include "storage/objstore_s3.h"
+#include "util/error.h"
+
+vl_status vl_server_open_store(const vl_config *cfg, vl_objstore **out, vl_error *err)
+{
+    *out = NULL;
+    if (!cfg->storage[0])
+        return VL_OK;
+    char *bucket, *prefix, endpoint[1100];
+    vl_status st = vl_objstore_s3_parse_url(cfg->storage, &bucket, &prefix, err);
+    if (st != VL_OK)
+        return st;
+    if (cfg->s3_endpoint[0])
+        snprintf(endpoint, sizeof endpoint, "%s", cfg->s3_endpoint);
+    else
+        snprintf(endpoint, sizeof endpoint, "https://s3.%s.amazonaws.com", cfg->s3_region);
+    vl_s3_config c = {.endpoint = endpoint,
+                      .region = cfg->s3_region,
+                      .bucket = bucket,
+                      .access_key = getenv("AWS_ACCESS_KEY_ID"),
+                      .secret_key = getenv("AWS_SECRET_ACCESS_KEY"),
+                      .timeout_ms = cfg->s3_timeout_ms};
+    st = vl_objstore_s3_open(&c, prefix, out, err);
+    free(bucket);
+    free(prefix);
+    return st;
+}
