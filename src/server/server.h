@@ -44,7 +44,7 @@ typedef struct {
     char requirepass[512]; /* default user's password; wiped once hashed */
     char aclfile[PATH_MAX];
     int protected_mode;
-    vl_simd simd; /* kernel path; selected while flags are parsed */
+    vl_simd simd;                        /* kernel path; selected while flags are parsed */
     uint64_t maxmemory;                  /* data bytes (vl_options.max_memory); 0: no limit */
     uint64_t maxmemory_clients;          /* all client buffers; 0: no limit */
     uint64_t client_query_buffer_limit;  /* one client's query buffer; 0: no limit */
