@@ -20,27 +20,16 @@
 
 #include "vexlake.h"
 
-typedef struct {
-    char dir[64];
-} tmp;
+typedef vl_test_dir tmp;
 
 static int setup_dir(void **state)
 {
-    tmp *t = malloc(sizeof *t);
-    if (!t || !vl_test_tmpdir(t->dir, sizeof t->dir, "dirlock")) {
-        free(t);
-        return -1;
-    }
-    *state = t;
-    return 0;
+    return vl_test_dir_setup(state, "dirlock");
 }
 
 static int teardown_dir(void **state)
 {
-    tmp *t = *state;
-    vl_test_rmtree(t->dir);
-    free(t);
-    return 0;
+    return vl_test_dir_teardown(state);
 }
 
 static vl_status open_dir(const char *dir, vl_engine **e, vl_error *err)

@@ -24,29 +24,16 @@
 
 /* ---- fixtures ---- */
 
-typedef struct {
-    char dir[64];
-} tmp;
+typedef vl_test_dir tmp;
 
 static int setup_dir(void **state)
 {
-    tmp *t = malloc(sizeof *t);
-    if (!t)
-        return -1;
-    if (!vl_test_tmpdir(t->dir, sizeof t->dir, "engine")) {
-        free(t);
-        return -1;
-    }
-    *state = t;
-    return 0;
+    return vl_test_dir_setup(state, "engine");
 }
 
 static int teardown_dir(void **state)
 {
-    tmp *t = *state;
-    vl_test_rmtree(t->dir);
-    free(t);
-    return 0;
+    return vl_test_dir_teardown(state);
 }
 
 static vl_engine *open_with(const char *dir, vl_metric metric, int deferred)

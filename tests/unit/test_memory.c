@@ -19,27 +19,16 @@
 #define DIM 8
 #define CHUNK_ROWS 4096 /* rows per allocation of vectors (core/rowstore.h) */
 
-typedef struct {
-    char dir[64];
-} tmp;
+typedef vl_test_dir tmp;
 
 static int setup_dir(void **state)
 {
-    tmp *t = malloc(sizeof *t);
-    if (!t || !vl_test_tmpdir(t->dir, sizeof t->dir, "memory")) {
-        free(t);
-        return -1;
-    }
-    *state = t;
-    return 0;
+    return vl_test_dir_setup(state, "memory");
 }
 
 static int teardown_dir(void **state)
 {
-    tmp *t = *state;
-    vl_test_rmtree(t->dir);
-    free(t);
-    return 0;
+    return vl_test_dir_teardown(state);
 }
 
 static vl_engine *open_limited(const char *dir, uint64_t max_memory)

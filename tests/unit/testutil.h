@@ -29,6 +29,32 @@ static inline char *vl_test_tmpdir(char *buf, size_t cap, const char *tag)
     return mkdtemp(buf);
 }
 
+/** A cmocka fixture's state: one fresh temporary directory. */
+typedef struct {
+    char dir[64];
+} vl_test_dir;
+
+/** For a cmocka setup: *state = a new vl_test_dir /tmp/vl_<tag>_XXXXXX. */
+static inline int vl_test_dir_setup(void **state, const char *tag)
+{
+    vl_test_dir *t = malloc(sizeof *t);
+    if (!t || !vl_test_tmpdir(t->dir, sizeof t->dir, tag)) {
+        free(t);
+        return -1;
+    }
+    *state = t;
+    return 0;
+}
+
+/** For a cmocka teardown: remove the directory of vl_test_dir_setup. */
+static inline int vl_test_dir_teardown(void **state)
+{
+    vl_test_dir *t = *state;
+    vl_test_rmtree(t->dir);
+    free(t);
+    return 0;
+}
+
 /** The shared datasets: $VL_DATASETS, else ../shared/datasets beside the
  *  checkout (tests run from the repository root). */
 static inline const char *vl_test_datasets(void)
