@@ -38,8 +38,11 @@ def test_second_server_on_same_dir_is_refused(vexlake, tmp_path):
     assert a.stop() == 0
 
     # Once the owner is gone the directory is free again.
-    b.start()
-    assert b.client().dbsize() == 100
+    try:
+        b.start()
+        assert b.client().dbsize() == 100
+    finally:
+        b.kill9()  # not the fixture's: stop it here, or it outlives the test run
 
 
 HTTP_ATTACK = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1:6379\r\nContent-Type: text/plain\r\n"
