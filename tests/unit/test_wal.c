@@ -121,6 +121,15 @@ static void wal_path(char *out, size_t cap, const char *dir, uint64_t no)
     assert_true(n > 0 && (size_t)n < cap);
 }
 
+/* Create <dir>/wal, for tests that write log files by hand. */
+static void make_wal_dir(const char *dir)
+{
+    char p[128];
+    int n = snprintf(p, sizeof p, "%s/wal", dir);
+    assert_true(n > 0 && (size_t)n < sizeof p);
+    assert_int_equal(mkdir(p, 0777), 0);
+}
+
 static long file_len(const char *dir, uint64_t no)
 {
     char p[128];
@@ -458,8 +467,7 @@ static void test_first_lsn_may_start_anywhere(void **state)
     char p[128];
     unsigned char buf[512];
     float v[2] = {1, 2};
-    snprintf(p, sizeof p, "%s/wal", f->dir);
-    assert_int_equal(mkdir(p, 0777), 0);
+    make_wal_dir(f->dir);
     size_t n = spec_encode(buf, VL_WAL_PUT, 100, "c", "a", v, 2);
     n += spec_encode(buf + n, VL_WAL_DEL, 101, "c", "a", NULL, 0);
     wal_path(p, sizeof p, f->dir, 5); /* files 1..4 already deleted */
@@ -485,8 +493,7 @@ static void test_lsn_gap_is_corrupt(void **state)
     fixture *f = *state;
     char p[128];
     unsigned char buf[512];
-    snprintf(p, sizeof p, "%s/wal", f->dir);
-    assert_int_equal(mkdir(p, 0777), 0);
+    make_wal_dir(f->dir);
     size_t n = spec_encode(buf, VL_WAL_CLEAR, 1, "c", NULL, NULL, 0);
     n += spec_encode(buf + n, VL_WAL_CLEAR, 3, "c", NULL, NULL, 0);
     wal_path(p, sizeof p, f->dir, 1);
@@ -510,8 +517,7 @@ static void test_lsn_beyond_max_is_corrupt(void **state)
     fixture *f = *state;
     char p[128];
     unsigned char buf[512];
-    snprintf(p, sizeof p, "%s/wal", f->dir);
-    assert_int_equal(mkdir(p, 0777), 0);
+    make_wal_dir(f->dir);
     wal_path(p, sizeof p, f->dir, 1);
     const uint64_t bad[] = {UINT64_MAX, VL_WAL_MAX_LSN + 1};
     for (int i = 0; i < 2; i++) {
@@ -534,8 +540,7 @@ static void test_append_stops_at_max_lsn(void **state)
     fixture *f = *state;
     char p[128];
     unsigned char buf[512];
-    snprintf(p, sizeof p, "%s/wal", f->dir);
-    assert_int_equal(mkdir(p, 0777), 0);
+    make_wal_dir(f->dir);
     wal_path(p, sizeof p, f->dir, 1);
     write_file(p, buf, spec_encode(buf, VL_WAL_CLEAR, VL_WAL_MAX_LSN, "c", NULL, NULL, 0));
     collected c = {0};
@@ -555,8 +560,7 @@ static void test_valid_crc_bad_content_is_corrupt(void **state)
     fixture *f = *state;
     char p[128];
     unsigned char buf[512];
-    snprintf(p, sizeof p, "%s/wal", f->dir);
-    assert_int_equal(mkdir(p, 0777), 0);
+    make_wal_dir(f->dir);
     size_t n = spec_encode(buf, VL_WAL_CLEAR, 1, "c", NULL, NULL, 0);
     size_t last = n;
     n += spec_encode(buf + n, VL_WAL_CLEAR, 2, "c", NULL, NULL, 0);
