@@ -174,67 +174,42 @@ static void normalise(float *dst, const float *src, uint32_t dim)
 
 /* ---- heaps -------------------------------------------------------------- */
 
-static inline void min_push(hn_item *a, uint32_t *n, hn_item x)
-{
-    uint32_t i = (*n)++;
-    while (i > 0) {
-        uint32_t p = (i - 1) / 2;
-        if (a[p].d <= x.d)
-            break;
-        a[i] = a[p];
-        i = p;
+/* One binary heap in two orders: min_* keeps the nearest item on top (the
+ * candidates still to expand), max_* the farthest (the worst of the best
+ * found).  LT/LE are the order's "before" and "before or equal". */
+#define HN_HEAP(name, LT, LE)                                                                      \
+    static inline void name##_push(hn_item *a, uint32_t *n, hn_item x)                             \
+    {                                                                                              \
+        uint32_t i = (*n)++;                                                                       \
+        while (i > 0) {                                                                            \
+            uint32_t p = (i - 1) / 2;                                                              \
+            if (a[p].d LE x.d)                                                                     \
+                break;                                                                             \
+            a[i] = a[p];                                                                           \
+            i = p;                                                                                 \
+        }                                                                                          \
+        a[i] = x;                                                                                  \
+    }                                                                                              \
+    static inline void name##_pop(hn_item *a, uint32_t *n)                                         \
+    {                                                                                              \
+        hn_item x = a[--(*n)];                                                                     \
+        uint32_t i = 0, m = *n;                                                                    \
+        for (;;) {                                                                                 \
+            uint32_t c = 2 * i + 1;                                                                \
+            if (c >= m)                                                                            \
+                break;                                                                             \
+            if (c + 1 < m && a[c + 1].d LT a[c].d)                                                 \
+                c++;                                                                               \
+            if (x.d LE a[c].d)                                                                     \
+                break;                                                                             \
+            a[i] = a[c];                                                                           \
+            i = c;                                                                                 \
+        }                                                                                          \
+        a[i] = x;                                                                                  \
     }
-    a[i] = x;
-}
 
-static inline void min_pop(hn_item *a, uint32_t *n)
-{
-    hn_item x = a[--(*n)];
-    uint32_t i = 0, m = *n;
-    for (;;) {
-        uint32_t c = 2 * i + 1;
-        if (c >= m)
-            break;
-        if (c + 1 < m && a[c + 1].d < a[c].d)
-            c++;
-        if (x.d <= a[c].d)
-            break;
-        a[i] = a[c];
-        i = c;
-    }
-    a[i] = x;
-}
-
-static inline void max_push(hn_item *a, uint32_t *n, hn_item x)
-{
-    uint32_t i = (*n)++;
-    while (i > 0) {
-        uint32_t p = (i - 1) / 2;
-        if (a[p].d >= x.d)
-            break;
-        a[i] = a[p];
-        i = p;
-    }
-    a[i] = x;
-}
-
-static inline void max_pop(hn_item *a, uint32_t *n)
-{
-    hn_item x = a[--(*n)];
-    uint32_t i = 0, m = *n;
-    for (;;) {
-        uint32_t c = 2 * i + 1;
-        if (c >= m)
-            break;
-        if (c + 1 < m && a[c + 1].d > a[c].d)
-            c++;
-        if (x.d >= a[c].d)
-            break;
-        a[i] = a[c];
-        i = c;
-    }
-    a[i] = x;
-}
+HN_HEAP(min, <, <=)
+HN_HEAP(max, >, >=)
 
 static int item_cmp(const void *pa, const void *pb)
 {
