@@ -83,6 +83,45 @@ typedef enum {
     VL_FSYNC_NO          /**< leave flushing to the operating system */
 } vl_fsync;
 
+/** How a collection's sealed segments are indexed (stored with the
+ *  collection, like its metric; rows not yet indexed are always scanned
+ *  exactly, so every acknowledged write is visible to the next search). */
+typedef enum {
+    VL_INDEX_FLAT = 0, /**< no index: every search scans (today's behaviour) */
+    VL_INDEX_HNSW,     /**< HNSW graph per segment (core/index/hnsw.h) */
+    VL_INDEX_IVF       /**< k-means inverted lists per segment (core/index/ivf.h) */
+} vl_index_kind;
+
+/** Codes an index walks on before the float32 re-rank of its candidates. */
+typedef enum {
+    VL_QUANT_NONE = 0, /**< float32 throughout */
+    VL_QUANT_SQ8,      /**< 8-bit scalar codes */
+    VL_QUANT_RABITQ    /**< 1-bit RaBitQ codes with their error bound */
+} vl_quant;
+
+/** Index build parameters; 0 in a number means "the index's default". */
+typedef struct {
+    vl_index_kind kind;
+    vl_quant quant;
+    uint32_t hnsw_m;               /**< links per node (0: 16) */
+    uint32_t hnsw_ef_construction; /**< build beam (0: 200) */
+    uint32_t ivf_lists;            /**< lists per segment (0: from its row count) */
+} vl_index_params;
+
+/** Parse "flat" | "hnsw" | "ivf"; VL_ERR_ARG otherwise. */
+vl_status vl_index_kind_parse(const char *name, vl_index_kind *out);
+const char *vl_index_kind_name(vl_index_kind k);
+/** Parse "none" | "sq8" | "rabitq"; VL_ERR_ARG otherwise. */
+vl_status vl_quant_parse(const char *name, vl_quant *out);
+const char *vl_quant_name(vl_quant q);
+
+/** Per-query search options (VSEARCH ... [EF n] [NPROBE n] [EXACT]). */
+typedef struct {
+    uint32_t ef;     /**< HNSW search beam (0: the index's default) */
+    uint32_t nprobe; /**< IVF lists probed (0: the index's default) */
+    int exact;       /**< 1: scan every row, recall 1.0, ignore indexes */
+} vl_search_opts;
+
 /** Engine options; initialise with vl_options_init() then adjust. */
 typedef struct {
     vl_metric default_metric; /**< metric of collections created by this engine */
@@ -117,6 +156,10 @@ typedef struct {
      *  vl_open takes ownership, also when it fails; the WAL and LOCK stay
      *  in dir. */
     struct vl_objstore *store;
+    /** Index of collections this engine creates (default hnsw + sq8, the
+     *  other numbers 0); an existing collection keeps the one it was
+     *  created with. */
+    vl_index_params index;
 } vl_options;
 
 /** Error message buffer filled by failing calls. */
@@ -146,6 +189,9 @@ typedef struct {
     uint64_t segments;       /**< segment files in that version */
     uint64_t unflushed;      /**< writes since that version (not yet in a segment) */
     uint64_t rows_in_memory; /**< live rows plus dead ones not yet reclaimed */
+    vl_index_params index;   /**< how its segments are indexed */
+    uint64_t indexed_rows;   /**< rows searched through an index (deleted ones included) */
+    uint64_t unindexed_rows; /**< rows a search scans exactly (memtable, segments not yet indexed) */
 } vl_collection_info;
 
 /**
@@ -184,6 +230,10 @@ typedef struct {
     int background_job;     /**< 1 while a flush or compaction runs */
     const char *last_error; /**< why the last background job failed, or "" */
     const char *warning;    /**< what vl_open had to work around, or "" */
+    uint64_t index_builds;   /**< index files built and stored since open */
+    uint64_t index_loads;    /**< index files loaded from the store since open (not rebuilt) */
+    uint64_t index_rebuilds; /**< of index_builds, ones that replaced a damaged file */
+    int index_build_running; /**< 1 while a background index build runs */
 } vl_engine_stats;
 
 /** One retained version of a collection. */
@@ -418,6 +468,11 @@ int vl_search_is_small(const vl_snapshot *s);
 uint32_t vl_search_suggest_parts(const vl_snapshot *s, uint32_t max_parts);
 vl_status vl_search_new(const vl_snapshot *s, const float *query, uint32_t dim, uint32_t k,
                         uint32_t parts, vl_search **out, vl_error *err);
+/** vl_search_new with per-query options (NULL: defaults, which use the
+ *  collection's indexes).  VL_ERR_ARG for an option out of range. */
+vl_status vl_search_new_opts(const vl_snapshot *s, const float *query, uint32_t dim, uint32_t k,
+                             uint32_t parts, const vl_search_opts *opts, vl_search **out,
+                             vl_error *err);
 uint32_t vl_search_parts(const vl_search *x);
 /** Score one part's rows; thread safe across different parts. */
 void vl_search_run_part(vl_search *x, uint32_t part);

@@ -161,7 +161,7 @@ static void section_persistence(text *t, const vl_engine_stats *st)
 
 static void section_vectors(text *t, const vl_engine_stats *st)
 {
-    vl_collection_info info = {0, server.cfg.metric, 0, 0, 0, 0, 0};
+    vl_collection_info info = {.metric = server.cfg.metric};
     vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info);
     add(t, "# Vectors\r\ncollection:%s\r\nvectors:%llu\r\ndimension:%u\r\nmetric:%s\r\n",
         VL_DEFAULT_COLLECTION, (unsigned long long)info.count, info.dim,
@@ -219,7 +219,7 @@ vl_dispatch_result vl_cmd_info(vl_client *c, int argc, const char **argv, const 
 vl_dispatch_result vl_cmd_dbsize(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
     (void)argc, (void)argv, (void)lens;
-    vl_collection_info info = {0, server.cfg.metric, 0, 0, 0, 0, 0};
+    vl_collection_info info = {.metric = server.cfg.metric};
     vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info);
     vl_reply_int(&c->out, (long long)info.count);
     return VL_DISPATCH_DONE;

@@ -5,6 +5,8 @@
 
 static const char *const metric_names[] = {"l2", "cosine", "ip"};
 static const char *const fsync_names[] = {"always", "everysec", "no"};
+static const char *const index_names[] = {"flat", "hnsw", "ivf"};
+static const char *const quant_names[] = {"none", "sq8", "rabitq"};
 
 void vl_options_init(vl_options *opt)
 {
@@ -20,6 +22,9 @@ void vl_options_init(vl_options *opt)
     opt->wal_truncate_damaged = 0;
     opt->max_memory = 0;
     opt->store = NULL;
+    memset(&opt->index, 0, sizeof opt->index);
+    opt->index.kind = VL_INDEX_HNSW;
+    opt->index.quant = VL_QUANT_SQ8;
 }
 
 static int lookup(const char *const *names, int n, const char *name)
@@ -56,4 +61,32 @@ vl_status vl_fsync_parse(const char *name, vl_fsync *out)
 const char *vl_fsync_name(vl_fsync f)
 {
     return (unsigned)f < 3 ? fsync_names[f] : "unknown";
+}
+
+vl_status vl_index_kind_parse(const char *name, vl_index_kind *out)
+{
+    int i = lookup(index_names, 3, name);
+    if (i < 0)
+        return VL_ERR_ARG;
+    *out = (vl_index_kind)i;
+    return VL_OK;
+}
+
+const char *vl_index_kind_name(vl_index_kind k)
+{
+    return (unsigned)k < 3 ? index_names[k] : "unknown";
+}
+
+vl_status vl_quant_parse(const char *name, vl_quant *out)
+{
+    int i = lookup(quant_names, 3, name);
+    if (i < 0)
+        return VL_ERR_ARG;
+    *out = (vl_quant)i;
+    return VL_OK;
+}
+
+const char *vl_quant_name(vl_quant q)
+{
+    return (unsigned)q < 3 ? quant_names[q] : "unknown";
 }

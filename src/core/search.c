@@ -146,6 +146,16 @@ uint32_t vl_search_suggest_parts(const vl_snapshot *s, uint32_t max_parts)
 vl_status vl_search_new(const vl_snapshot *s, const float *q, uint32_t dim, uint32_t k,
                         uint32_t parts, vl_search **out, vl_error *err)
 {
+    return vl_search_new_opts(s, q, dim, k, parts, NULL, out, err);
+}
+
+/* Until indexes are wired in (issue 7) every search is exact: ef and nprobe
+ * are accepted and ignored. */
+vl_status vl_search_new_opts(const vl_snapshot *s, const float *q, uint32_t dim, uint32_t k,
+                             uint32_t parts, const vl_search_opts *opts, vl_search **out,
+                             vl_error *err)
+{
+    (void)opts;
     double inv_qnorm;
     *out = NULL;
     vl_status st = check_query(s, q, dim, k, &inv_qnorm, err);
