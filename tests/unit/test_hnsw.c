@@ -612,6 +612,55 @@ static void test_sq8_exact_on_byte_data(void **state)
     free(q);
 }
 
+static double l2_double(const float *a, const float *b, uint32_t dim)
+{
+    double s = 0;
+    for (uint32_t i = 0; i < dim; i++)
+        s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return s;
+}
+
+/* On byte-valued L2 data the SQ8 walk skips the float32 re-rank, but only
+ * while its distances are the true ones: a query that does not code
+ * exactly, and every query once a row that does not code exactly was added
+ * after vl_hnsw_set_quant, are still re-ranked (the distances returned are
+ * float32 ones, not code ones). */
+static void test_sq8_exact_only_when_codes_are(void **state)
+{
+    (void)state;
+    enum { N = 300, D = 8 };
+    float *v = random_vectors(N + 1, D, 73);
+    for (size_t i = 0; i < (size_t)N * D; i++)
+        v[i] = floorf((v[i] + 1) * 100); /* integers 0..199 */
+    vl_hnsw *h = build(v, N, D, VL_METRIC_L2, 0, 80, 4);
+    vl_error err;
+    assert_int_equal(vl_hnsw_set_quant(h, VL_HNSW_QUANT_SQ8, &err), VL_OK);
+    vl_hnsw_hit hit;
+    uint32_t got;
+    /* A query between byte values: its code rounds, so it is re-ranked. */
+    float q[D];
+    for (uint32_t i = 0; i < D; i++)
+        q[i] = v[i] + 0.4f;
+    assert_int_equal(vl_hnsw_search(h, q, 1, 0, NULL, NULL, &hit, &got, &err), VL_OK);
+    assert_int_equal(got, 1);
+    assert_int_equal(hit.row, 0);
+    assert_float_equal(hit.dist, l2_double(q, v, D), 1e-4);
+    /* A later row of 10.4s codes as 10s; an integer query of 10s is exact,
+     * but its distance to that row must not be the codes' 0. */
+    float *late = v + (size_t)N * D;
+    for (uint32_t i = 0; i < D; i++) {
+        late[i] = 10.4f;
+        q[i] = 10;
+    }
+    assert_int_equal(vl_hnsw_add(h, N, late, &err), VL_OK);
+    assert_int_equal(vl_hnsw_search(h, q, 1, 0, NULL, NULL, &hit, &got, &err), VL_OK);
+    assert_int_equal(got, 1);
+    assert_int_equal(hit.row, N);
+    assert_float_equal(hit.dist, l2_double(q, late, D), 1e-4);
+    vl_hnsw_free(h);
+    free(v);
+}
+
 /* Quantised indexes survive a save and load (map and codes included), and
  * rows added after vl_hnsw_set_quant are coded too. */
 static void test_sq8_roundtrip_and_later_rows(void **state)
@@ -775,6 +824,7 @@ int main(void)
         cmocka_unit_test(test_every_truncation_rejected),
         cmocka_unit_test(test_forged_bodies_rejected),
         cmocka_unit_test(test_sq8_exact_on_byte_data),
+        cmocka_unit_test(test_sq8_exact_only_when_codes_are),
         cmocka_unit_test(test_sq8_roundtrip_and_later_rows),
         cmocka_unit_test(test_empty_index),
         cmocka_unit_test(test_k_above_count),

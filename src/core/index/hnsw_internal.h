@@ -37,6 +37,10 @@ struct vl_hnsw {
     float sq_lo, sq_step; /* L2: the uint8 map x ~= lo + step * code */
     uint8_t *codes;       /* cap x dim SQ8 codes, when quant is SQ8 */
     float *sq_scale;      /* cosine/ip: per-row int8 scale */
+    /* L2: every row's code decodes to its vector exactly (byte-valued data
+     * under the map 0 + 1 * code), so a query that also codes exactly gets
+     * exact walk distances and needs no re-rank. */
+    int sq_exact;
 
     vl_hnsw_scratch *build; /* the writer's search memory */
 };
