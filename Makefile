@@ -182,19 +182,20 @@ fuzz: deps-test ## run every libFuzzer harness for FUZZ_SECONDS (default 60) eac
 	@tests/fuzz/run.sh long $(FUZZ_SECONDS)
 
 bench: deps-test ## benchmarks against peers; figures go to bench/results/
-	@$(MAKE) --no-print-directory build build/rel/bench/kernels_bench
+	@$(MAKE) --no-print-directory build build/rel/bench/kernels_bench build/rel/bench/ann_bench \
+	  build/rel/bench/ivf_bench
 	@bench/run.sh
 
-bench-ann: deps-test ## in-process HNSW vs hnswlib, one thread, every dataset (bench/results/<date>-hnsw.md)
-	@$(MAKE) --no-print-directory build/rel/bench/ann_bench
-	@$(PY) -c 'import hnswlib' 2>/dev/null || \
-	  $(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
-	$(PY) bench/ann_peers.py
+# BENCH_DATASETS=sift,fashion (name substrings), BENCH_SYSTEMS=hnswlib,vexlake-hnsw,
+# BENCH_QUICK=1 (3 sweep points, smallest dataset, report under build/bench/).
+bench-ann: deps-test ## in-process ANN, one thread: VexLake HNSW/IVF vs every peer, every dataset
+	@$(MAKE) --no-print-directory build/rel/bench/ann_bench build/rel/bench/ivf_bench
+	@bench/install-peers.sh
+	BENCH_COMMAND="make bench-ann" $(PY) bench/ann_peers.py
 
 bench-ivf: deps-test ## in-process IVF vs faiss IVF, one thread, every dataset (bench/results/<date>-ivf.md)
 	@$(MAKE) --no-print-directory build/rel/bench/ivf_bench
-	@$(PY) -c 'import faiss' 2>/dev/null || \
-	  $(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+	@bench/install-peers.sh
 	$(PY) bench/ivf_peers.py
 
 bench-kernels: ## SIMD paths vs scalar, exact scan vs memory bandwidth (one thread)

@@ -14,11 +14,13 @@
  * CPU time (cpu_qps, what bench/ann_peers.py compares: the machine is
  * shared, so wall time includes other processes' turns) and by wall time
  * (wall_qps).
+ * Build times are wall (seconds) and CPU (cpu_seconds) seconds.
  * Output lines are "key value" pairs, read by bench/ann_peers.py:
  *
- *   build dataset D rows N dim D seconds S bytes_per_vector B graph_bytes_per_vector G
+ *   build dataset D rows N dim D seconds S cpu_seconds C bytes_per_vector B
+ *         graph_bytes_per_vector G
  *   search dataset D mode float32 ef E recall R cpu_qps Q wall_qps W
- *   quant dataset D mode sq8 seconds S bytes_per_vector B
+ *   quant dataset D mode sq8 seconds S cpu_seconds C bytes_per_vector B
  *   search dataset D mode sq8 ef E recall R cpu_qps Q wall_qps W
  */
 #include <stdio.h>
@@ -111,7 +113,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ann_bench: %s\n", err.msg);
         return 1;
     }
-    double t0 = now(CLOCK_MONOTONIC);
+    double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
     if (vl_hnsw_reserve(h, nb, &err) != VL_OK) {
         fprintf(stderr, "ann_bench: %s\n", err.msg);
         return 1;
@@ -121,10 +123,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "ann_bench: add %u: %s\n", r, err.msg);
             return 1;
         }
-    double build_s = now(CLOCK_MONOTONIC) - t0;
-    printf("build dataset %s rows %u dim %u seconds %.3f bytes_per_vector %.1f "
+    double build_s = now(CLOCK_MONOTONIC) - t0, build_cpu = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+    printf("build dataset %s rows %u dim %u seconds %.3f cpu_seconds %.3f bytes_per_vector %.1f "
            "graph_bytes_per_vector %.1f\n",
-           base_name(dir), nb, db, build_s, (double)vl_hnsw_memory_bytes(h) / nb,
+           base_name(dir), nb, db, build_s, build_cpu, (double)vl_hnsw_memory_bytes(h) / nb,
            (double)vl_hnsw_graph_bytes(h) / nb);
     fflush(stdout);
 
@@ -134,12 +136,15 @@ int main(int argc, char **argv)
     for (int mode = 0; mode < 2; mode++) {
         if (mode == 1) {
             t0 = now(CLOCK_MONOTONIC);
+            c0 = now(CLOCK_PROCESS_CPUTIME_ID);
             if (vl_hnsw_set_quant(h, VL_HNSW_QUANT_SQ8, &err) != VL_OK) {
                 fprintf(stderr, "ann_bench: %s\n", err.msg);
                 return 1;
             }
-            printf("quant dataset %s mode sq8 seconds %.3f bytes_per_vector %.1f\n", base_name(dir),
-                   now(CLOCK_MONOTONIC) - t0, (double)vl_hnsw_memory_bytes(h) / nb);
+            printf(
+                "quant dataset %s mode sq8 seconds %.3f cpu_seconds %.3f bytes_per_vector %.1f\n",
+                base_name(dir), now(CLOCK_MONOTONIC) - t0, now(CLOCK_PROCESS_CPUTIME_ID) - c0,
+                (double)vl_hnsw_memory_bytes(h) / nb);
         }
         for (uint32_t e = 0; e < nef; e++) {
             uint32_t ef = argc > 5 ? (uint32_t)atoi(argv[5 + e]) : default_efs[e];

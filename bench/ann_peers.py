@@ -1,24 +1,33 @@
 #!/usr/bin/env python3
-"""ann_peers.py - VexLake's HNSW (through its C API) against hnswlib, one thread.
+"""ann_peers.py - in-process ANN, one thread: VexLake against the open libraries.
 
 For every dataset in ../shared/datasets (or $VL_DATASETS), in the same run:
-  - VexLake: build/rel/bench/ann_bench builds the graph and sweeps ef, walking
-    it on float32 and then on SQ8 codes with a float32 re-rank (same graph);
-  - hnswlib 0.8.0: the same M and ef_construction, one thread for the build
-    (add_items num_threads=1) and for the search (set_num_threads(1) and
-    knn_query on the whole query matrix, so Python's per-call cost is paid
-    once per pass), the same ef sweep.
-Both are timed the same way: the best of 3 passes, by the process's CPU time
-(the machine is shared, so wall time includes other processes' turns; wall
-QPS is printed too).  Recall@10 is tie-aware for both: a returned row whose
-true distance is within the 10th ground-truth distance counts.
+  - VexLake through its C API: build/rel/bench/ann_bench (HNSW, walked on
+    float32 and on SQ8 codes with a float32 re-rank) and build/rel/bench/
+    ivf_bench (IVF over float32, SQ8 and RaBitQ codes, re-ranked in float32);
+  - the peers of bench/ann/peers.py: hnswlib, faiss (HNSW, IVF-Flat, IVF-PQ
+    fast-scan with refine), usearch, ngt (ONNG), pyvsag (hgraph) and scann,
+    each in its own Python process (a peer that fails to import or crashes
+    is reported, and the others still run), one thread, queries in batches.
+Each system sweeps its search knob (ef, nprobe, epsilon, leaves).  QPS is
+queries per second of the process's CPU time (best pass; the machine is
+shared, so wall time includes other processes' turns; wall QPS is kept
+too).  Recall@10 is tie-aware: a returned row whose true distance is within
+the 10th ground-truth distance counts.
 
-Prints the curves per dataset and the QPS ratio VexLake / hnswlib at recall
-0.95 and 0.99 for each VexLake mode (log-QPS interpolated between sweep points), and writes the
-same as Markdown to bench/results/<date>-hnsw.md (override with --out).
+Writes the curves as JSON and the report (bench/ann/report.py: tables,
+ratios, one recall-vs-QPS PNG per dataset) to bench/results/.
+
+  make bench-ann [BENCH_DATASETS=sift,fashion] [BENCH_SYSTEMS=hnswlib,vexlake-hnsw]
+                 [BENCH_QUICK=1]
+  .venv/bin/python bench/ann_peers.py --report bench/results/<date>-ann.json
+                                      (re-write the report from saved curves)
+BENCH_QUICK=1 runs three sweep points per system on the smallest dataset
+(unless BENCH_DATASETS names others) and writes to build/bench/ instead.
 """
 import argparse
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -27,13 +36,18 @@ import time
 
 import numpy as np
 
-K = 10
-REPEAT = 3
-EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 400]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from ann import peers, report  # noqa: E402
+
+K = peers.K
+VEXLAKE = ["vexlake-hnsw", "vexlake-hnsw-sq8", "vexlake-ivf", "vexlake-ivf-sq8",
+           "vexlake-ivf-rabitq"]
+SYSTEMS = VEXLAKE + list(peers.PEERS)
+WORKER_TIMEOUT = 1800
 
 
-def read_vecs(path, dtype):
+def read_vecs(path, dtype=np.float32):
     raw = np.fromfile(path, dtype=np.int32)
     d = int(raw[0])
     return raw.reshape(-1, d + 1)[:, 1:].copy().view(dtype)
@@ -43,143 +57,281 @@ def metric_of(name):
     return "cosine" if "cosine" in name else "l2"
 
 
+def default_nlist(n):
+    """VexLake's IVF default (src/core/index/ivf.c), given to every IVF peer."""
+    return min(n, max(1, int(round(2 * np.sqrt(n)))))
+
+
 def tie_recall(metric, base, queries, labels, kth):
-    """Mean tie-aware recall@K of labels (nq x K) against kth (nq)."""
-    b = base[labels].astype(np.float64)  # nq x K x d
+    """Mean tie-aware recall@K of labels (nq x K, -1 = none) against kth (nq)."""
+    valid = labels >= 0
+    b = base[np.where(valid, labels, 0)].astype(np.float64)  # nq x K x d
     q = queries.astype(np.float64)[:, None, :]
     if metric == "l2":
         d = np.sqrt(((b - q) ** 2).sum(-1))
     else:
         dot = (b * q).sum(-1)
         d = 1.0 - dot / (np.linalg.norm(b, axis=-1) * np.linalg.norm(q, axis=-1))
-    ok = d <= (kth + 1e-6 * (1 + np.abs(kth)))[:, None]
+    ok = (d <= (kth + 1e-6 * (1 + np.abs(kth)))[:, None]) & valid
     return float(ok.sum()) / (labels.shape[0] * K)
 
 
-def run_vexlake(binary, path, metric, m, efc):
-    """Build facts and {mode: curve} from one ann_bench run."""
-    out = subprocess.run([binary, path, metric, str(m), str(efc)] + [str(e) for e in EFS],
-                         check=True, capture_output=True, text=True).stdout
-    build, curves = {}, {}
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def timed(search, queries, quick):
+    """Best CPU and best wall seconds of whole passes over queries: at least
+    2 passes (1 when quick), more until 0.5 s of CPU, at most 10."""
+    search(queries[:8])  # warm up
+    best_cpu = best_wall = float("inf")
+    spent, passes, ids = 0.0, 0, None
+    while passes < (1 if quick else 2) or (spent < 0.5 and passes < 10):
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = search(queries)
+        c, w = time.process_time() - c0, time.perf_counter() - w0
+        ids = out if ids is None else ids
+        best_cpu, best_wall = min(best_cpu, c), min(best_wall, w)
+        spent += c
+        passes += 1
+    return ids, best_cpu, best_wall
+
+
+def worker(system, path, nlist, quick):
+    """Child process: build one peer on one dataset, sweep, print JSON lines."""
+    base = read_vecs(os.path.join(path, "base.fvecs"))
+    queries = read_vecs(os.path.join(path, "query.fvecs"))
+    kth = read_vecs(os.path.join(path, "groundtruth_dist.fvecs"))[:, K - 1].astype(np.float64)
+    metric = metric_of(os.path.basename(path))
+    p = peers.PEERS[system]()
+    rss0 = rss_bytes()
+    c0, w0 = time.process_time(), time.perf_counter()
+    p.build(base, metric, nlist)
+    build_cpu, build_wall = time.process_time() - c0, time.perf_counter() - w0
+    rss1 = rss_bytes()
+    ib = p.index_bytes()
+    print(json.dumps({"build": {"build_s": build_cpu, "build_wall_s": build_wall,
+                                "index_bpv": ib / len(base) if ib else None,
+                                "rss_bpv": (rss1 - rss0) / len(base),
+                                "version": p.version, "knob": p.knob}}), flush=True)
+    for v in p.knobs(quick):
+        p.set(v)
+        ids, cpu, wall = timed(p.search, queries, quick)
+        r = tie_recall(metric, base, queries, ids, kth)
+        print(json.dumps({"point": [v, r, len(queries) / cpu, len(queries) / wall]}), flush=True)
+    return 0
+
+
+def run_cmd(cmd, env=None):
+    """(stdout, error text or None) of cmd, never raising."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT, env=env)
+    except subprocess.TimeoutExpired as e:
+        return e.stdout or "", f"timed out after {WORKER_TIMEOUT} s"
+    except OSError as e:
+        return "", str(e)
+    if p.returncode != 0:
+        tail = [ln for ln in p.stderr.strip().splitlines() if ln.strip()][-1:] or ["no message"]
+        why = f"exit code {p.returncode}" if p.returncode > 0 else f"signal {-p.returncode}"
+        return p.stdout, f"{why}: {tail[0][:200]}"
+    return p.stdout, None
+
+
+def kv(fields):
+    """'key value key value' (ann_bench) or 'key=value' (ivf_bench) to a dict."""
+    if any("=" in f for f in fields):
+        return dict(f.split("=", 1) for f in fields if "=" in f)
+    return dict(zip(fields[0::2], fields[1::2]))
+
+
+def run_vexlake_hnsw(path, metric, quick):
+    efs = peers.EFS_QUICK if quick else peers.EFS
+    cmd = [os.path.join(ROOT, "build/rel/bench/ann_bench"), path, metric, str(peers.M),
+           str(peers.EF_CONSTRUCTION)] + [str(e) for e in efs]
+    out, err = run_cmd(cmd)
+    res = {s: {"knob": "ef", "points": [], "cmd": cmd, "version": "this tree"}
+           for s in VEXLAKE[:2]}
     for line in out.splitlines():
         f = line.split()
-        kv = dict(zip(f[1::2], f[2::2]))
+        if not f:
+            continue
+        d = kv(f[1:])
         if f[0] == "build":
-            build = {"seconds": float(kv["seconds"]), "bpv": float(kv["bytes_per_vector"])}
+            for s in res.values():
+                s.update(build_s=float(d.get("cpu_seconds", d["seconds"])),
+                         build_wall_s=float(d["seconds"]),
+                         index_bpv=float(d["bytes_per_vector"]), rss_bpv=None)
         elif f[0] == "quant":
-            build["sq8_seconds"] = float(kv["seconds"])
-            build["sq8_bpv"] = float(kv["bytes_per_vector"])
+            s = res["vexlake-hnsw-sq8"]
+            s["build_s"] += float(d.get("cpu_seconds", d["seconds"]))
+            s["build_wall_s"] += float(d["seconds"])
+            s["index_bpv"] = float(d["bytes_per_vector"])
         elif f[0] == "search":
-            curves.setdefault(kv["mode"], []).append(
-                (int(kv["ef"]), float(kv["recall"]), float(kv["cpu_qps"]), float(kv["wall_qps"])))
-    return build, curves
+            name = "vexlake-hnsw" if d["mode"] == "float32" else "vexlake-hnsw-" + d["mode"]
+            if name in res:
+                res[name]["points"].append([int(d["ef"]), float(d["recall"]),
+                                            float(d["cpu_qps"]), float(d["wall_qps"])])
+    for s in res.values():
+        s["status"] = err or ("ok" if s["points"] else "no output")
+    return res
 
 
-def run_hnswlib(path, metric, m, efc):
-    import hnswlib
-
-    base = read_vecs(os.path.join(path, "base.fvecs"), np.float32)
-    queries = read_vecs(os.path.join(path, "query.fvecs"), np.float32)
-    kth = read_vecs(os.path.join(path, "groundtruth_dist.fvecs"), np.float32)[:, K - 1]
-    kth = kth.astype(np.float64)
-    index = hnswlib.Index(space=metric, dim=base.shape[1])
-    index.init_index(max_elements=base.shape[0], M=m, ef_construction=efc, random_seed=42)
-    index.set_num_threads(1)
-    t0 = time.perf_counter()
-    index.add_items(base, np.arange(base.shape[0]), num_threads=1)
-    build_s = time.perf_counter() - t0
-    bpv = index.index_file_size() / base.shape[0]
-    curve = []
-    for ef in EFS:
-        index.set_ef(ef)
-        best_cpu = best_wall = float("inf")
-        for _ in range(REPEAT):
-            c0, w0 = time.process_time(), time.perf_counter()
-            labels, _ = index.knn_query(queries, k=K, num_threads=1)
-            best_cpu = min(best_cpu, time.process_time() - c0)
-            best_wall = min(best_wall, time.perf_counter() - w0)
-        r = tie_recall(metric, base, queries, labels.astype(np.int64), kth)
-        curve.append((ef, r, len(queries) / best_cpu, len(queries) / best_wall))
-    return {"seconds": build_s, "bpv": bpv}, curve
-
-
-def qps_at(curve, target):
-    """QPS at recall target, log-interpolated; None when never reached."""
-    pts = [(r, q) for _, r, q, _ in curve]
-    if pts[0][0] >= target:
-        return pts[0][1]
-    for (r0, q0), (r1, q1) in zip(pts, pts[1:]):
-        if r0 < target <= r1:
-            t = (target - r0) / (r1 - r0)
-            return float(np.exp(np.log(q0) + t * (np.log(q1) - np.log(q0))))
-    return None
+def run_vexlake_ivf(datasets, name, quick):
+    nprobes = peers.NPROBES_QUICK if quick else peers.NPROBES
+    cmd = [os.path.join(ROOT, "build/rel/bench/ivf_bench"), f"-datasets={datasets}",
+           f"-only={name}", "-nprobe=" + ",".join(map(str, nprobes))]
+    out, err = run_cmd(cmd)
+    res, seen = {}, set()
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) < 3 or f[0] not in ("build", "ivf"):
+            continue
+        label = "vexlake-ivf" if f[2] == "none" else "vexlake-ivf-" + f[2]
+        d = kv(f[3:])
+        s = res.setdefault(label, {"knob": "nprobe", "points": [], "cmd": cmd,
+                                   "version": "this tree"})
+        if f[0] == "build":
+            # The float32 rows the re-rank reads are memory the search needs.
+            rerank = 0 if f[2] == "none" else int(d["raw"])
+            s.update(build_s=float(d["build_s"]), build_wall_s=float(d["build_wall_s"]),
+                     index_bpv=float(d["bytes_per_vector"]) + rerank, rss_bpv=None,
+                     nlist=int(d["nlist"]))
+        elif (label, d["nprobe"]) not in seen:  # the default nprobe comes first, then the sweep
+            seen.add((label, d["nprobe"]))
+            s["points"].append([int(d["nprobe"]), float(d["recall"]), float(d["qps"]),
+                                float(d["qps_wall"])])
+    for label in VEXLAKE[2:]:
+        s = res.setdefault(label, {"knob": "nprobe", "points": [], "cmd": cmd})
+        s["points"].sort()
+        s["status"] = err or ("ok" if s["points"] else "no output")
+    return res
 
 
-def fmt(x, spec):
-    return "n/a" if x is None else format(x, spec)
+def run_peer(system, path, nlist, quick):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", system, "--path", path,
+           "--nlist", str(nlist)] + (["--quick"] if quick else [])
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               TF_CPP_MIN_LOG_LEVEL="3", GLOG_minloglevel="2")
+    out, err = run_cmd(cmd, env)
+    res = {"points": [], "cmd": cmd[1:]}
+    for line in out.splitlines():
+        if line.startswith("{"):
+            msg = json.loads(line)
+            if "build" in msg:
+                res.update(msg["build"])
+            elif "point" in msg:
+                res["points"].append(msg["point"])
+    res["status"] = err or ("ok" if res["points"] else "no output")
+    return res
+
+
+def dataset_names(datasets, only, quick):
+    names = sorted(n for n in os.listdir(datasets)
+                   if os.path.isfile(os.path.join(datasets, n, "base.fvecs")))
+    if only:
+        keys = [k for k in only.split(",") if k]
+        names = [n for n in names if any(k in n for k in keys)]
+    elif quick and names:
+        names = [min(names, key=lambda n: os.path.getsize(os.path.join(datasets, n, "base.fvecs")))]
+    return names
+
+
+def command_line():
+    """How this run was started: the make target with the knobs it was given."""
+    if not os.environ.get("BENCH_COMMAND"):
+        return " ".join([".venv/bin/python bench/ann_peers.py"] + sys.argv[1:])
+    knobs = [f"{k}={os.environ[k]}" for k in ("BENCH_DATASETS", "BENCH_SYSTEMS", "BENCH_QUICK",
+                                               "VL_DATASETS") if os.environ.get(k)]
+    return " ".join(["nice -n %d" % os.nice(0)] * (os.nice(0) > 0) + [os.environ["BENCH_COMMAND"]] +
+                    knobs)
+
+
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "arch": platform.machine(), "cpu": model,
+            "kernel": platform.release(), "python": platform.python_version()}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=os.environ.get("VL_DATASETS") or
                     os.path.join(ROOT, "..", "shared", "datasets"))
-    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "rel", "bench", "ann_bench"))
-    ap.add_argument("--m", type=int, default=16)
-    ap.add_argument("--efc", type=int, default=200)
-    ap.add_argument("--out", default=os.path.join(
-        ROOT, "bench", "results", datetime.date.today().isoformat() + "-hnsw.md"))
-    ap.add_argument("--only", default="", help="substring: run only matching datasets")
+    ap.add_argument("--only", default=os.environ.get("BENCH_DATASETS", ""),
+                    help="comma-separated substrings of dataset names (default: all)")
+    ap.add_argument("--systems", default=os.environ.get("BENCH_SYSTEMS", ""),
+                    help="comma-separated systems (default: all): " + ",".join(SYSTEMS))
+    ap.add_argument("--quick", action="store_true",
+                    default=os.environ.get("BENCH_QUICK", "") not in ("", "0"))
+    ap.add_argument("--out-dir", help="default bench/results (quick: build/bench)")
+    ap.add_argument("--report", metavar="JSON", help="only re-write the report from saved curves")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--path", help=argparse.SUPPRESS)
+    ap.add_argument("--nlist", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if not os.path.isdir(args.datasets):
-        print(f"ann_peers: no datasets at {args.datasets}, nothing to run")
+    if args.worker:
+        return worker(args.worker, args.path, args.nlist, args.quick)
+    out_dir = args.out_dir or os.path.join(ROOT, "build/bench" if args.quick else "bench/results")
+    if args.report:
+        with open(args.report) as f:
+            res = json.load(f)
+        print(report.write(res, out_dir))
         return 0
-    import hnswlib  # noqa: F401  (fail early if missing)
 
-    names = sorted(n for n in os.listdir(args.datasets)
-                   if os.path.isfile(os.path.join(args.datasets, n, "base.fvecs"))
-                   and args.only in n)
-    lines = [f"# HNSW, one thread: VexLake vs hnswlib 0.8.0 ({datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC)",
-             "",
-             f"Machine: {os.cpu_count()} cores, {platform.machine()}, shared with other sessions "
-             "(QPS by process CPU time, best of 3 passes; wall QPS alongside).",
-             f"Parameters: M={args.m}, ef_construction={args.efc}, k=10, tie-aware recall@10.",
-             "", "Command: `make bench-ann` (= `.venv/bin/python bench/ann_peers.py`).", ""]
-    summary = []
-    for name in names:
-        path = os.path.join(args.datasets, name)
+    datasets = os.path.abspath(args.datasets)
+    if not os.path.isdir(datasets):
+        print(f"ann_peers: no datasets at {datasets}, nothing to run")
+        return 0
+    systems = [s for s in (args.systems.split(",") if args.systems else SYSTEMS) if s]
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown:
+        print(f"ann_peers: unknown systems {unknown}; known: {SYSTEMS}", file=sys.stderr)
+        return 2
+    started = datetime.datetime.now(datetime.timezone.utc)
+    res = {"started": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+           "quick": args.quick, "command": command_line(), "nice": os.nice(0),
+           "load": [], "datasets": {}}
+    json_path = os.path.join(out_dir, started.strftime("%Y-%m-%d") + "-ann.json")
+    os.makedirs(out_dir, exist_ok=True)
+    for name in dataset_names(datasets, args.only, args.quick):
+        path = os.path.join(datasets, name)
         metric = metric_of(name)
-        vb, vcs = run_vexlake(args.bin, path, metric, args.m, args.efc)
-        hb, hc = run_hnswlib(path, metric, args.m, args.efc)
-        vc, sc = vcs["float32"], vcs["sq8"]
-        lines += [f"## {name} ({metric})", "",
-                  f"Build (one thread): VexLake {vb['seconds']:.2f} s, {vb['bpv']:.0f} B/vector "
-                  f"(SQ8 codes: +{vb['sq8_seconds']:.2f} s, {vb['sq8_bpv']:.0f} B/vector); "
-                  f"hnswlib {hb['seconds']:.2f} s, {hb['bpv']:.0f} B/vector (index file size).",
-                  "", "| ef | VexLake f32 recall | QPS (cpu / wall) | VexLake SQ8 recall | QPS (cpu / wall) "
-                  "| hnswlib recall | QPS (cpu / wall) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
-        for (ef, vr, vq, vw), (_, sr, sq, sw), (_, hr, hq, hw) in zip(vc, sc, hc):
-            lines.append(f"| {ef} | {vr:.4f} | {vq:.0f} / {vw:.0f} | {sr:.4f} | {sq:.0f} / {sw:.0f} "
-                         f"| {hr:.4f} | {hq:.0f} / {hw:.0f} |")
-        for mode, curve in (("float32", vc), ("sq8", sc)):
-            row = [name, mode]
-            for target in (0.95, 0.99):
-                v, h = qps_at(curve, target), qps_at(hc, target)
-                row += [v, h, v / h if v and h else None]
-            summary.append(row)
-        lines.append("")
-        print("\n".join(lines[-(len(vc) + 6):]), flush=True)
-    lines += ["## QPS at equal recall (VexLake / hnswlib; target >= 2x)", "",
-              "| dataset | VexLake walk | QPS@0.95 VexLake | hnswlib | ratio | QPS@0.99 VexLake | hnswlib | ratio |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in summary:
-        lines.append(f"| {r[0]} | {r[1]} | {fmt(r[2], '.0f')} | {fmt(r[3], '.0f')} | {fmt(r[4], '.2f')}x | "
-                     f"{fmt(r[5], '.0f')} | {fmt(r[6], '.0f')} | {fmt(r[7], '.2f')}x |")
-    print("\n".join(lines[-(len(summary) + 4):]))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"ann_peers: wrote {args.out}")
+        n = os.path.getsize(os.path.join(path, "base.fvecs"))
+        dim = int(np.fromfile(os.path.join(path, "base.fvecs"), dtype=np.int32, count=1)[0])
+        n //= 4 + 4 * dim
+        ds = res["datasets"][name] = {"n": n, "dim": dim, "metric": metric,
+                                      "nlist": default_nlist(n), "systems": {}}
+        print(f"ann_peers: {name} (n={n}, dim={dim}, {metric})", flush=True)
+        todo = [s for s in SYSTEMS if s in systems]
+        got = {}
+        for s in todo:
+            if s in got:
+                continue
+            res["load"].append([time.time(), os.getloadavg()[0]])
+            t0 = time.perf_counter()
+            if s.startswith("vexlake-hnsw"):
+                got.update(run_vexlake_hnsw(path, metric, args.quick))
+            elif s.startswith("vexlake-ivf"):
+                got.update(run_vexlake_ivf(datasets, name, args.quick))
+            else:
+                got[s] = run_peer(s, path, ds["nlist"], args.quick)
+            for k in [k for k in got if k not in ds["systems"] and k in systems]:
+                ds["systems"][k] = got[k]
+                print(f"  {k:20s} {got[k]['status']:10.60s} {len(got[k]['points']):2d} points"
+                      f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+        with open(json_path, "w") as f:
+            json.dump(res, f, indent=1)
+    res["load"].append([time.time(), os.getloadavg()[0]])
+    res["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    with open(json_path, "w") as f:
+        json.dump(res, f, indent=1)
+    print(report.write(res, out_dir))
+    print(f"ann_peers: curves in {os.path.relpath(json_path, ROOT)}")
     return 0
 
 
