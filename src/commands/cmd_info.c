@@ -161,8 +161,12 @@ static void section_persistence(text *t, const vl_engine_stats *st)
 
 static void section_vectors(text *t, const vl_engine_stats *st)
 {
-    vl_collection_info info = {.metric = server.cfg.metric};
-    vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info);
+    /* before the collection exists: what it will be created with */
+    vl_collection_info info = {0};
+    if (vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info) != VL_OK) {
+        info.metric = server.cfg.metric;
+        info.index = server.cfg.index;
+    }
     add(t, "# Vectors\r\ncollection:%s\r\nvectors:%llu\r\ndimension:%u\r\nmetric:%s\r\n",
         VL_DEFAULT_COLLECTION, (unsigned long long)info.count, info.dim,
         vl_metric_name(info.metric));
@@ -173,6 +177,13 @@ static void section_vectors(text *t, const vl_engine_stats *st)
         (unsigned long long)st->collections, (unsigned long long)st->vectors,
         (unsigned long long)st->bytes_on_disk);
     add(t, "max_dimension:%u\r\nmax_k:%u\r\n", VL_MAX_DIM, VL_MAX_K);
+    add(t, "index:%s\r\nquant:%s\r\nindexed_rows:%llu\r\nunindexed_rows:%llu\r\n",
+        vl_index_kind_name(info.index.kind), vl_quant_name(info.index.quant),
+        (unsigned long long)info.indexed_rows, (unsigned long long)info.unindexed_rows);
+    add(t, "index_builds:%llu\r\nindex_loads:%llu\r\nindex_rebuilds:%llu\r\n",
+        (unsigned long long)st->index_builds, (unsigned long long)st->index_loads,
+        (unsigned long long)st->index_rebuilds);
+    add(t, "index_build_running:%d\r\n", st->index_build_running);
 }
 
 typedef enum { SERVER, CLIENTS, MEMORY, STATS, PERSISTENCE, VECTORS, NSECTIONS } section;

@@ -1,12 +1,22 @@
 /*
- * cmd_search.c - VSEARCH vector K [WITHSCORES] [VERSION n].
+ * cmd_search.c - VSEARCH vector K [EF n] [NPROBE n] [EXACT] [WITHSCORES]
+ * [VERSION n].
  *
  * The handler validates and pins a snapshot on the loop thread, then the
  * scoring runs on worker threads (a large collection in several parts at
  * once) and the last part to finish replies.  A search smaller than the
  * cost of the hand-off (vl_search_is_small) runs inline instead.  The client's later requests
  * wait, so replies keep their order.  With VERSION n the version is first
- * loaded off the loop if it is not cached (version_loader.c).
+ * loaded off the loop if it is not cached (version_loader.c); the options
+ * travel with the request and apply to that version's indexes.
+ *
+ * Options come after K in any order, case-insensitive, each at most once
+ * (a repeat is a syntax error rather than "the last one wins", so a client
+ * that builds commands by appending learns of its bug).  EF and NPROBE may
+ * be given together: EF applies to HNSW segments, NPROBE to IVF segments,
+ * and an option for an index the collection does not use has no effect.
+ * EXACT with EF or NPROBE is refused: an exact scan uses no index, so the
+ * numbers would be silently ignored.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +27,8 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
-#define VSEARCH_SYNTAX "syntax error: VSEARCH vector K [WITHSCORES] [VERSION n]"
+#define VSEARCH_SYNTAX                                                                             \
+    "syntax error: VSEARCH vector K [EF n] [NPROBE n] [EXACT] [WITHSCORES] [VERSION n]"
 
 /* One VSEARCH in flight: its snapshot, its query and the parts running. */
 typedef struct {
@@ -28,6 +39,7 @@ typedef struct {
     uint32_t dim, k;
     int withscores;
     uint64_t version;
+    vl_search_opts opts;
     uint32_t parts_left;
 } search_request;
 
@@ -119,7 +131,7 @@ static vl_dispatch_result start_search(search_request *r)
         r->snap = vl_snapshot_open(server.engine, VL_DEFAULT_COLLECTION);
     if (st == VL_OK) {
         uint32_t parts = vl_search_suggest_parts(r->snap, (uint32_t)server.cfg.threads);
-        st = vl_search_new(r->snap, r->query, r->dim, r->k, parts, &r->search, &err);
+        st = vl_search_new_opts(r->snap, r->query, r->dim, r->k, parts, &r->opts, &r->search, &err);
     }
     if (st != VL_OK || (c->flags & VL_CLIENT_CLOSED)) {
         if (st != VL_OK && !(c->flags & VL_CLIENT_CLOSED))
@@ -157,25 +169,51 @@ static vl_dispatch_result version_ready(void *arg, vl_status st, const vl_error 
     return VL_DISPATCH_DONE;
 }
 
+static vl_status given_twice(const char *name, vl_error *err)
+{
+    return vl_fail(err, VL_ERR_ARG, "syntax error: %s given more than once", name);
+}
+
+/* The options after K; i is the first word after K. */
 static vl_status parse_options(int argc, const char **argv, const size_t *lens, int i,
                                search_request *r, vl_error *err)
 {
-    for (; i < argc; i++) {
-        if (vl_arg_is(argv[i], lens[i], "WITHSCORES") && !r->withscores) {
+    vl_search_opts *o = &r->opts;
+    vl_status st = VL_OK;
+    for (; i < argc && st == VL_OK; i++) {
+        const char *w = argv[i];
+        size_t n = lens[i];
+        if (vl_arg_is(w, n, "WITHSCORES")) {
+            st = r->withscores ? given_twice("WITHSCORES", err) : VL_OK;
             r->withscores = 1;
-        } else if (vl_arg_is(argv[i], lens[i], "VERSION") && !r->version) {
-            vl_status st = vl_version_arg(argc, argv, lens, i, &r->version, err);
-            if (st != VL_OK)
-                return st;
+        } else if (vl_arg_is(w, n, "EXACT")) {
+            st = o->exact ? given_twice("EXACT", err) : VL_OK;
+            o->exact = 1;
+        } else if (vl_arg_is(w, n, "EF")) {
+            st = o->ef
+                     ? given_twice("EF", err)
+                     : vl_bounded_arg(argc, argv, lens, i, "EF", 1, VL_VSEARCH_MAX_EF, &o->ef, err);
+            i++; /* its value */
+        } else if (vl_arg_is(w, n, "NPROBE")) {
+            st = o->nprobe ? given_twice("NPROBE", err)
+                           : vl_bounded_arg(argc, argv, lens, i, "NPROBE", 1, VL_VSEARCH_MAX_NPROBE,
+                                            &o->nprobe, err);
+            i++;
+        } else if (vl_arg_is(w, n, "VERSION")) {
+            st = r->version ? given_twice("VERSION", err)
+                            : vl_version_arg(argc, argv, lens, i, &r->version, err);
             i++;
         } else {
-            return vl_fail(err, VL_ERR_ARG, VSEARCH_SYNTAX);
+            st = vl_fail(err, VL_ERR_ARG, VSEARCH_SYNTAX);
         }
     }
-    return VL_OK;
+    if (st == VL_OK && o->exact && (o->ef || o->nprobe))
+        st = vl_fail(err, VL_ERR_ARG,
+                     "EXACT cannot be combined with EF or NPROBE: an exact scan uses no index");
+    return st;
 }
 
-/* VSEARCH vector K [WITHSCORES] [VERSION n]; vector may be FP32 <blob>. */
+/* VSEARCH vector K [options]; vector may be FP32 <blob>. */
 vl_dispatch_result vl_cmd_vsearch(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
     vl_error err;

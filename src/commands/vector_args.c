@@ -61,6 +61,18 @@ vl_status vl_version_arg(int argc, const char **argv, const size_t *lens, int i,
     return VL_OK;
 }
 
+vl_status vl_bounded_arg(int argc, const char **argv, const size_t *lens, int i, const char *name,
+                         uint32_t lo, uint32_t hi, uint32_t *out, vl_error *err)
+{
+    if (i + 1 >= argc)
+        return vl_fail(err, VL_ERR_ARG, "syntax error: %s needs a value", name);
+    long long v;
+    if (vl_parse_ll(argv[i + 1], lens[i + 1], &v) != 0 || v < lo || v > hi)
+        return vl_fail(err, VL_ERR_ARG, "%s must be an integer from %u to %u", name, lo, hi);
+    *out = (uint32_t)v;
+    return VL_OK;
+}
+
 float *vl_scratch_vector(void)
 {
     static _Alignas(64) float scratch[VL_MAX_DIM];

@@ -28,4 +28,19 @@ float *vl_scratch_vector(void);
 /** Parse a positive integer K (1..VL_MAX_K) from a word. */
 vl_status vl_k_arg(const char *s, size_t len, uint32_t *k, vl_error *err);
 
+/** Largest VSEARCH EF: ten times the largest K (a beam below K is raised
+ *  to K by the index, so any EF up to this is meaningful). */
+#define VL_VSEARCH_MAX_EF (10u * VL_MAX_K)
+/** Largest VSEARCH NPROBE: the largest --ivf-lists (a segment with fewer
+ *  lists probes all of them). */
+#define VL_VSEARCH_MAX_NPROBE 65536u
+
+/**
+ * Parse "NAME n" at argv[i] (NAME already matched) with n an integer in
+ * lo..hi, strictly as util/number.h reads integers.  The message names the
+ * option: "EF must be an integer from 1 to 100000".
+ */
+vl_status vl_bounded_arg(int argc, const char **argv, const size_t *lens, int i, const char *name,
+                         uint32_t lo, uint32_t hi, uint32_t *out, vl_error *err);
+
 #endif

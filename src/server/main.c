@@ -88,6 +88,14 @@ static void usage(FILE *f)
             "  --s3-region NAME               signing region (default us-east-1)\n"
             "  --s3-timeout-ms N              bound on one S3 call, retries included\n"
             "                                 (default 30000)\n"
+            "  --index hnsw|ivf|flat          index of collections this server creates\n"
+            "                                 (default hnsw; stored with the collection)\n"
+            "  --quant none|sq8|rabitq        codes the index walks before the float32\n"
+            "                                 re-rank (default sq8)\n"
+            "  --hnsw-m N                     HNSW links per row, 2..128 (default 16)\n"
+            "  --hnsw-ef-construction N       HNSW build beam, 1..4096 (default 200)\n"
+            "  --ivf-lists N                  IVF lists per segment, up to 65536 (default\n"
+            "                                 0: chosen from the segment's row count)\n"
             "  --help                         show this help\n");
 }
 
@@ -147,7 +155,9 @@ typedef enum {
     SECRET_FLAG,      /* a string never echoed in messages */
     SECRET_FILE_FLAG, /* a secret read from a file's first line */
     YESNO_FLAG,
-    SIMD_FLAG
+    SIMD_FLAG,
+    INDEX_FLAG,
+    QUANT_FLAG
 } flag_kind;
 
 typedef struct {
@@ -192,6 +202,11 @@ static const flag flags[] = {
     {"--s3-endpoint", STRING_FLAG, 0, 0, FIELD(s3_endpoint)},
     {"--s3-region", STRING_FLAG, 0, 0, FIELD(s3_region)},
     {"--s3-timeout-ms", INT_FLAG, 100, 3600000, FIELD(s3_timeout_ms)},
+    {"--index", INDEX_FLAG, 0, 0, FIELD(index.kind)},
+    {"--quant", QUANT_FLAG, 0, 0, FIELD(index.quant)},
+    {"--hnsw-m", INT_FLAG, 2, 128, FIELD(index.hnsw_m)},
+    {"--hnsw-ef-construction", INT_FLAG, 1, 4096, FIELD(index.hnsw_ef_construction)},
+    {"--ivf-lists", INT_FLAG, 0, 65536, FIELD(index.ivf_lists)},
 };
 
 /* The first line of file `path` (without its line end) into field. */
@@ -278,6 +293,14 @@ static int apply_flag(const flag *f, const char *v, vl_config *cfg)
         if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
             return usage_error("%s wants yes or no, got '%s'", f->name, v);
         *(int *)field = strcmp(v, "yes") == 0;
+        return -1;
+    case INDEX_FLAG:
+        if (vl_index_kind_parse(v, field) != VL_OK)
+            return usage_error("%s wants hnsw, ivf or flat, got '%s'", f->name, v);
+        return -1;
+    case QUANT_FLAG:
+        if (vl_quant_parse(v, field) != VL_OK)
+            return usage_error("%s wants none, sq8 or rabitq, got '%s'", f->name, v);
         return -1;
     }
     return -1;

@@ -53,6 +53,7 @@ void vl_config_defaults(vl_config *cfg)
     cfg->flush_seconds = (int)o.flush_seconds;
     cfg->retain_versions = (int)o.retain_versions;
     cfg->compact_segments = (int)o.compact_segments;
+    cfg->index = o.index;
     cfg->maxmemory_clients = VL_DEFAULT_MAXMEMORY_CLIENTS;
     cfg->client_query_buffer_limit = VL_DEFAULT_QUERY_BUFFER_LIMIT;
     cfg->client_output_buffer_limit = VL_DEFAULT_OUTPUT_BUFFER_LIMIT;
@@ -186,6 +187,7 @@ static int open_engine(const vl_config *cfg)
     opt.open_previous_on_damage = cfg->open_previous_on_damage;
     opt.wal_truncate_damaged = cfg->wal_truncate_damaged;
     opt.max_memory = cfg->maxmemory;
+    opt.index = cfg->index;
     vl_error err;
     if (vl_server_open_store(cfg, &opt.store, &err) != VL_OK) {
         vl_log(VL_LOG_ERROR, "cannot open storage %s: %s", cfg->storage, err.msg);
@@ -204,13 +206,20 @@ static int open_engine(const vl_config *cfg)
                "dropped a torn WAL tail of %llu bytes (a crash interrupted a write "
                "that was never acknowledged)",
                (unsigned long long)st.wal_dropped_bytes);
-    vl_collection_info info;
+    vl_collection_info info = {.index = cfg->index};
     if (vl_collection_describe(server.engine, VL_DEFAULT_COLLECTION, &info) == VL_OK) {
         if (info.metric != cfg->metric)
             vl_log(VL_LOG_WARNING,
                    "collection '%s' keeps its stored metric %s (--metric %s applies "
                    "to new collections only)",
                    VL_DEFAULT_COLLECTION, vl_metric_name(info.metric), vl_metric_name(cfg->metric));
+        if (info.index.kind != cfg->index.kind || info.index.quant != cfg->index.quant)
+            vl_log(VL_LOG_WARNING,
+                   "collection '%s' keeps its stored index %s + %s (--index %s --quant %s apply "
+                   "to new collections only)",
+                   VL_DEFAULT_COLLECTION, vl_index_kind_name(info.index.kind),
+                   vl_quant_name(info.index.quant), vl_index_kind_name(cfg->index.kind),
+                   vl_quant_name(cfg->index.quant));
         vl_log(VL_LOG_INFO, "loaded %llu vectors (dimension %u, metric %s) up to WAL LSN %llu",
                (unsigned long long)info.count, info.dim, vl_metric_name(info.metric),
                (unsigned long long)st.wal_lsn);

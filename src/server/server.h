@@ -52,7 +52,8 @@ typedef struct {
     char storage[1024];                  /* --storage s3://bucket/prefix; "": --dir */
     char s3_endpoint[1024];              /* "": AWS's endpoint for s3_region */
     char s3_region[64];
-    int s3_timeout_ms; /* bound on one S3 call, retries included */
+    int s3_timeout_ms;     /* bound on one S3 call, retries included */
+    vl_index_params index; /* --index, --quant, --hnsw-*, --ivf-lists: for new collections */
 } vl_config;
 
 typedef struct {

@@ -1,5 +1,7 @@
-"""Exact search on real data: recall@10 must be 1.0 (tie-aware) against the
-datasets' brute-force ground truth.  Skipped when the datasets are absent."""
+"""Exact search (VSEARCH ... EXACT) on real data: recall@10 must be 1.0
+(tie-aware) against the datasets' brute-force ground truth.  Skipped when
+the datasets are absent.  The default search, through indexes, is
+test_recall_defaults.py."""
 import time
 
 import numpy as np
@@ -31,7 +33,8 @@ def check_recall(r, proto, base, queries, gt, gt_dist, nq, k=10):
     recalls = []
     for qi in range(nq):
         q = queries[qi]
-        reply = r.execute_command("VSEARCH", "FP32", q.astype("<f4").tobytes(), k, "WITHSCORES")
+        reply = r.execute_command("VSEARCH", "FP32", q.astype("<f4").tobytes(), k, "EXACT",
+                                  "WITHSCORES")
         pairs = scores_from_reply(reply, proto)
         ids = [int(key) for key, _ in pairs]
         assert len(ids) == k and len(set(ids)) == k, ids
