@@ -1,15 +1,16 @@
 /*
  * fuzz_vector_args.c - vector and number arguments of the commands:
- * "FP32 <blob>", a text vector through vl_vector_arg, "VERSION n" and K.
+ * "FP32 <blob>", a text vector through vl_vector_arg, "VERSION n", K, and
+ * VSEARCH's bounded options ("EF n" through vl_bounded_arg).
  *
- * Byte 0 picks the entry point (low two bits), the rest is the argument
+ * Byte 0 picks the entry point (low three bits), the rest is the argument
  * word, copied to a heap buffer of exactly its length (arguments are not
  * NUL terminated on the wire; a read past the end is an ASan report).
  * Properties on success: 2 words used for FP32, 1 for text (a lone word
  * "fp32" asks for a blob that is not there: an error); an FP32 vector is
  * the blob's bytes, len/4 elements, all finite; a text vector has
- * 1..VL_MAX_DIM elements; K is in 1..VL_MAX_K; a VERSION is >= 1.  Errors
- * carry a message.
+ * 1..VL_MAX_DIM elements; K is in 1..VL_MAX_K; a VERSION is >= 1; an EF
+ * is in 1..VL_VSEARCH_MAX_EF.  Errors carry a message.
  */
 #include <math.h>
 
@@ -61,6 +62,18 @@ static void k_arg(const char *word, size_t len)
         VL_FUZZ_CHECK(err.msg[0] != '\0');
 }
 
+static void bounded(const char *word, size_t len)
+{
+    const char *argv[2] = {"EF", word};
+    size_t lens[2] = {2, len};
+    uint32_t v = 0;
+    vl_error err = {{0}};
+    if (vl_bounded_arg(2, argv, lens, 0, "EF", 1, VL_VSEARCH_MAX_EF, &v, &err) == VL_OK)
+        VL_FUZZ_CHECK(v >= 1 && v <= VL_VSEARCH_MAX_EF);
+    else
+        VL_FUZZ_CHECK(err.msg[0] != '\0');
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -68,11 +81,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 1;
     char *word = malloc(len ? len : 1);
     memcpy(word, data + 1, len);
-    switch (data[0] & 3) {
+    switch (data[0] & 7) {
     case 0: vector(word, len, 1); break;
     case 1: vector(word, len, 0); break;
     case 2: version(word, len); break;
-    default: k_arg(word, len); break;
+    case 3: k_arg(word, len); break;
+    default: bounded(word, len); break;
     }
     free(word);
     return 0;

@@ -118,6 +118,12 @@ static void vector_args_seeds(void)
     seed_str("vector_args", "k_big",
              "\x03"
              "10001");
+    seed_str("vector_args", "ef",
+             "\x04"
+             "64");
+    seed_str("vector_args", "ef_big",
+             "\x04"
+             "100001");
 }
 
 static void manifest_seeds(void)
