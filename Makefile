@@ -84,7 +84,7 @@ deps: ## install missing Debian packages needed to build
 deps-test: ## install missing packages and the Python test tools (.venv)
 	@scripts/install-deps.sh test
 
-build: bin/vexlake-server bin/vl-parquet ## build bin/vexlake-server and bin/vl-parquet
+build: bin/vexlake-server bin/vl-parquet bin/vexlake-bench ## build the server, bin/vl-parquet and bin/vexlake-bench
 
 bin/vexlake-server: $(REL_OBJ) build/rel/server/main.o
 	@mkdir -p bin
@@ -93,6 +93,19 @@ bin/vexlake-server: $(REL_OBJ) build/rel/server/main.o
 bin/vl-parquet: $(REL_OBJ) build/rel/tools/vl_parquet.o
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The load generator stands alone: libc and pthreads, nothing from src/.
+BENCH_TOOL_OBJ := $(patsubst %.c,build/rel/%.o,$(wildcard tools/bench/*.c))
+bin/vexlake-bench: $(BENCH_TOOL_OBJ)
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ -pthread -lm
+
+# tests/unit/test_bench_resp.c checks the tool's RESP reader and histogram.
+build/rel/test/test_bench_resp: build/rel/tools/bench/resp.o build/rel/tools/bench/hist.o
+build/san/test/test_bench_resp: build/san/tools/bench/resp.o build/san/tools/bench/hist.o
+build/san/tools/%.o: tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(SANFLAGS) -c -o $@ $<
 
 build/rel/tools/%.o: tools/%.c
 	@mkdir -p $(dir $@)
@@ -224,4 +237,4 @@ doc: deps-test ## Doxygen HTML of include/vexlake.h into docs/api
 clean: ## remove build output (never the data directory)
 	rm -rf build bin docs/api
 
--include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) $(wildcard build/fuzz/bin/*.d) build/rel/server/main.d build/rel/tools/vl_parquet.d $(wildcard build/*/test/*.d)
+-include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) $(wildcard build/fuzz/bin/*.d) build/rel/server/main.d build/rel/tools/vl_parquet.d $(wildcard build/*/tools/bench/*.d) $(wildcard build/*/test/*.d)

@@ -1,0 +1,181 @@
+/* test_bench_resp.c - bin/vexlake-bench's own RESP reader and writer and
+ * its latency histogram (tools/bench/; the Makefile links their objects
+ * into this test).  Replies are fed
+ * the way driver.c feeds them: a stream cut at every byte, parsed again
+ * from the start of an unfinished reply when more bytes come. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../tools/bench/hist.h"
+#include "../../tools/bench/resp.h"
+
+static void test_command_writer(void **state)
+{
+    (void)state;
+    vb_buf b = {0};
+    const char *argv[] = {"VSET", "k1", "FP32", "\x00\x00\x80\x3f"};
+    const size_t lens[] = {4, 2, 4, 4};
+    vb_resp_command(&b, 4, argv, lens);
+    const char want[] = "*4\r\n$4\r\nVSET\r\n$2\r\nk1\r\n$4\r\nFP32\r\n$4\r\n\x00\x00\x80\x3f\r\n";
+    assert_int_equal(b.len, sizeof want - 1);
+    assert_memory_equal(b.data, want, sizeof want - 1);
+    vb_buf_free(&b);
+}
+
+/* One reply of each kind the tool may meet, RESP2 and RESP3. */
+static const char stream[] = "+OK\r\n"
+                             "-ERR dimension mismatch: expected 128, got 4\r\n"
+                             ":42\r\n"
+                             "$5\r\nhe\r\no\r\n"
+                             "$-1\r\n"
+                             "*3\r\n$1\r\n7\r\n$2\r\n12\r\n$0\r\n\r\n"
+                             "*2\r\n*1\r\n:1\r\n$3\r\nabc\r\n"
+                             "*-1\r\n"
+                             "%2\r\n$1\r\na\r\n,0.5\r\n$1\r\nb\r\n,1.5\r\n"
+                             "_\r\n"
+                             "|1\r\n+ttl\r\n:3\r\n*1\r\n$1\r\nz\r\n";
+
+typedef struct {
+    char type;
+    const char *text;
+    int64_t count;
+    uint32_t nitems;
+    const char *items[3];
+} expect;
+
+static const expect expected[] = {
+    {'+', "OK", 0, 0, {0}},
+    {'-', "ERR dimension mismatch: expected 128, got 4", 0, 0, {0}},
+    {':', "42", 0, 0, {0}},
+    {'$', "he\r\no", 0, 0, {0}},
+    {'$', NULL, 0, 0, {0}},
+    {'*', "3", 3, 3, {"7", "12", ""}},
+    {'*', "2", 2, 2, {NULL, "abc"}},
+    {'*', "-1", -1, 0, {0}},
+    {'%', "2", 2, 2, {"a", "b"}},
+    {'_', "", 0, 0, {0}},
+    {'*', "1", 1, 1, {"z"}},
+};
+
+static void check(const vb_reply *r, const expect *e)
+{
+    assert_int_equal(r->type, e->type);
+    if (e->text) {
+        assert_int_equal(r->text.len, strlen(e->text));
+        assert_memory_equal(r->text.ptr, e->text, r->text.len);
+    } else {
+        assert_null(r->text.ptr);
+    }
+    assert_int_equal(r->count, e->count);
+    assert_int_equal(r->nitems, e->nitems);
+    for (uint32_t i = 0; i < e->nitems; i++) {
+        if (!e->items[i]) {
+            assert_null(r->items[i].ptr); /* a nested array is not a string */
+            continue;
+        }
+        assert_int_equal(r->items[i].len, strlen(e->items[i]));
+        assert_memory_equal(r->items[i].ptr, e->items[i], r->items[i].len);
+    }
+}
+
+/* Every cut of the stream: bytes arrive up to `cut`, then the rest. */
+static void test_stream_split_at_every_byte(void **state)
+{
+    (void)state;
+    const size_t total = sizeof stream - 1, nexp = sizeof expected / sizeof expected[0];
+    for (size_t cut = 0; cut <= total; cut++) {
+        size_t avail = cut, pos = 0, seen = 0;
+        vb_str items[3];
+        vb_reply r = {.items = items, .max_items = 3};
+        while (seen < nexp) {
+            long n = vb_resp_parse(stream + pos, avail - pos, &r);
+            assert_true(n >= 0);
+            if (n == VB_RESP_INCOMPLETE) {
+                assert_true(avail < total); /* only a cut leaves a reply unfinished */
+                avail = total;
+                continue;
+            }
+            check(&r, &expected[seen++]);
+            pos += (size_t)n;
+        }
+        assert_int_equal(pos, total);
+    }
+}
+
+static void test_max_items_bounds_the_copy(void **state)
+{
+    (void)state;
+    const char big[] = "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n";
+    vb_str items[2];
+    vb_reply r = {.items = items, .max_items = 2};
+    assert_int_equal(vb_resp_parse(big, sizeof big - 1, &r), sizeof big - 1);
+    assert_int_equal(r.count, 4);
+    assert_int_equal(r.nitems, 2);
+    assert_memory_equal(items[1].ptr, "b", 1);
+}
+
+static void test_not_resp(void **state)
+{
+    (void)state;
+    const char *bad[] = {"PONG\r\n",  "+OK\n",   "$3\r\nabcd\r\n", "$x\r\n",          "*1\r\n?\r\n",
+                         ":12a\r\n$", "$-2\r\n", "*-2\r\n",        "$99999999999\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        vb_reply r = {0};
+        long n = vb_resp_parse(bad[i], strlen(bad[i]), &r);
+        if (n != VB_RESP_PROTOCOL)
+            fail_msg("'%s' parsed as %ld", bad[i], n);
+    }
+    char deep[64 * 4 + 8] = "";
+    for (int i = 0; i < 64; i++)
+        strcat(deep, "*1\r\n");
+    strcat(deep, ":1\r\n");
+    vb_reply r = {0};
+    assert_int_equal(vb_resp_parse(deep, strlen(deep), &r), VB_RESP_PROTOCOL);
+}
+
+static void test_histogram_quantiles(void **state)
+{
+    (void)state;
+    static vb_hist h;
+    memset(&h, 0, sizeof h);
+    assert_int_equal(vb_hist_quantile(&h, 0.5), 0);
+    for (uint64_t v = 1; v <= 100000; v++)
+        vb_hist_record(&h, v * 1000); /* 1 us .. 100 ms */
+    assert_int_equal(h.n, 100000);
+    assert_int_equal(vb_hist_quantile(&h, 1.0), 100000000);
+    const double qs[] = {0.5, 0.95, 0.99, 0.999};
+    for (size_t i = 0; i < 4; i++) {
+        double want = qs[i] * 100000 * 1000, got = (double)vb_hist_quantile(&h, qs[i]);
+        if (got < want * 0.992 || got > want * 1.008)
+            fail_msg("q%.3f: %.0f, want %.0f within 0.8%%", qs[i], got, want);
+    }
+    static vb_hist small, merged;
+    memset(&small, 0, sizeof small);
+    memset(&merged, 0, sizeof merged);
+    for (uint64_t v = 0; v < 128; v++)
+        vb_hist_record(&small, v); /* exact below 128 */
+    assert_int_equal(vb_hist_quantile(&small, 0.5), 63);
+    vb_hist_merge(&merged, &small);
+    vb_hist_merge(&merged, &h);
+    assert_int_equal(merged.n, 100128);
+    assert_int_equal(merged.max, 100000000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_command_writer),
+        cmocka_unit_test(test_stream_split_at_every_byte),
+        cmocka_unit_test(test_max_items_bounds_the_copy),
+        cmocka_unit_test(test_not_resp),
+        cmocka_unit_test(test_histogram_quantiles),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
