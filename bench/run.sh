@@ -35,6 +35,7 @@ out="bench/results/$(date -u +%Y-%m-%d).txt"
   build/rel/bench/kernels_bench
   BENCH_COMMAND="make bench" .venv/bin/python bench/ann_peers.py
   bench/insert_throughput.sh
+  bench/resp_bench.sh # over RESP with bin/vexlake-bench: bench/results/<date>-resp.md
   .venv/bin/python bench/search_latency.py
   .venv/bin/python bench/lake_flush.py
   echo

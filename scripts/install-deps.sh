@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# install-deps.sh build|test - install what is missing, nothing else.
+# install-deps.sh build|test|bench - install what is missing, nothing else.
 #
 # build: a C compiler, make, pkg-config and the libraries we link (cJSON, zstd, snappy, libcurl,
 #        OpenSSL).
@@ -8,6 +8,7 @@
 #        fuzz harnesses, the arm64 cross compiler and qemu-user (NEON
 #        kernel tests), a Python venv in .venv with tests/requirements.txt
 #        (pinned).
+# bench: build + redis-server (the peer of bench/resp_bench.sh) and redis-tools.
 # Debian packages are installed with apt-get when we are root; otherwise
 # the exact command to run is printed and we stop.
 set -euo pipefail
@@ -18,6 +19,7 @@ pkgs_build=(gcc make pkg-config libcjson-dev libzstd-dev libsnappy-dev libssl-de
 pkgs_test=(libcmocka-dev redis-tools cppcheck clang-format doxygen python3 python3-venv)
 pkgs_test+=(clang libclang-rt-14-dev llvm)
 pkgs_test+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+pkgs_bench=(redis-server redis-tools)
 
 missing=()
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || missing+=("$1"); }
@@ -30,6 +32,10 @@ if [ "$want" = test ]; then
     fi
     need "$p"
   done
+fi
+
+if [ "$want" = bench ]; then
+  for p in "${pkgs_bench[@]}"; do need "$p"; done
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -101,15 +101,21 @@ def test_insert_search_mixed_ping_on_random_vectors(vexlake, tmp_path):
                        "-concurrency=3", "-insert-concurrency=2", "-insert-pipeline=4",
                        "-key-prefix=r:", "-key-offset=100000", "-label=smoke")
     check_stream(res["search"], 300)
+    assert r.info("stats")["total_searches"] == 200 + 300
     ins = int(res["insert"]["ops"])
     assert ins > 0 and int(res["insert"]["errors"]) == 0
     assert res["search"]["label"] == "smoke"
     # Every acknowledged insert of the stream is there (new keys from 100000).
     assert r.dbsize() == 3000 + ins
 
+    before = r.info("stats")
     res, _ = run_bench(tmp_path, srv.port, "-mode=ping", "-n=5000", "-concurrency=10",
                        "-pipeline=7", "-threads=2")
     check_stream(res["ping"], 5000)
+    after = r.info("stats")
+    # The server saw what the tool counted (+1: this INFO itself).
+    assert after["total_commands_processed"] - before["total_commands_processed"] == 5001
+    assert after["total_writes"] - before["total_writes"] == 0
 
 
 def test_recall_is_measured_and_can_fail(vexlake, tmp_path):

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# bench/resp_bench.sh - `make bench`, over RESP: VexLake driven by
+# bin/vexlake-bench, beside Debian's redis-server 7 driven by redis-benchmark.
+#
+#   1. insert throughput: VSET with FP32 blobs of the sift set's rows (new
+#      keys), 50 clients, pipeline 1 and 16, --appendfsync always / everysec
+#   2. search, per dataset in ../shared/datasets: the smallest EF that gives
+#      recall@10 >= 0.95 (when VSEARCH takes EF; else today's exact scan),
+#      then QPS and p50/p99 with 1 client and with 50
+#   3. the same searches while 50 clients stream VSETs that rewrite the
+#      dataset in place (same keys, same vectors: the answers do not change,
+#      so latency and recall compare with step 2; the collection stays the
+#      same size, which a stream of new keys would not)
+#   4. redis-benchmark PING and SET against redis-server (no persistence)
+#      beside PING and VSET against VexLake, as ratios; and vexlake-bench's
+#      own PING rate beside redis-benchmark's on both servers (its overhead)
+# Every server runs on 127.0.0.1, on a free port, in a temporary directory.
+# Results: bench/results/<date>-resp.md (tables and the command lines).
+# Environment: VL_DATASETS (default ../shared/datasets), INSERT_N (200000),
+# SEARCH_N (2000, per 50-client run), PING_N (200000), SETS (dataset names),
+# INDEX (hnsw) and QUANT (the server's default) for the search servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh bench
+
+DATASETS=${VL_DATASETS:-../shared/datasets}
+INSERT_N=${INSERT_N:-200000} SEARCH_N=${SEARCH_N:-2000} PING_N=${PING_N:-200000}
+SETS=${SETS:-"sift-128-euclidean-ngt5k fashion-mnist-784-euclidean-15k debian-minilm-384-cosine-20k manpage-minilm-384-cosine-19k"}
+C=50
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+mkdir -p bench/results
+out="bench/results/$(date -u +%Y-%m-%d)-resp.md"
+md="$tmp/report.md"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ping() {
+  for _ in $(seq 200); do redis-cli -p "$1" PING >/dev/null 2>&1 && return; sleep 0.05; done
+  echo "resp_bench: server on port $1 did not start" >&2; exit 1
+}
+# start_vl NAME ARGS... : a fresh VexLake server; sets $port and $pid
+start_vl() {
+  local name=$1; shift
+  port=$(free_port)
+  bin/vexlake-server --port "$port" --bind 127.0.0.1 --dir "$tmp/$name" "$@" >"$tmp/$name.log" 2>&1 &
+  pid=$!; pids+=("$pid")
+  wait_ping "$port"
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# bench LOG ARGS... : run vexlake-bench, keep its output, note the command
+bench() {
+  local log=$1; shift
+  echo "    bin/vexlake-bench $*" >>"$tmp/commands"
+  bin/vexlake-bench "$@" >"$log" 2>&1 || { cat "$log" >&2; return 1; }
+}
+# field LOG STREAM KEY : one value of a "result" line
+field() { awk -v s="stream=$2" -v k="$3" '$1 == "result" && $2 == s {
+  for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$1"; }
+rb_rps() { tail -n 1 | awk -F'","' '{gsub(/"/, "", $2); print $2}'; }
+ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print('%.2f' % (a / b) if b else '-')" "$1" "$2"; }
+info_field() { redis-cli -p "$1" INFO vectors | tr -d '\r' | awk -F: -v k="$2" '$1 == k {print $2}'; }
+index_kind() { # what VSEARCH runs on, from INFO: "hnsw/sq8 (4500 indexed, 0 not)"
+  local kind; kind=$(info_field "$1" index)
+  case "$kind" in ""|flat) echo "exact scan"; return ;; esac
+  echo "$kind/$(info_field "$1" quant) ($(info_field "$1" indexed_rows) indexed, $(info_field "$1" unindexed_rows) not)"
+}
+
+# The index for the search servers (INDEX=hnsw|ivf|flat, QUANT=...), once
+# the server has the flags; before that every search is an exact scan.
+index_flags=()
+if bin/vexlake-server --help 2>&1 | grep -q -- '--index'; then
+  index_flags=(--index "${INDEX:-hnsw}")
+  [ -n "${QUANT:-}" ] && index_flags+=(--quant "$QUANT")
+fi
+sift="$DATASETS/sift-128-euclidean-ngt5k"
+[ -f "$sift/base.fvecs" ] || { echo "resp_bench: $sift missing (set VL_DATASETS)" >&2; exit 1; }
+: >"$tmp/commands"
+{
+  echo "# RESP benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "$(nproc) cores ($(uname -m), kernel $(uname -r)), shared with other work; commit" \
+       "$(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(redis-server --version | awk '{print $1, $2, $3}')."
+  echo "Client: bin/vexlake-bench, one epoll thread, 50 connections unless said; latency is per"
+  echo "request, from the write of its pipeline batch to the read that completed its reply."
+  echo
+} >"$md"
+
+# ---- 1. insert throughput ------------------------------------------------
+echo "resp_bench: inserts" >&2
+{
+  echo "## Inserts: VSET FP32, $INSERT_N new keys (sift rows, 128-d), $C clients"
+  echo
+  echo "| appendfsync | pipeline | ops/s | p50 ms | p99 ms | max ms | WAL fsyncs | target |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
+} >>"$md"
+for fsync in always everysec; do
+  for p in 1 16; do
+    start_vl "ins-$fsync-$p" --metric l2 --appendfsync "$fsync"
+    log="$tmp/ins-$fsync-$p.out"
+    bench "$log" -mode=insert -dataset="$sift" -n="$INSERT_N" -concurrency=$C -pipeline=$p \
+      -port="$port" -label=appendfsync="$fsync"
+    fsyncs=$(redis-cli -p "$port" INFO persistence | tr -d '\r' | awk -F: '/^wal_fsyncs:/ {print $2}')
+    stop "$pid"
+    rate=$(field "$log" insert ops_per_sec)
+    target=""
+    if [ "$fsync" = always ] && [ "$p" = 16 ]; then
+      target=">= 200k/s: $(ratio "$rate" 200000)x"
+    fi
+    printf '| %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$fsync" "$p" "$rate" \
+      "$(field "$log" insert p50_ms)" "$(field "$log" insert p99_ms)" \
+      "$(field "$log" insert max_ms)" "${fsyncs:--}" "$target" >>"$md"
+  done
+done
+
+# ---- 2 and 3. searches, alone and beside an insert stream -----------------
+{
+  echo
+  echo "## Search: VSEARCH FP32 K=10 at recall@10 >= 0.95"
+  echo
+  echo "Mixed: the same searches while $C more clients rewrite the dataset in place with VSET"
+  echo "(pipeline 1, appendfsync always, same keys and vectors); 'p99 x' is p99 beside the stream"
+  echo "over p99 alone (target <= 2). Target p99 < 2 ms with $C clients."
+  echo
+  echo "| dataset | search | EF | clients | QPS | p50 ms | p99 ms | recall@10 | inserts/s beside | p99 x |"
+  echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+} >>"$md"
+for set in $SETS; do
+  ds="$DATASETS/$set"
+  [ -f "$ds/base.fvecs" ] || { echo "resp_bench: skipping $set (missing)" >&2; continue; }
+  echo "resp_bench: search $set" >&2
+  metric=l2; case "$set" in *cosine*|*angular*) metric=cosine ;; esac
+  start_vl "s-$set" --metric "$metric" "${index_flags[@]}"
+  bench "$tmp/load.out" -mode=insert -dataset="$ds" -concurrency=$C -pipeline=16 -port="$port"
+  nbase=$(field "$tmp/load.out" insert ops)
+  # Into a committed segment, so an index (built for sealed segments) can
+  # serve it; then wait (2 minutes at most) while INFO shows a build running.
+  redis-cli -p "$port" SAVE >/dev/null
+  for _ in $(seq 600); do
+    [ "$(info_field "$port" index_build_running)" = 1 ] || break
+    sleep 0.2
+  done
+  kind=$(index_kind "$port")
+  # The smallest EF reaching the recall, if VSEARCH takes EF and uses an index.
+  ef_flag="" ef_shown="-"
+  if [ "$kind" != "exact scan" ] && bin/vexlake-bench -mode=search -dataset="$ds" -n=1 -concurrency=1 -ef=10 -port="$port" >/dev/null 2>&1; then
+    for ef in 10 16 24 32 48 64 96 128 192 256 384 512; do
+      bench "$tmp/sweep.out" -mode=search -dataset="$ds" -concurrency=1 -ef=$ef -port="$port"
+      r=$(field "$tmp/sweep.out" search recall)
+      ef_flag="-ef=$ef" ef_shown=$ef
+      python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 0.95 else 1)" "$r" && break
+    done
+  fi
+  for clients in 1 $C; do
+    n=$SEARCH_N; [ "$clients" = 1 ] && n=$((SEARCH_N / 4))
+    alone="$tmp/alone-$clients.out" mixed="$tmp/mixed-$clients.out"
+    # shellcheck disable=SC2086
+    bench "$alone" -mode=search -dataset="$ds" -n=$n -concurrency=$clients $ef_flag -port="$port"
+    # shellcheck disable=SC2086
+    bench "$mixed" -mode=mixed -dataset="$ds" -n=$n -concurrency=$clients $ef_flag -port="$port" \
+      -insert-concurrency=$C -insert-pipeline=1 -key-offset=0 -keyspace="$nbase"
+    p99a=$(field "$alone" search p99_ms) p99m=$(field "$mixed" search p99_ms)
+    for run in alone mixed; do
+      log=$alone; [ $run = mixed ] && log=$mixed
+      ins="" x=""
+      if [ $run = mixed ]; then ins=$(printf '%.0f' "$(field "$log" insert ops_per_sec)"); x=$(ratio "$p99m" "$p99a"); fi
+      label=$kind; [ $run = mixed ] && label="$kind + inserts"
+      printf '| %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$set" "$label" \
+        "$ef_shown" "$clients" "$(field "$log" search ops_per_sec)" "$(field "$log" search p50_ms)" \
+        "$(field "$log" search p99_ms)" "$(field "$log" search recall)" "${ins:--}" "${x:--}" >>"$md"
+    done
+  done
+  stop "$pid"
+done
+
+# ---- 4. PING and SET/VSET against redis-server ----------------------------
+echo "resp_bench: redis-benchmark" >&2
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonly no \
+  --daemonize no >"$tmp/redis.log" 2>&1 &
+rpid=$!; pids+=("$rpid")
+wait_ping "$rport"
+start_vl ping-always --metric l2 --appendfsync always
+vport=$port vpid=$pid
+start_vl ping-everysec --metric l2 --appendfsync everysec
+eport=$port epid=$pid
+# 128 float32 of 1.1f (bytes cd cc 8c 3f: no NUL, so it passes through argv).
+blob=$(printf '\xcd\xcc\x8c\x3f%.0s' $(seq 128))
+rb() { # PORT PIPELINE ARGS... -> requests per second
+  local port=$1 p=$2 shown=() a; shift 2
+  for a in "$@"; do [ "$a" = "$blob" ] && shown+=("<512-byte FP32 blob>") || shown+=("$a"); done
+  echo "    redis-benchmark -p PORT -c $C -n $PING_N -P $p ${shown[*]}" >>"$tmp/commands"
+  redis-benchmark -p "$port" -c $C -n "$PING_N" -P "$p" --csv "$@" 2>/dev/null | rb_rps
+}
+best3() { # COMMAND... -> the highest of three runs (the machine is shared: noise only slows)
+  local best=0 r
+  for _ in 1 2 3; do
+    r=$("$@")
+    best=$(python3 -c "import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))" "$best" "$r")
+  done
+  echo "$best"
+}
+vb_ping() { # PORT PIPELINE -> vexlake-bench PING requests per second
+  bench "$tmp/ping.out" -mode=ping -n="$PING_N" -concurrency=$C -pipeline="$2" -port="$1"
+  field "$tmp/ping.out" ping ops_per_sec
+}
+{
+  echo
+  echo "## redis-benchmark: VexLake beside redis-server (no persistence), $C clients"
+  echo
+  echo "SET/VSET carry the same 512 bytes (128 float32); VSET is durable before its reply"
+  echo "(VexLake's --appendfsync), redis-server keeps nothing. PING: best of 3 runs. Target:"
+  echo "PING >= 0.9x."
+  echo
+  echo "| request | pipeline | redis-server ops/s | VexLake ops/s | VexLake / redis |"
+  echo "| --- | --- | ---: | ---: | ---: |"
+} >>"$md"
+for p in 1 16; do
+  a=$(best3 rb "$rport" "$p" -t ping_mbulk) b=$(best3 rb "$vport" "$p" -t ping_mbulk)
+  printf '| PING | %s | %.0f | %.0f | %s |\n' "$p" "$a" "$b" "$(ratio "$b" "$a")" >>"$md"
+  a=$(rb "$rport" "$p" -r 1000000 SET 'k:__rand_int__' "$blob")
+  b=$(rb "$vport" "$p" -r 1000000 VSET 'k:__rand_int__' FP32 "$blob")
+  c=$(rb "$eport" "$p" -r 1000000 VSET 'k:__rand_int__' FP32 "$blob")
+  printf '| SET / VSET (always) | %s | %.0f | %.0f | %s |\n' "$p" "$a" "$b" "$(ratio "$b" "$a")" >>"$md"
+  printf '| SET / VSET (everysec) | %s | %.0f | %.0f | %s |\n' "$p" "$a" "$c" "$(ratio "$c" "$a")" >>"$md"
+done
+{
+  echo
+  echo "### The client's own cost: PING, $C connections, same server, vexlake-bench / redis-benchmark, best of 3"
+  echo
+  echo "| server | pipeline | redis-benchmark ops/s | vexlake-bench ops/s | ratio |"
+  echo "| --- | --- | ---: | ---: | ---: |"
+} >>"$md"
+for target in redis-server:$rport VexLake:$vport; do
+  name=${target%%:*} tp=${target##*:}
+  for p in 1 16; do
+    a=$(best3 rb "$tp" "$p" -t ping_mbulk) b=$(best3 vb_ping "$tp" "$p")
+    printf '| %s | %s | %.0f | %.0f | %s |\n' "$name" "$p" "$a" "$b" "$(ratio "$b" "$a")" >>"$md"
+  done
+done
+stop "$rpid"; stop "$vpid"; stop "$epid"
+
+{
+  echo
+  echo "## Command lines"
+  echo
+  echo "Servers: \`bin/vexlake-server --port PORT --bind 127.0.0.1 --dir TMP --metric l2|cosine ${index_flags[*]}"
+  echo "--appendfsync always|everysec\`, \`redis-server --port PORT --bind 127.0.0.1 --save ''"
+  echo "--appendonly no\`. Reproduce everything: \`bench/resp_bench.sh\` (or \`make bench\`)."
+  echo
+  sed "s|$DATASETS|\$VL_DATASETS|g; s|-port=[0-9]*|-port=PORT|g; s|-p [0-9]* |-p PORT |g" "$tmp/commands" | awk '!seen[$0]++'
+} >>"$md"
+cp "$md" "$out"
+cat "$out"
+echo "resp_bench: results in $out" >&2
