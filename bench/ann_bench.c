@@ -8,7 +8,9 @@
  * Builds the index over DIR/base.fvecs (one thread, rows in file order),
  * then for each EF searches every query of DIR/query.fvecs for its 10
  * nearest, REPEAT times, and prints one line per EF; then switches the same
- * graph to SQ8 traversal (vl_hnsw_set_quant) and sweeps again.  Recall is tie-aware
+ * graph to SQ8 traversal (vl_hnsw_set_quant), lets it read the float32 rows
+ * for re-ranking from the bench's own array (vl_hnsw_set_vector_source, as
+ * the engine's row store would serve them) and sweeps again.  Recall is tie-aware
  * (tests/unit/testutil_fvecs.h: a row within the 10th ground-truth distance
  * counts).  QPS is queries per second of the best pass, by the process's
  * CPU time (cpu_qps, what bench/ann_peers.py compares: the machine is
@@ -21,6 +23,7 @@
  *         graph_bytes_per_vector G
  *   search dataset D mode float32 ef E recall R cpu_qps Q wall_qps W
  *   quant dataset D mode sq8 seconds S cpu_seconds C bytes_per_vector B
+ *         own_copy_bytes_per_vector O
  *   search dataset D mode sq8 ef E recall R cpu_qps Q wall_qps W
  */
 #include <stdio.h>
@@ -50,6 +53,17 @@ static void *read_file(const char *dir, const char *name, uint32_t *n, uint32_t 
         exit(1);
     }
     return v;
+}
+
+typedef struct {
+    const float *rows;
+    uint32_t dim;
+} row_table;
+
+static const float *table_vector(void *ctx, uint32_t row)
+{
+    const row_table *t = ctx;
+    return t->rows + (size_t)row * t->dim;
 }
 
 static const char *base_name(const char *dir)
@@ -141,10 +155,19 @@ int main(int argc, char **argv)
                 fprintf(stderr, "ann_bench: %s\n", err.msg);
                 return 1;
             }
-            printf(
-                "quant dataset %s mode sq8 seconds %.3f cpu_seconds %.3f bytes_per_vector %.1f\n",
-                base_name(dir), now(CLOCK_MONOTONIC) - t0, now(CLOCK_PROCESS_CPUTIME_ID) - c0,
-                (double)vl_hnsw_memory_bytes(h) / nb);
+            double quant_s = now(CLOCK_MONOTONIC) - t0,
+                   quant_cpu = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+            double own = (double)vl_hnsw_memory_bytes(h) / nb;
+            static row_table table;
+            table = (row_table){base, db};
+            vl_hnsw_vectors src = {table_vector, &table};
+            if (vl_hnsw_set_vector_source(h, &src, &err) != VL_OK) {
+                fprintf(stderr, "ann_bench: %s\n", err.msg);
+                return 1;
+            }
+            printf("quant dataset %s mode sq8 seconds %.3f cpu_seconds %.3f bytes_per_vector %.1f "
+                   "own_copy_bytes_per_vector %.1f\n",
+                   base_name(dir), quant_s, quant_cpu, (double)vl_hnsw_memory_bytes(h) / nb, own);
         }
         for (uint32_t e = 0; e < nef; e++) {
             uint32_t ef = argc > 5 ? (uint32_t)atoi(argv[5 + e]) : default_efs[e];

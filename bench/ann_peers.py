@@ -166,6 +166,8 @@ def run_vexlake_hnsw(path, metric, quick):
             s = res["vexlake-hnsw-sq8"]
             s["build_s"] += float(d.get("cpu_seconds", d["seconds"]))
             s["build_wall_s"] += float(d["seconds"])
+            # Codes and links: ann_bench serves the float32 rows for the re-rank from
+            # its own array (vl_hnsw_set_vector_source), as the engine's row store does.
             s["index_bpv"] = float(d["bytes_per_vector"])
         elif f[0] == "search":
             name = "vexlake-hnsw" if d["mode"] == "float32" else "vexlake-hnsw-" + d["mode"]

@@ -693,6 +693,107 @@ static void test_sq8_roundtrip_and_later_rows(void **state)
     free(q);
 }
 
+/* ---- vector source ------------------------------------------------------ */
+
+typedef struct {
+    const float *rows;
+    uint32_t dim;
+} vec_table;
+
+static const float *table_vector(void *ctx, uint32_t row)
+{
+    const vec_table *t = ctx;
+    return t->rows + (size_t)row * t->dim;
+}
+
+static void save_body(const vl_hnsw *h, uint8_t **buf, size_t *len)
+{
+    vl_error err;
+    assert_int_equal(vl_hnsw_save(h, buf, len, &err), VL_OK);
+}
+
+/* An index reading the caller's vectors: set on an empty index it builds
+ * the same graph as with its own copy (byte for byte under l2 and ip, whose
+ * distances do not normalise), with the same recall; set on a built one it
+ * returns the same rows (plain and SQ8 walks) and holds dim x 4 bytes less
+ * per row; a source whose vectors differ from the ones added is refused and
+ * changes nothing. */
+static void test_vector_source(void **state)
+{
+    (void)state;
+    enum { N = 2000, NQ = 50, D = 12 };
+    const vl_metric metrics[] = {VL_METRIC_L2, VL_METRIC_COSINE, VL_METRIC_IP};
+    float *v = random_vectors(N, D, 91), *q = random_vectors(NQ, D, 92);
+    vec_table table = {v, D};
+    vl_hnsw_vectors src = {table_vector, &table};
+    for (int mi = 0; mi < 3; mi++) {
+        vl_metric m = metrics[mi];
+        vl_error err;
+        vl_hnsw *own = build(v, N, D, m, 0, 80, 5), *ext;
+        assert_int_equal(vl_hnsw_create(D, m, 0, 80, 5, &ext, &err), VL_OK);
+        assert_int_equal(vl_hnsw_set_vector_source(ext, &src, &err), VL_OK);
+        for (uint32_t r = 0; r < N; r++)
+            assert_int_equal(vl_hnsw_add(ext, r, v + (size_t)r * D, &err), VL_OK);
+        double re = recall_brute(ext, m, v, N, q, NQ, D, 0, NULL, NULL);
+        double ro = recall_brute(own, m, v, N, q, NQ, D, 0, NULL, NULL);
+        print_message("hnsw: source %s: recall@10 %.4f (own copy %.4f)\n", vl_metric_name(m), re,
+                      ro);
+        assert_true(re >= (m == VL_METRIC_IP ? 0.85 : 0.95) && re >= ro - 0.02);
+        if (m != VL_METRIC_COSINE) {
+            uint8_t *a, *b;
+            size_t la, lb;
+            save_body(own, &a, &la);
+            save_body(ext, &b, &lb);
+            assert_int_equal(la, lb);
+            assert_memory_equal(a, b, la);
+            free(a);
+            free(b);
+        }
+        /* Switching a built index: same rows, fewer bytes. */
+        for (int quant = 0; quant < 2; quant++) {
+            vl_hnsw *h = build(v, N, D, m, 0, 80, 5);
+            if (quant) {
+                assert_int_equal(vl_hnsw_set_quant(h, VL_HNSW_QUANT_SQ8, &err), VL_OK);
+                assert_int_equal(vl_hnsw_set_quant(own, VL_HNSW_QUANT_SQ8, &err), VL_OK);
+            }
+            size_t before = vl_hnsw_memory_bytes(h);
+            float wrong[D];
+            memcpy(wrong, v, sizeof wrong);
+            wrong[3] += 1;
+            vec_table bad_table = {wrong, D}; /* row 0 differs, rows >= 1 out of range */
+            vl_hnsw_vectors bad = {table_vector, &bad_table};
+            vl_hnsw_hit one;
+            uint32_t got;
+            vl_hnsw *tiny = build(v, 1, D, m, 0, 80, 5);
+            assert_int_equal(vl_hnsw_set_vector_source(tiny, &bad, &err), VL_ERR_ARG);
+            assert_non_null(strstr(err.msg, "differ"));
+            assert_int_equal(vl_hnsw_search(tiny, wrong, 1, 0, NULL, NULL, &one, &got, &err),
+                             VL_OK);
+            assert_true(got == 1 && one.row == 0 && one.dist != 0); /* still its own row 0 */
+            vl_hnsw_free(tiny);
+            assert_int_equal(vl_hnsw_set_vector_source(h, NULL, &err), VL_ERR_ARG);
+            assert_int_equal(vl_hnsw_set_vector_source(h, &src, &err), VL_OK);
+            size_t after = vl_hnsw_memory_bytes(h);
+            size_t saved = (size_t)N * D * sizeof(float) - (m == VL_METRIC_COSINE ? N * 4 : 0);
+            assert_true(before - after >= saved);
+            vl_hnsw_hit a[NQ * K], b[NQ * K];
+            uint32_t na[NQ], nb[NQ];
+            search_all(own, q, NQ, D, a, na);
+            search_all(h, q, NQ, D, b, nb);
+            assert_memory_equal(na, nb, sizeof na);
+            for (uint32_t i = 0; i < NQ * K; i++) {
+                assert_int_equal(a[i].row, b[i].row);
+                assert_float_equal(a[i].dist, b[i].dist, 1e-5);
+            }
+            vl_hnsw_free(h);
+        }
+        vl_hnsw_free(own);
+        vl_hnsw_free(ext);
+    }
+    free(v);
+    free(q);
+}
+
 /* ---- edge cases --------------------------------------------------------- */
 
 static void test_empty_index(void **state)
@@ -826,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_sq8_exact_on_byte_data),
         cmocka_unit_test(test_sq8_exact_only_when_codes_are),
         cmocka_unit_test(test_sq8_roundtrip_and_later_rows),
+        cmocka_unit_test(test_vector_source),
         cmocka_unit_test(test_empty_index),
         cmocka_unit_test(test_k_above_count),
         cmocka_unit_test(test_dim_one),

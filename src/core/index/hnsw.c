@@ -70,6 +70,16 @@
  *    new) and the pool's binary search had perf's hottest lines on
  *    mispredicts; without branches the SIFT-5k SQ8 walk gained 15-35% and
  *    debian-minilm 2-20%, visiting the same rows.
+ *  - Memory (vl_hnsw_set_vector_source): the float32 copy is 4 x dim of the
+ *    index's bytes per row, and the engine already holds every vector in
+ *    its row store, so the index can read them through a callback instead
+ *    (rows in the engine live in chunks addressed through a directory, so a
+ *    pointer plus stride would not fit).  Under cosine the caller's rows
+ *    are not normalised: a float 1/|v| per row is kept and applied to the
+ *    dot product.  With SQ8 the callback only serves the 2k re-ranked rows
+ *    per search (and the build), so the walk is unchanged; bytes per vector
+ *    become codes plus links (about dim + 148 at M = 16, below hnswlib's
+ *    4 x dim + 132).
  *  - Distances go through the shared float32 kernels (core/kernels, one SIMD
  *    path chosen at start) and are kept as float:
  *    the graph only ranks; exact scores are the engine's job.
@@ -125,18 +135,43 @@ typedef struct {
 
 /* ---- distances ---------------------------------------------------------- */
 
+/* Row r's vector: the index's copy (normalised for cosine) or, with a
+ * vector source, the caller's (as added; see row_inv). */
 static inline const float *vec_of(const vl_hnsw *h, uint32_t r)
 {
-    return h->vecs + (size_t)r * h->dim;
+    if (h->vecs)
+        return h->vecs + (size_t)r * h->dim;
+    return h->src.vector(h->src.ctx, r);
 }
 
-static inline float dist(const vl_hnsw *h, const float *a, const float *b)
+/* What vec_of(r) must be multiplied by to be normalised: 1/|v| for cosine
+ * rows read from a source, else 1. */
+static inline double row_inv(const vl_hnsw *h, uint32_t r)
+{
+    return h->inv ? h->inv[r] : 1.0;
+}
+
+/* The distance of a and b where a.b is to be scaled by `scale` (the
+ * product of the inverse norms not applied yet; cosine only). */
+static inline float dist_scaled(const vl_hnsw *h, const float *a, const float *b, double scale)
 {
     switch (h->metric) {
     case VL_METRIC_L2: return (float)vl_l2sq(a, b, h->dim);
-    case VL_METRIC_COSINE: return (float)(1.0 - vl_dot(a, b, h->dim));
+    case VL_METRIC_COSINE: return (float)(1.0 - vl_dot(a, b, h->dim) * scale);
     default: return (float)-vl_dot(a, b, h->dim);
     }
+}
+
+/* From a query (normalised for cosine) to row r. */
+static inline float dist_q(const vl_hnsw *h, const float *q, uint32_t r)
+{
+    return dist_scaled(h, q, vec_of(h, r), row_inv(h, r));
+}
+
+/* Between rows a and b. */
+static inline float dist_rr(const vl_hnsw *h, uint32_t a, uint32_t b)
+{
+    return dist_scaled(h, vec_of(h, a), vec_of(h, b), row_inv(h, a) * row_inv(h, b));
 }
 
 static inline const uint8_t *code_of(const vl_hnsw *h, uint32_t r)
@@ -145,7 +180,8 @@ static inline const uint8_t *code_of(const vl_hnsw *h, uint32_t r)
 }
 
 /* Encode v (normalised for cosine) into code; returns the int8 scale
- * (cosine, ip) or 0 (L2, the index's uint8 map). */
+ * (cosine, ip) or 0 (L2, the index's uint8 map).  A raw cosine row gets the
+ * same codes; its scale is then multiplied by its inverse norm. */
 static float encode_row(const vl_hnsw *h, const float *v, uint8_t *code)
 {
     if (h->metric == VL_METRIC_L2) {
@@ -184,7 +220,7 @@ static inline uint32_t rerank_count(uint32_t k, uint32_t ef)
 /* The traversal distance: on codes when `coded`, else float32. */
 static inline float node_dist(const vl_hnsw *h, const hn_query *x, uint32_t r, int coded)
 {
-    return coded ? code_dist(h, x, r) : dist(h, x->q, vec_of(h, r));
+    return coded ? code_dist(h, x, r) : dist_q(h, x->q, r);
 }
 
 static inline void prefetch_row(const vl_hnsw *h, uint32_t r, int coded)
@@ -536,9 +572,9 @@ vl_status vl_hnsw_search(const vl_hnsw *h, const float *query, uint32_t k, uint3
             s->nres = s->nres < keep ? s->nres : keep;
         }
         for (uint32_t i = 0; ok && !exact && i < s->nres; i++) /* re-rank in float32 */
-            s->res[i].d = dist(h, x.q, vec_of(h, s->res[i].id));
+            s->res[i].d = dist_q(h, x.q, s->res[i].id);
     } else {
-        cur = (hn_item){dist(h, x.q, vec_of(h, h->entry)), h->entry};
+        cur = (hn_item){dist_q(h, x.q, h->entry), h->entry};
         for (uint32_t lc = h->max_level; lc > 0; lc--)
             cur = greedy(h, &x, cur, lc, 0);
         if (filter)
@@ -610,19 +646,19 @@ static void sort_candidates(hn_item *a, uint32_t n, uint32_t base)
  *    are kept (on data without ties the two tests agree).
  *  - Twins of the base (bytewise equal vectors) take at most half the list,
  *    so a row with many duplicates still links to the rest of the graph. */
-static void select_neighbours(const vl_hnsw *h, const float *base, const hn_item *cand, uint32_t n,
+static void select_neighbours(const vl_hnsw *h, uint32_t base, const hn_item *cand, uint32_t n,
                               uint32_t max, uint32_t *list)
 {
     uint32_t kept = 0, twins = 0;
     size_t bytes = (size_t)h->dim * sizeof(float);
+    const float *bv = vec_of(h, base);
     for (uint32_t i = 0; i < n && kept < max; i++) {
-        const float *v = vec_of(h, cand[i].id);
-        int twin = memcmp(v, base, bytes) == 0;
+        int twin = memcmp(vec_of(h, cand[i].id), bv, bytes) == 0;
         if (twin && twins >= max / 2)
             continue;
         int good = 1;
         for (uint32_t j = 0; j < kept && good; j++)
-            good = dist(h, v, vec_of(h, list[1 + j])) >= cand[i].d;
+            good = dist_rr(h, cand[i].id, list[1 + j]) >= cand[i].d;
         if (good) {
             list[1 + kept++] = cand[i].id;
             twins += (uint32_t)twin;
@@ -642,12 +678,11 @@ static void connect(vl_hnsw *h, uint32_t e, uint32_t r, uint32_t lc)
         return;
     }
     hn_item *c = h->build->tmp;
-    const float *v = vec_of(h, e);
     for (uint32_t i = 0; i < max; i++)
-        c[i] = (hn_item){dist(h, v, vec_of(h, list[1 + i])), list[1 + i]};
-    c[max] = (hn_item){dist(h, v, vec_of(h, r)), r};
+        c[i] = (hn_item){dist_rr(h, e, list[1 + i]), list[1 + i]};
+    c[max] = (hn_item){dist_rr(h, e, r), r};
     sort_candidates(c, max + 1, e);
-    select_neighbours(h, v, c, max + 1, max, list);
+    select_neighbours(h, e, c, max + 1, max, list);
 }
 
 /* Room for `need` rows: exactly that many when exact, else by doubling. */
@@ -659,7 +694,9 @@ static int grow_rows(vl_hnsw *h, uint32_t need, int exact)
     while (cap < need)
         cap = cap > UINT32_MAX / 2 ? need : cap * 2;
     size_t vbytes = ((size_t)cap * h->dim * sizeof(float) + 63) & ~(size_t)63;
-    float *vecs = aligned_alloc(64, vbytes);
+    float *vecs = h->src.vector ? NULL : aligned_alloc(64, vbytes);
+    if (!vecs && !h->src.vector)
+        return 0;
     uint32_t *links0 = realloc(h->links0, (size_t)cap * vl_hnsw_stride0(h) * sizeof(uint32_t));
     if (links0)
         h->links0 = links0;
@@ -669,7 +706,10 @@ static int grow_rows(vl_hnsw *h, uint32_t need, int exact)
     uint32_t *uoff = levels ? realloc(h->uoff, (size_t)cap * sizeof(uint32_t)) : NULL;
     if (uoff)
         h->uoff = uoff;
-    if (!vecs || !uoff) {
+    float *inv = uoff && h->inv ? realloc(h->inv, (size_t)cap * sizeof(float)) : NULL;
+    if (inv)
+        h->inv = inv;
+    if (!uoff || (h->inv && !inv)) {
         free(vecs);
         return 0;
     }
@@ -684,10 +724,12 @@ static int grow_rows(vl_hnsw *h, uint32_t need, int exact)
         }
         h->sq_scale = sc;
     }
-    if (h->count)
-        memcpy(vecs, h->vecs, (size_t)h->count * h->dim * sizeof(float));
-    free(h->vecs);
-    h->vecs = vecs;
+    if (vecs) {
+        if (h->count)
+            memcpy(vecs, h->vecs, (size_t)h->count * h->dim * sizeof(float));
+        free(h->vecs);
+        h->vecs = vecs;
+    }
     h->cap = cap;
     return 1;
 }
@@ -716,6 +758,13 @@ vl_status vl_hnsw_reserve_upper(vl_hnsw *h, uint32_t r, uint32_t level, vl_error
 
 void vl_hnsw_store_vector(vl_hnsw *h, uint32_t r, const float *vec)
 {
+    if (!h->vecs) { /* a vector source: only the inverse norm (cosine) */
+        if (h->inv) {
+            double norm = sqrt(vl_dot(vec, vec, h->dim));
+            h->inv[r] = norm > 0 ? (float)(1.0 / norm) : 0.0f;
+        }
+        return;
+    }
     float *dst = h->vecs + (size_t)r * h->dim;
     if (h->metric == VL_METRIC_COSINE)
         normalise(dst, vec, h->dim);
@@ -763,6 +812,17 @@ vl_status vl_hnsw_create(uint32_t dim, vl_metric metric, uint32_t m, uint32_t ef
     return vl_hnsw_alloc(dim, metric, m, ef_construction, seed, 0, out, err);
 }
 
+/* Encode row r's code and scale; L2 rows that do not code exactly clear
+ * sq_exact. */
+static void encode_stored(vl_hnsw *h, uint32_t r)
+{
+    const float *v = vec_of(h, r);
+    uint8_t *code = h->codes + (size_t)r * h->dim;
+    h->sq_scale[r] = (float)(encode_row(h, v, code) * row_inv(h, r));
+    if (h->metric == VL_METRIC_L2)
+        h->sq_exact = h->sq_exact && code_is_exact(h, v, code);
+}
+
 vl_status vl_hnsw_quantise(vl_hnsw *h, vl_hnsw_quant q, float lo, float step, vl_error *err)
 {
     free(h->codes);
@@ -786,10 +846,8 @@ vl_status vl_hnsw_quantise(vl_hnsw *h, vl_hnsw_quant q, float lo, float step, vl
     h->sq_lo = lo;
     h->sq_step = step;
     h->sq_exact = h->metric == VL_METRIC_L2;
-    for (uint32_t r = 0; r < h->count; r++) {
-        h->sq_scale[r] = encode_row(h, vec_of(h, r), h->codes + (size_t)r * h->dim);
-        h->sq_exact = h->sq_exact && code_is_exact(h, vec_of(h, r), code_of(h, r));
-    }
+    for (uint32_t r = 0; r < h->count; r++)
+        encode_stored(h, r);
     h->quant = q;
     return VL_OK;
 }
@@ -798,13 +856,16 @@ vl_status vl_hnsw_set_quant(vl_hnsw *h, vl_hnsw_quant q, vl_error *err)
 {
     float lo = 0, step = 1;
     if (h->metric == VL_METRIC_L2 && h->count > 0) {
-        float mn = h->vecs[0], mx = h->vecs[0];
+        float mn = vec_of(h, 0)[0], mx = mn;
         int bytes = 1;
-        for (size_t i = 0; i < (size_t)h->count * h->dim; i++) {
-            float v = h->vecs[i];
-            mn = v < mn ? v : mn;
-            mx = v > mx ? v : mx;
-            bytes &= v == floorf(v);
+        for (uint32_t r = 0; r < h->count; r++) {
+            const float *row = vec_of(h, r);
+            for (uint32_t i = 0; i < h->dim; i++) {
+                float v = row[i];
+                mn = v < mn ? v : mn;
+                mx = v > mx ? v : mx;
+                bytes &= v == floorf(v);
+            }
         }
         if (!(bytes && mn >= 0 && mx <= 255)) {
             lo = mn;
@@ -843,10 +904,8 @@ vl_status vl_hnsw_add(vl_hnsw *h, uint32_t row, const float *vec, vl_error *err)
     h->levels[row] = (uint8_t)level;
     h->links0[(size_t)row * vl_hnsw_stride0(h)] = 0;
     vl_hnsw_store_vector(h, row, vec);
-    if (h->codes) {
-        h->sq_scale[row] = encode_row(h, vec_of(h, row), h->codes + (size_t)row * h->dim);
-        h->sq_exact = h->sq_exact && code_is_exact(h, vec_of(h, row), code_of(h, row));
-    }
+    if (h->codes)
+        encode_stored(h, row);
     h->vec_crc = vl_crc32c(h->vec_crc, vec, (size_t)h->dim * sizeof(float));
 
     if (h->count == 0) {
@@ -856,8 +915,12 @@ vl_status vl_hnsw_add(vl_hnsw *h, uint32_t row, const float *vec, vl_error *err)
         return VL_OK;
     }
     const float *q = vec_of(h, row);
+    if (h->inv) { /* a raw cosine row from the source: walk from its unit vector */
+        normalise(s->q, q, h->dim);
+        q = s->q;
+    }
     hn_query x = {q, NULL, 0, NULL};
-    hn_item cur = {dist(h, q, vec_of(h, h->entry)), h->entry};
+    hn_item cur = {dist_q(h, q, h->entry), h->entry};
     for (uint32_t lc = h->max_level; lc > level; lc--)
         cur = greedy(h, &x, cur, lc, 0);
     for (uint32_t lc = level < h->max_level ? level : h->max_level;; lc--) {
@@ -867,7 +930,7 @@ vl_status vl_hnsw_add(vl_hnsw *h, uint32_t row, const float *vec, vl_error *err)
         sort_candidates(s->tmp, w, row);
         cur = s->tmp[0];
         uint32_t *mine = vl_hnsw_list(h, row, lc);
-        select_neighbours(h, q, s->tmp, w, h->m, mine);
+        select_neighbours(h, row, s->tmp, w, h->m, mine);
         for (uint32_t i = 0; i < mine[0]; i++)
             connect(h, mine[1 + i], row, lc);
         if (lc == 0)
@@ -903,7 +966,38 @@ size_t vl_hnsw_graph_bytes(const vl_hnsw *h)
 size_t vl_hnsw_memory_bytes(const vl_hnsw *h)
 {
     size_t codes = h->codes ? (size_t)h->cap * (h->dim + sizeof(float)) : 0;
-    return vl_hnsw_graph_bytes(h) + codes + (size_t)h->cap * h->dim * sizeof(float);
+    size_t vecs = h->vecs ? (size_t)h->cap * h->dim * sizeof(float) : 0;
+    size_t inv = h->inv ? (size_t)h->cap * sizeof(float) : 0;
+    return vl_hnsw_graph_bytes(h) + codes + vecs + inv;
+}
+
+vl_status vl_hnsw_set_vector_source(vl_hnsw *h, const vl_hnsw_vectors *src, vl_error *err)
+{
+    if (!src || !src->vector)
+        return vl_fail(err, VL_ERR_ARG, "hnsw: a vector source needs a vector function");
+    uint32_t crc = 0;
+    for (uint32_t r = 0; r < h->count; r++)
+        crc = vl_crc32c(crc, src->vector(src->ctx, r), (size_t)h->dim * sizeof(float));
+    if (crc != h->vec_crc)
+        return vl_fail(err, VL_ERR_ARG,
+                       "hnsw: the source's %u vectors differ from the ones added (CRC %08x, "
+                       "index's %08x)",
+                       h->count, crc, h->vec_crc);
+    float *inv = NULL;
+    if (h->metric == VL_METRIC_COSINE && !h->inv) {
+        inv = malloc((size_t)(h->cap ? h->cap : 1) * sizeof(float));
+        if (!inv)
+            return vl_fail(err, VL_ERR_NOMEM, "hnsw: out of memory for %u norms", h->cap);
+    }
+    free(h->vecs);
+    h->vecs = NULL;
+    h->src = *src;
+    if (inv) {
+        h->inv = inv;
+        for (uint32_t r = 0; r < h->count; r++)
+            vl_hnsw_store_vector(h, r, vec_of(h, r));
+    }
+    return VL_OK;
 }
 
 void vl_hnsw_free(vl_hnsw *h)
@@ -917,6 +1011,7 @@ void vl_hnsw_free(vl_hnsw *h)
     free(h->upper);
     free(h->codes);
     free(h->sq_scale);
+    free(h->inv);
     vl_hnsw_scratch_free(h->build);
     free(h);
 }

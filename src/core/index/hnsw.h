@@ -5,11 +5,14 @@
  *
  * Rows and vectors
  *  - Row ids are the dense uint32 positions of a segment: vl_hnsw_add takes
- *    them in order 0, 1, 2, ...  The index keeps its own float32 copy of
- *    every vector (normalised for cosine) because traversal reads them at
- *    random; the serialised form does not carry them: the segment is the
- *    truth, and vl_hnsw_load takes the same vectors back and checks them
- *    against a CRC-32C recorded at build time.
+ *    them in order 0, 1, 2, ...  By default the index keeps its own float32
+ *    copy of every vector (normalised for cosine) because traversal reads
+ *    them at random; vl_hnsw_set_vector_source (added later, additive) makes
+ *    it read the caller's vectors instead and drop the copy, so that with
+ *    SQ8 codes the index holds codes and links only.  The serialised form
+ *    does not carry vectors: the segment is the truth, and vl_hnsw_load
+ *    takes the same vectors back and checks them against a CRC-32C recorded
+ *    at build time.
  *
  * Distances (smaller is nearer; what vl_hnsw_hit.dist holds)
  *  - VL_METRIC_L2: squared Euclidean distance.
@@ -23,8 +26,10 @@
  *  - vl_hnsw_add, vl_hnsw_reserve, vl_hnsw_set_quant and vl_hnsw_free are
  *    single-writer and must not run concurrently with anything else on the
  *    same index.
+ *  - vl_hnsw_set_vector_source is single-writer too.
  *  - Once built, any number of threads may call vl_hnsw_search at once, each
- *    with its own vl_hnsw_scratch (or NULL, which allocates one per call).
+ *    with its own vl_hnsw_scratch (or NULL, which allocates one per call);
+ *    with a vector source they call its function concurrently.
  *
  * Determinism: the same seed and the same rows added in the same order give
  * the same graph, byte for byte in vl_hnsw_save.
@@ -127,6 +132,30 @@ vl_status vl_hnsw_search(const vl_hnsw *h, const float *query, uint32_t k, uint3
                          const vl_hnsw_filter *filter, vl_hnsw_scratch *scratch, vl_hnsw_hit *out,
                          uint32_t *n, vl_error *err);
 
+/** Where the index reads row vectors from instead of its own copy. */
+typedef struct {
+    /** Row r's dim floats exactly as they were given to vl_hnsw_add (not
+     *  normalised), readable from several threads at once, valid and
+     *  unchanged while the index lives.  Never called with r >= count. */
+    const float *(*vector)(void *ctx, uint32_t row);
+    void *ctx;
+} vl_hnsw_vectors;
+
+/**
+ * Read vectors through src from now on and free the index's own float32
+ * copy (vl_hnsw_memory_bytes drops by dim x 4 bytes per row; cosine keeps
+ * 4 bytes per row of inverse norm instead).  May be called on an empty, a
+ * built or a loaded index; every row already added is read once through
+ * src and must match what was added (checked against the CRC-32C the index
+ * keeps: VL_ERR_ARG when it does not, and nothing changes).  Rows added
+ * later must be readable through src before their vl_hnsw_add, and the
+ * vector passed to it must be the same values.  Searches return the same
+ * rows as with the copy, up to float rounding under cosine (1/|v| is then
+ * applied to the dot product instead of the row being normalised).
+ * VL_ERR_ARG for a NULL src or function, VL_ERR_NOMEM.
+ */
+vl_status vl_hnsw_set_vector_source(vl_hnsw *h, const vl_hnsw_vectors *src, vl_error *err);
+
 /** Per-thread search memory; grows as needed and is reused across searches
  *  and indexes.  NULL when out of memory. */
 vl_hnsw_scratch *vl_hnsw_scratch_new(void);
@@ -134,7 +163,8 @@ void vl_hnsw_scratch_free(vl_hnsw_scratch *s);
 
 uint32_t vl_hnsw_count(const vl_hnsw *h);
 uint32_t vl_hnsw_dim(const vl_hnsw *h);
-/** Bytes the index holds (vectors, links, bookkeeping), excluding scratch. */
+/** Bytes the index holds (its vector copy unless a source is set, codes,
+ *  links, bookkeeping), excluding scratch and a source's vectors. */
 size_t vl_hnsw_memory_bytes(const vl_hnsw *h);
 /** Bytes of the same, links and bookkeeping only (without the vectors). */
 size_t vl_hnsw_graph_bytes(const vl_hnsw *h);

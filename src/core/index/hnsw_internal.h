@@ -26,11 +26,13 @@ struct vl_hnsw {
     uint32_t max_level; /* level of entry */
     uint32_t vec_crc;   /* CRC-32C of the vectors as given to add, in order */
 
-    float *vecs;      /* cap x dim (normalised for cosine) */
-    uint32_t *links0; /* cap x (1 + m0): [n, id_0 .. id_{n-1}, unused] */
-    uint8_t *levels;  /* cap: top layer of each row */
-    uint32_t *uoff;   /* cap: first word in upper of row's layer-1 list */
-    uint32_t *upper;  /* per row with level >= 1: level x (1 + m) words */
+    float *vecs;         /* cap x dim (normalised for cosine); NULL with a source */
+    vl_hnsw_vectors src; /* the caller's vectors (vl_hnsw_set_vector_source) */
+    float *inv;          /* cosine with a source: 1/|v| per row (0 for zero) */
+    uint32_t *links0;    /* cap x (1 + m0): [n, id_0 .. id_{n-1}, unused] */
+    uint8_t *levels;     /* cap: top layer of each row */
+    uint32_t *uoff;      /* cap: first word in upper of row's layer-1 list */
+    uint32_t *upper;     /* per row with level >= 1: level x (1 + m) words */
     size_t upper_len, upper_cap;
 
     vl_hnsw_quant quant;  /* traversal codes (search only; the build is float32) */
