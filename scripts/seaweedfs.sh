@@ -31,16 +31,31 @@
 #   plus two pairs on free ports mini picks itself. Iceberg, Lance, WebDAV and the
 #   admin UI are off. Port 8333 is fixed by the contract; a second `start` while one
 #   runs reuses it rather than colliding.
+#
+# A second, separate instance (tests that stop or restart SeaweedFS on purpose must
+# not touch the shared one): with SEAWEEDFS_PORT=P (P+3 and P+10003 at most 65535),
+# S3 is on P, master P+1, volume P+2, filer P+3 (gRPC each + 10000), and its pid, log
+# and users live in ${TMPDIR:-/tmp}/vexlake-seaweedfs-P. Every verb then acts on that
+# instance only. Without SEAWEEDFS_PORT (or with 8333) nothing changes.
 set -euo pipefail
 
 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/vexlake/seaweedfs-$SEAWEEDFS_VERSION
 WEED=$CACHE/weed
-STATE=${TMPDIR:-/tmp}/vexlake-seaweedfs # pid, data-dir path and log of the running one
+PORT=${SEAWEEDFS_PORT:-8333}
+case $PORT in '' | *[!0-9]*) echo "seaweedfs: SEAWEEDFS_PORT must be a port number" >&2; exit 2 ;; esac
+if [ "$PORT" = 8333 ]; then
+  STATE=${TMPDIR:-/tmp}/vexlake-seaweedfs # pid, data-dir path and log of the running one
+  PORTS=() # mini's own defaults, as always
+else
+  [ "$PORT" -ge 1024 ] && [ "$PORT" -le 55532 ] || { echo "seaweedfs: SEAWEEDFS_PORT must be 1024-55532" >&2; exit 2; }
+  STATE=${TMPDIR:-/tmp}/vexlake-seaweedfs-$PORT
+  PORTS=(-s3.port="$PORT" -master.port=$((PORT + 1)) -volume.port=$((PORT + 2)) -filer.port=$((PORT + 3)))
+fi
 ACCESS_KEY=vexlake
 SECRET_KEY=vexlake-secret
 BUCKET=vexlake-test
-S3=http://127.0.0.1:8333
+S3=http://127.0.0.1:$PORT
 
 log() { echo "seaweedfs: $*" >&2; }
 
@@ -128,7 +143,7 @@ start() {
 EOF
   # 8>&- 9>&-: weed must not inherit the lock descriptors, or it holds them forever.
   setsid "$WEED" mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-    -s3.config="$STATE/s3.json" -s3.port.iceberg=0 -s3.port.lance=0 \
+    "${PORTS[@]}" -s3.config="$STATE/s3.json" -s3.port.iceberg=0 -s3.port.lance=0 \
     -webdav=false -admin.ui=false </dev/null >"$STATE/weed.log" 2>&1 8>&- 9>&- &
   echo $! >"$STATE/pid"
   local deadline=$((SECONDS + 120)) st

@@ -14,6 +14,7 @@
 
 #include "commands/commands.h"
 #include "server/server.h"
+#include "server/storage.h"
 #include "util/alloc.h"
 
 typedef struct {
@@ -139,6 +140,28 @@ static void section_memory(text *t)
         (unsigned long long)server.cfg.client_output_buffer_limit);
 }
 
+/* --storage: the object store's requests and the local cache. */
+static void section_storage_fields(text *t)
+{
+    vl_storage_stats s;
+    vl_server_storage_stats(&s);
+    add(t, "storage:%s\r\ns3_gets:%llu\r\ns3_get_bytes:%llu\r\n", server.cfg.storage,
+        (unsigned long long)s.s3.gets, (unsigned long long)s.s3.get_bytes);
+    add(t, "s3_puts:%llu\r\ns3_put_bytes:%llu\r\ns3_lists:%llu\r\ns3_other_requests:%llu\r\n",
+        (unsigned long long)s.s3.puts, (unsigned long long)s.s3.put_bytes,
+        (unsigned long long)s.s3.lists, (unsigned long long)s.s3.other);
+    add(t, "s3_retries:%llu\r\ns3_failed_requests:%llu\r\n", (unsigned long long)s.s3.retries,
+        (unsigned long long)s.s3.failures);
+    add(t, "cache_size:%llu\r\ncache_bytes:%llu\r\ncache_files:%llu\r\n",
+        (unsigned long long)s.cache.capacity, (unsigned long long)s.cache.bytes,
+        (unsigned long long)s.cache.files);
+    add(t, "cache_hits:%llu\r\ncache_misses:%llu\r\ncache_evictions:%llu\r\n",
+        (unsigned long long)s.cache.hits, (unsigned long long)s.cache.misses,
+        (unsigned long long)s.cache.evictions);
+    add(t, "cache_dropped_corrupt:%llu\r\ncache_errors:%llu\r\n",
+        (unsigned long long)s.cache.dropped, (unsigned long long)s.cache.errors);
+}
+
 static void section_persistence(text *t, const vl_engine_stats *st)
 {
     add(t, "# Persistence\r\ndir:%s\r\nappendfsync:%s\r\n", server.cfg.dir,
@@ -157,6 +180,8 @@ static void section_persistence(text *t, const vl_engine_stats *st)
         (unsigned long long)st->gc_deleted, st->last_error[0] ? "err" : "ok");
     if (st->last_error[0])
         add(t, "lake_last_error:%s\r\n", st->last_error);
+    if (server.cfg.storage[0])
+        section_storage_fields(t);
 }
 
 static void section_vectors(text *t, const vl_engine_stats *st)

@@ -88,6 +88,11 @@ static void usage(FILE *f)
             "  --s3-region NAME               signing region (default us-east-1)\n"
             "  --s3-timeout-ms N              bound on one S3 call, retries included\n"
             "                                 (default 30000)\n"
+            "  --cache-dir PATH               with --storage: local copies of segments and\n"
+            "                                 deletion files (default <dir>/cache; safe to\n"
+            "                                 delete at any time)\n"
+            "  --cache-size BYTES             its limit, least recently used out first\n"
+            "                                 (default 4gb; 0 = no cache)\n"
             "  --index hnsw|ivf|flat          index of collections this server creates\n"
             "                                 (default hnsw; stored with the collection)\n"
             "  --quant none|sq8|rabitq        codes the index walks before the float32\n"
@@ -202,6 +207,8 @@ static const flag flags[] = {
     {"--s3-endpoint", STRING_FLAG, 0, 0, FIELD(s3_endpoint)},
     {"--s3-region", STRING_FLAG, 0, 0, FIELD(s3_region)},
     {"--s3-timeout-ms", INT_FLAG, 100, 3600000, FIELD(s3_timeout_ms)},
+    {"--cache-dir", STRING_FLAG, 0, 0, FIELD(cache_dir)},
+    {"--cache-size", BYTES_FLAG, 0, 0, FIELD(cache_size)},
     {"--index", INDEX_FLAG, 0, 0, FIELD(index.kind)},
     {"--quant", QUANT_FLAG, 0, 0, FIELD(index.quant)},
     {"--hnsw-m", INT_FLAG, 2, 128, FIELD(index.hnsw_m)},

@@ -59,6 +59,7 @@ void vl_config_defaults(vl_config *cfg)
     cfg->client_output_buffer_limit = VL_DEFAULT_OUTPUT_BUFFER_LIMIT;
     snprintf(cfg->s3_region, sizeof cfg->s3_region, "us-east-1");
     cfg->s3_timeout_ms = 30000;
+    cfg->cache_size = VL_DEFAULT_CACHE_SIZE;
 }
 
 static void wal_failed(const vl_error *err)

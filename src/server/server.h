@@ -20,6 +20,9 @@
 /** The collection the seed commands (VSET, VGET, ...) act on. */
 #define VL_DEFAULT_COLLECTION "default"
 
+/** --cache-size unless given: 4 GiB of local copies of lake objects. */
+#define VL_DEFAULT_CACHE_SIZE ((uint64_t)4 << 30)
+
 typedef struct {
     int port;
     char bind[256];
@@ -52,8 +55,10 @@ typedef struct {
     char storage[1024];                  /* --storage s3://bucket/prefix; "": --dir */
     char s3_endpoint[1024];              /* "": AWS's endpoint for s3_region */
     char s3_region[64];
-    int s3_timeout_ms;     /* bound on one S3 call, retries included */
-    vl_index_params index; /* --index, --quant, --hnsw-*, --ivf-lists: for new collections */
+    int s3_timeout_ms;        /* bound on one S3 call, retries included */
+    char cache_dir[PATH_MAX]; /* --cache-dir; "": <dir>/cache */
+    uint64_t cache_size;      /* --cache-size bytes; 0: no cache */
+    vl_index_params index;    /* --index, --quant, --hnsw-*, --ivf-lists: for new collections */
 } vl_config;
 
 typedef struct {

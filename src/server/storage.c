@@ -11,13 +11,41 @@
  *     manifests go to the bucket, the WAL stays in --dir.  What SAVE (or a
  *     flush) committed survives losing --dir; writes after it live only in
  *     the local WAL until the next flush.
+ *  4. Segments and deletion files are read through a local cache
+ *     (storage/objstore_cache.h) in --cache-dir, default <dir>/cache, of
+ *     at most --cache-size bytes; --cache-size 0 reads them from S3 each
+ *     time.  The cache is only ever a copy: deleting it loses nothing.
+ *  5. The stores stay owned by the engine (vl_close closes them); this
+ *     file keeps non-owning pointers to read their counters for INFO,
+ *     valid while the engine is open.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "server/storage.h"
+#include "storage/objstore_cache.h"
 #include "storage/objstore_s3.h"
 #include "util/error.h"
+
+static vl_objstore *s3_store, *cache_store;
+
+/* Wrap store in the cache --cache-dir / --cache-size ask for. */
+static vl_status open_cache(const vl_config *cfg, vl_objstore **store, vl_error *err)
+{
+    if (!cfg->cache_size)
+        return VL_OK;
+    char dir[PATH_MAX + 8];
+    if (cfg->cache_dir[0])
+        snprintf(dir, sizeof dir, "%s", cfg->cache_dir);
+    else
+        snprintf(dir, sizeof dir, "%s/cache", cfg->dir);
+    vl_objstore *c;
+    vl_status st = vl_objstore_cache_open(*store, dir, cfg->cache_size, &c, err);
+    if (st != VL_OK)
+        return st;
+    *store = cache_store = c;
+    return VL_OK;
+}
 
 vl_status vl_server_open_store(const vl_config *cfg, vl_objstore **out, vl_error *err)
 {
@@ -41,5 +69,19 @@ vl_status vl_server_open_store(const vl_config *cfg, vl_objstore **out, vl_error
     st = vl_objstore_s3_open(&c, prefix, out, err);
     free(bucket);
     free(prefix);
+    if (st != VL_OK)
+        return st;
+    s3_store = *out;
+    st = open_cache(cfg, out, err);
+    if (st != VL_OK) {
+        vl_obj_close(*out);
+        *out = s3_store = NULL;
+    }
     return st;
+}
+
+void vl_server_storage_stats(vl_storage_stats *out)
+{
+    vl_objstore_s3_stats(s3_store, &out->s3);
+    vl_objstore_cache_stats(cache_store, &out->cache);
 }

@@ -543,6 +543,13 @@ vl_status vl_objstore_s3_open(const vl_s3_config *cfg, const char *prefix, vl_ob
     return VL_OK;
 }
 
+void vl_objstore_s3_stats(vl_objstore *os, vl_s3_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (os && os->ops == &s3_ops)
+        vl_s3_client_stats(as_s3(os)->c, out);
+}
+
 vl_status vl_objstore_s3_parse_url(const char *url, char **bucket, char **prefix, vl_error *err)
 {
     if (!url || strncmp(url, "s3://", 5) != 0)

@@ -26,6 +26,9 @@
 vl_status vl_objstore_s3_open(const vl_s3_config *cfg, const char *prefix, vl_objstore **out,
                               vl_error *err);
 
+/** The request counters of s, an S3 store (all zero for any other). */
+void vl_objstore_s3_stats(vl_objstore *s, vl_s3_stats *out);
+
 /** Parse "s3://bucket/prefix" into bucket and prefix (both malloc'd). */
 vl_status vl_objstore_s3_parse_url(const char *url, char **bucket, char **prefix, vl_error *err);
 

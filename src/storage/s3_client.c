@@ -20,7 +20,9 @@
  *     bounds the whole call: each attempt gets only the time that is left.
  *  5. Only http and https are allowed, redirects are not followed, and
  *     credentials never enter an error message.
- *  6. curl signs every header given in CURLOPT_HTTPHEADER, including an
+ *  6. Counters (vl_s3_stats) are relaxed atomics bumped once per call,
+ *     after its last attempt: cheap, and exact once the calls are done.
+ *  7. curl signs every header given in CURLOPT_HTTPHEADER, including an
  *     empty "Name:" that only removes a header, which the server then
  *     cannot see: so we never pass one (not even "Expect:").
  */
@@ -48,6 +50,7 @@ struct vl_s3_client {
     pthread_mutex_t lock;
     CURL *idle[POOL_MAX];
     int nidle;
+    vl_s3_stats stats;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -322,6 +325,40 @@ static void reset_response(vl_s3_response *resp)
     resp->etag[0] = '\0';
 }
 
+static void bump(uint64_t *counter, uint64_t by)
+{
+    __atomic_fetch_add(counter, by, __ATOMIC_RELAXED);
+}
+
+static void count(vl_s3_client *c, const vl_s3_request *req, const vl_s3_response *resp,
+                  vl_status st)
+{
+    vl_s3_stats *s = &c->stats;
+    if (strcmp(req->method, "GET") == 0 && !req->key) {
+        bump(&s->lists, 1);
+    } else if (strcmp(req->method, "GET") == 0) {
+        bump(&s->gets, 1);
+        bump(&s->get_bytes, resp->len);
+    } else if (strcmp(req->method, "PUT") == 0 || strcmp(req->method, "POST") == 0) {
+        bump(&s->puts, 1);
+        bump(&s->put_bytes, req->body_len);
+    } else {
+        bump(&s->other, 1);
+    }
+    if (resp->attempts > 1)
+        bump(&s->retries, (uint64_t)resp->attempts - 1);
+    if (st != VL_OK)
+        bump(&s->failures, 1);
+}
+
+void vl_s3_client_stats(vl_s3_client *c, vl_s3_stats *out)
+{
+    const uint64_t *from = (const uint64_t *)(const void *)&c->stats;
+    uint64_t *to = (uint64_t *)(void *)out;
+    for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++)
+        to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+}
+
 vl_status vl_s3_perform(vl_s3_client *c, const vl_s3_request *req, vl_s3_response *resp,
                         vl_error *err)
 {
@@ -372,6 +409,7 @@ vl_status vl_s3_perform(vl_s3_client *c, const vl_s3_request *req, vl_s3_respons
         sleep_ms(wait);
         delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
     }
+    count(c, req, resp, st);
     if (rc == CURLE_OK || rc == CURLE_WRITE_ERROR)
         pool_give(c, h);
     else

@@ -14,6 +14,7 @@
 #define VL_STORAGE_S3_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vexlake.h"
 
@@ -27,6 +28,20 @@ typedef struct {
 } vl_s3_config;
 
 typedef struct vl_s3_client vl_s3_client;
+
+/** Requests a client has sent since it was made (vl_s3_client_stats).  A
+ *  request counts once however often it was retried; a LIST is a GET on
+ *  the bucket and counts only as a list. */
+typedef struct {
+    uint64_t gets;      /**< object GETs, range GETs included */
+    uint64_t get_bytes; /**< body bytes those GETs received */
+    uint64_t puts;      /**< PUTs and multipart POSTs */
+    uint64_t put_bytes;
+    uint64_t lists;
+    uint64_t other;    /**< HEAD and DELETE */
+    uint64_t retries;  /**< attempts beyond the first */
+    uint64_t failures; /**< requests that got no final answer (VL_ERR_IO) */
+} vl_s3_stats;
 
 typedef struct {
     const char *method;         /**< "GET", "PUT", "POST", "DELETE", "HEAD" */
@@ -60,6 +75,9 @@ const char *vl_s3_client_bucket(const vl_s3_client *c);
 vl_status vl_s3_perform(vl_s3_client *c, const vl_s3_request *req, vl_s3_response *resp,
                         vl_error *err);
 void vl_s3_response_free(vl_s3_response *resp);
+
+/** The counters so far; safe from any thread. */
+void vl_s3_client_stats(vl_s3_client *c, vl_s3_stats *out);
 
 /** The S3 error code of an error answer ("NoSuchKey"), or "HTTP <status>"
  *  when the body carries none; written to buf. */

@@ -455,6 +455,40 @@ static void test_timeout_is_bounded(void **state)
     proxy_stop(&px);
 }
 
+/* The counters INFO shows: one count per request however often it was
+ * sent, bytes as received and sent. */
+static void test_request_counters(void **state)
+{
+    fixture *f = *state;
+    vl_s3_stats a, b;
+    vl_objstore_s3_stats(f->s, &a);
+    assert_int_equal(a.lists, 1); /* the bucket check at open */
+    put_str(f->s, "count/me", "twelve bytes");
+    assert_content(f->s, "count/me", "twelve bytes");
+    char buf[4];
+    size_t got;
+    vl_error err;
+    assert_int_equal(vl_obj_get_range(f->s, "count/me", 2, 4, buf, &got, &err), VL_OK);
+    vl_objinfo *objs;
+    size_t n;
+    assert_int_equal(vl_obj_list(f->s, "count/", &objs, &n, &err), VL_OK);
+    vl_objinfo_free(objs, n);
+    assert_int_equal(vl_obj_del(f->s, "count/me", &err), VL_OK);
+    vl_objstore_s3_stats(f->s, &b);
+    assert_int_equal(b.puts - a.puts, 1);
+    assert_int_equal(b.put_bytes - a.put_bytes, 12);
+    assert_int_equal(b.gets - a.gets, 2);
+    assert_int_equal(b.get_bytes - a.get_bytes, 12 + 4);
+    assert_int_equal(b.lists - a.lists, 1);
+    assert_int_equal(b.other - a.other, 2); /* del: HEAD, DELETE */
+    assert_int_equal(b.failures, 0);
+    vl_objstore *local;
+    assert_int_equal(vl_objstore_local_open("/tmp", &local, &err), VL_OK);
+    vl_objstore_s3_stats(local, &b); /* not an S3 store: zeros */
+    assert_int_equal(b.gets + b.lists + b.puts, 0);
+    vl_obj_close(local);
+}
+
 static void test_parse_url(void **state)
 {
     (void)state;
@@ -492,6 +526,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors_are_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_reset, setup, teardown),
         cmocka_unit_test(test_timeout_is_bounded),
+        cmocka_unit_test_setup_teardown(test_request_counters, setup, teardown),
         cmocka_unit_test(test_parse_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

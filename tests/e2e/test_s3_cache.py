@@ -1,0 +1,121 @@
+"""The local cache of lake objects (--cache-dir, --cache-size) in S3 mode,
+against the real SeaweedFS scripts/run-tests.sh starts (never skipped).
+
+What a node downloads is read from INFO's counters: s3_gets / s3_get_bytes
+(requests the S3 store sent) and cache_hits / cache_misses / cache_bytes.
+"""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from harness import fp32
+from lakeutil import RawLoader, check_vectors, flip_byte
+from test_s3_storage import s3args  # noqa: F401  (the fixture)
+
+
+def info(r) -> dict:
+    return r.info("persistence")
+
+
+def load(srv, n=3000, dim=32, batches=3, seed=81):
+    """n vectors in `batches` SAVEs (so as many segments); returns them."""
+    rng = np.random.default_rng(seed)
+    vecs = rng.standard_normal((n, dim)).astype(np.float32)
+    keys = [f"k{i}" for i in range(n)]
+    loader = RawLoader(srv.port)
+    r = srv.client()
+    step = n // batches
+    for b in range(batches):
+        loader.put(keys[b * step:(b + 1) * step], vecs[b * step:(b + 1) * step])
+        assert r.execute_command("SAVE") in (True, "OK")
+    loader.close()
+    return dict(zip(keys, vecs)), r
+
+
+@pytest.mark.timeout(120)
+def test_cold_start_fills_the_cache_and_warm_start_reads_no_segment(vexlake, s3args):
+    a = vexlake(args=s3args, name="a")
+    expected, r = load(a)
+    segments = int(r.info("vectors")["segments"])
+    assert segments == 3
+    r.close()
+    a.stop()
+
+    b = vexlake(args=s3args, name="b")  # fresh --dir: an empty cache
+    r = b.client()
+    cold = info(r)
+    assert cold["cache_misses"] == segments and cold["cache_hits"] == 0, cold
+    assert cold["cache_files"] == segments
+    seg_bytes = cold["cache_bytes"] - 8 * segments  # each copy carries an 8-byte trailer
+    assert cold["s3_get_bytes"] >= seg_bytes
+    check_vectors(r, expected)
+    r.close()
+
+    b.stop()
+    b.start()  # same --dir: the cache is warm
+    r = b.client()
+    warm = info(r)
+    assert warm["cache_hits"] == segments and warm["cache_misses"] == 0, warm
+    # Everything still fetched is small (descriptors, manifests).
+    assert warm["s3_get_bytes"] < seg_bytes / 10, (warm["s3_get_bytes"], seg_bytes)
+    assert warm["s3_gets"] == cold["s3_gets"] - segments
+    check_vectors(r, expected)
+    hits = r.execute_command("VSEARCH", "FP32", fp32(expected["k7"]), 1)
+    assert hits[0] == "k7"
+    r.close()
+
+
+@pytest.mark.timeout(120)
+def test_deleted_or_corrupt_cache_is_fetched_again(vexlake, s3args):
+    a = vexlake(args=s3args, name="a")
+    expected, r = load(a, n=1200, batches=2)
+    r.close()
+    cache = a.dir / "cache"
+    copies = sorted(p for p in cache.rglob("*.parquet"))
+    assert len(copies) == 2  # the writer's own SAVEs filled it
+    a.stop()
+
+    flip_byte(copies[0])
+    a.start()
+    r = a.client()
+    st = info(r)
+    assert st["cache_dropped_corrupt"] == 1 and st["cache_misses"] == 1, st
+    assert st["cache_hits"] == 1
+    check_vectors(r, expected)
+
+    shutil.rmtree(cache)  # while it runs
+    assert r.execute_command("VSET", "extra", "FP32", fp32(np.ones(32, np.float32))) == "OK"
+    assert r.execute_command("SAVE") in (True, "OK")  # GC and the flush work without it
+    r.close()
+    a.stop()
+    a.start()
+    r = a.client()
+    st = info(r)
+    assert st["cache_dropped_corrupt"] == 0
+    assert st["cache_misses"] == 2 and st["cache_hits"] == 1, st  # the new segment was cached
+    expected["extra"] = np.ones(32, np.float32)
+    check_vectors(r, expected)
+    r.close()
+
+
+@pytest.mark.timeout(120)
+def test_cache_size_zero_disables_and_cache_dir_moves_it(vexlake, s3args, tmp_path):
+    a = vexlake(args=[*s3args, "--cache-size", "0"], name="a")
+    expected, r = load(a, n=600, batches=1)
+    st = info(r)
+    assert st["cache_size"] == 0 and st["cache_files"] == 0
+    assert not (a.dir / "cache").exists()
+    r.close()
+    a.stop()
+
+    elsewhere = tmp_path / "elsewhere"
+    b = vexlake(args=[*s3args, "--cache-dir", str(elsewhere), "--cache-size", "10mb"], name="b")
+    r = b.client()
+    st = info(r)
+    assert st["cache_size"] == 10 * 1024 * 1024 and st["cache_files"] == 1
+    assert list(elsewhere.rglob("*.parquet")) and not (b.dir / "cache").exists()
+    check_vectors(r, expected)
+    r.close()
