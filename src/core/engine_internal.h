@@ -56,6 +56,7 @@ typedef struct {
     uint32_t **remap; /* compact: per chosen segment, old row -> new row */
     vl_status st;
     vl_error err;
+    int committing; /* the manifest commit was attempted (vl_lake_job_commit) */
     pthread_t thread;
     int threaded;
 } vl_lake_job;
@@ -122,6 +123,13 @@ vl_status vl_lake_read_segment(vl_objstore *s, const vl_manifest_segment *g, uin
 /* lake_gc.c */
 void vl_lake_gc(vl_engine *e, vl_collection *c);
 /* lake_job.c */
+/** Commit m, the job's result, with put_if_absent (any thread); records
+ *  that the commit was attempted, so a failure is resolved later. */
+vl_status vl_lake_job_commit(vl_lake_job *j, const vl_manifest *m);
+/** Before a job on c (owner thread): settle a commit whose outcome is
+ *  unknown (see lake.h).  Fails, and delays automatic jobs, while the
+ *  store cannot tell. */
+vl_status vl_lake_settle_commit(vl_engine *e, vl_collection *c, vl_error *err);
 void vl_lake_job_free(vl_lake_job *j);
 /** Run j in a background thread (threaded) or right here; either way the
  *  result is applied by vl_lake_job_finish on the owner thread. */

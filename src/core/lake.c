@@ -26,6 +26,7 @@ void vl_lake_free(vl_lake *l)
         free_segment(&l->segs[i]);
     free(l->segs);
     free(l->retained);
+    free(l->unsure);
     vl_manifest_free(&l->head);
 }
 

@@ -17,6 +17,12 @@
  *    committed version never covers log records that could be lost.
  *  - Compaction rewrites segments dropping committed deletions only, so the
  *    new version has exactly the content of the old one (same wal_lsn).
+ *  - A commit that got no answer (the store timed out or went away) may
+ *    have landed.  Its manifest is kept (unsure) and, before the next job
+ *    of the collection, read back: if the store holds exactly it, that
+ *    version is adopted as retained history and the next commit goes
+ *    above it; if the version is absent it is free again.  Without this a
+ *    lost answer would make every later commit of that version conflict.
  *  - Segment ids are stable in-memory numbers; rows point at them, so a
  *    compaction only remaps the rows of the segments it replaced.
  */
@@ -60,6 +66,9 @@ typedef struct {
     vl_lake_version *retained; /* committed versions still readable, ascending */
     size_t nretained;
     uint64_t top_version; /* highest version number in the store (the next commit is +1) */
+    char *unsure;         /* manifest of a commit with no answer (it may have landed); or NULL */
+    size_t unsure_len;
+    uint64_t unsure_version;
 } vl_lake;
 
 void vl_lake_init(vl_lake *l, const char *coll, vl_metric metric);

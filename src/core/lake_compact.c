@@ -42,7 +42,7 @@ vl_lake_job *vl_compact_prepare(vl_engine *e, vl_collection *c)
 {
     size_t *chosen = vl_malloc((c->lake.head.nsegs + 1) * sizeof *chosen);
     size_t n = choose(e, c, chosen);
-    if (n == 0) {
+    if (n == 0 || vl_lake_settle_commit(e, c, NULL) != VL_OK) {
         free(chosen);
         return NULL;
     }
@@ -169,7 +169,7 @@ void vl_compact_run(vl_lake_job *j)
     clock_gettime(CLOCK_REALTIME, &ts);
     r->created_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (j->st == VL_OK)
-        j->st = vl_manifest_commit(j->store, r, &j->err);
+        j->st = vl_lake_job_commit(j, r);
     free_merged(&m);
 }
 

@@ -66,7 +66,10 @@ vl_status vl_flush_prepare(vl_engine *e, vl_collection *c, vl_lake_job **out, vl
     *out = NULL;
     if (!vl_lake_dirty(&c->lake))
         return VL_OK;
-    vl_status st = vl_wal_sync_and_rotate(e->wal, &e->failure);
+    vl_status st = vl_lake_settle_commit(e, c, err);
+    if (st != VL_OK)
+        return st;
+    st = vl_wal_sync_and_rotate(e->wal, &e->failure);
     if (st != VL_OK) {
         e->failed = 1;
         return vl_fail(err, st, "%s", e->failure.msg);
@@ -190,7 +193,7 @@ void vl_flush_run(vl_lake_job *j)
     for (size_t i = 0; i < m->nsegs; i++)
         m->live_rows += m->segs[i].rows - m->segs[i].del_count;
     if (j->st == VL_OK)
-        j->st = vl_manifest_commit(j->store, m, &j->err);
+        j->st = vl_lake_job_commit(j, m);
 }
 
 /* ---- complete (owner thread) ---- */

@@ -44,6 +44,66 @@ void vl_lake_job_start(vl_engine *e, vl_lake_job *j, int threaded)
         run(j);
 }
 
+vl_status vl_lake_job_commit(vl_lake_job *j, const vl_manifest *m)
+{
+    j->committing = 1;
+    return vl_manifest_commit(j->store, m, &j->err);
+}
+
+/* A failed commit may have landed: keep its manifest to settle it. */
+static void remember_unsure(vl_engine *e, vl_lake_job *j)
+{
+    vl_collection *c = vl_engine_find(e, j->coll);
+    char *text;
+    size_t len;
+    if (!c || vl_manifest_encode(&j->result, &text, &len, NULL) != VL_OK)
+        return;
+    free(c->lake.unsure);
+    c->lake.unsure = text;
+    c->lake.unsure_len = len;
+    c->lake.unsure_version = j->result.version;
+}
+
+static void forget_unsure(vl_lake *l)
+{
+    free(l->unsure);
+    l->unsure = NULL;
+    l->unsure_len = 0;
+}
+
+vl_status vl_lake_settle_commit(vl_engine *e, vl_collection *c, vl_error *err)
+{
+    vl_lake *l = &c->lake;
+    if (!l->unsure)
+        return VL_OK;
+    char name[VL_OBJECT_NAME_MAX];
+    vl_manifest_object(name, sizeof name, c->name, l->unsure_version);
+    void *data;
+    size_t len;
+    vl_error gerr;
+    vl_status st = vl_obj_get(e->store, name, &data, &len, &gerr);
+    if (st == VL_ERR_NOTFOUND) { /* it did not land: the version is free */
+        forget_unsure(l);
+        return VL_OK;
+    }
+    if (st != VL_OK) {
+        e->backoff_until = vl_monotonic_ms() + 10000;
+        return vl_fail(err, st, "%s: the outcome of the last commit is still unknown: %s", name,
+                       gerr.msg);
+    }
+    vl_manifest m;
+    if (len == l->unsure_len && memcmp(data, l->unsure, len) == 0 &&
+        vl_manifest_decode(data, len, name, &m, NULL) == VL_OK) {
+        vl_lake_retain(l, &m); /* it landed: history, and the next commit goes above it */
+        if (m.version > l->top_version)
+            l->top_version = m.version;
+        vl_manifest_free(&m);
+    } /* else another writer's: the next commit conflicts, as it should */
+    free(data);
+    forget_unsure(l);
+    return VL_OK;
+}
+
 vl_status vl_lake_job_finish(vl_engine *e, vl_error *err)
 {
     vl_lake_job *j = e->job;
@@ -63,6 +123,8 @@ vl_status vl_lake_job_finish(vl_engine *e, vl_error *err)
     else
         vl_compact_complete(e, j);
     vl_status st = j->st;
+    if (st != VL_OK && j->committing)
+        remember_unsure(e, j);
     if (st != VL_OK && err)
         *err = j->err;
     if (st != VL_OK)
@@ -109,6 +171,7 @@ void vl_lake_job_adopt_head(vl_lake *l, vl_lake_job *j, size_t nsegs)
 
 void vl_lake_job_after_commit(vl_engine *e, vl_collection *c)
 {
+    e->last_job_error.msg[0] = '\0'; /* as Redis: the last save's status, not the worst */
     vl_lake_retain(&c->lake, &c->lake.head);
     vl_engine_note_commit(e, &c->lake.head);
     vl_lake_gc(e, c);

@@ -1,0 +1,281 @@
+"""S3 mode under faults, against real SeaweedFS (never skipped).
+
+- The store stopped during writes and searches, then started again: clients
+  get errors, never OK for a write that is not stored; the server does not
+  crash and recovers without a restart.
+- The store restarted with its data kept mid-run: nothing acknowledged is
+  lost.
+- A slow store (tcp_proxy.py between the server and SeaweedFS: answers
+  late, silence, resets): every call is bounded by --s3-timeout-ms, and the
+  node recovers once the store is well.
+
+The stop/restart tests run their own SeaweedFS (seaweed.py) on other ports,
+so the shared one the other suites use is never touched.
+
+Writes are checked so that the tests hold whether the WAL is local (a
+write is acknowledged after the local fsync; S3 is hit at flush and load)
+or in the store: each write is either acknowledged and then found by a
+fresh node with an empty --dir, or answered with an error.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+import redis
+
+from harness import fp32
+from lakeutil import check_vectors, start_expect_failure, version_numbers, wait_until
+from seaweed import OwnSeaweedFS
+from tcp_proxy import TcpProxy
+from test_s3_storage import ENDPOINT
+
+DIM = 16
+
+
+@pytest.fixture
+def s3env(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "vexlake")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "vexlake-secret")
+
+
+@pytest.fixture
+def own_weed(tmp_path, s3env):
+    w = OwnSeaweedFS(tmp_path / "weed-data").start()
+    yield w
+    w.stop()
+
+
+def store_args(endpoint: str, timeout_ms: int = 1500, prefix: str | None = None):
+    prefix = prefix or f"faults-{uuid.uuid4().hex[:12]}"
+    return ["--storage", f"s3://vexlake-test/{prefix}", "--s3-endpoint", endpoint,
+            "--s3-timeout-ms", str(timeout_ms)]
+
+
+def vec(i: int) -> np.ndarray:
+    return np.random.default_rng(i).standard_normal(DIM).astype(np.float32)
+
+
+def is_ok(reply) -> bool:
+    return reply is True or reply in ("OK", b"OK")
+
+
+def save(r):
+    """SAVE's outcome: True for OK, else the error text."""
+    try:
+        return True if is_ok(r.execute_command("SAVE")) else "not OK"
+    except redis.ResponseError as e:
+        return str(e)
+
+
+class Traffic:
+    """Writers and searchers on their own connections until stop().
+
+    acked: key -> vector of every VSET answered OK.  errors: replies that
+    were errors (each write answered -ERR is simply not acknowledged).
+    """
+
+    def __init__(self, srv, writers=2, searchers=2):
+        self.srv = srv
+        self.acked: dict[str, np.ndarray] = {}
+        self.write_errors: list[str] = []
+        self.search_errors: list[str] = []
+        self.searches = 0
+        self.lock = threading.Lock()
+        self.halt = threading.Event()
+        self.threads = [threading.Thread(target=self._write, args=(w,)) for w in range(writers)]
+        self.threads += [threading.Thread(target=self._search) for _ in range(searchers)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.halt.set()
+        for t in self.threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in self.threads), "a client hung"
+
+    def _write(self, w):
+        r = self.srv.client(socket_timeout=60)
+        i = 0
+        while not self.halt.is_set():
+            key, v = f"w{w}-{i}", vec(1000000 * (w + 1) + i)
+            try:
+                reply = r.execute_command("VSET", key, "FP32", fp32(v))
+                assert is_ok(reply), reply
+                with self.lock:
+                    self.acked[key] = v
+            except redis.ResponseError as e:
+                with self.lock:
+                    self.write_errors.append(str(e))
+            i += 1
+            time.sleep(0.002)
+        r.close()
+
+    def _search(self):
+        r = self.srv.client(socket_timeout=60)
+        q = vec(7)
+        while not self.halt.is_set():
+            try:
+                r.execute_command("VSEARCH", "FP32", fp32(q), 5)
+                with self.lock:
+                    self.searches += 1
+            except redis.ResponseError as e:
+                with self.lock:
+                    self.search_errors.append(str(e))
+            time.sleep(0.005)
+        r.close()
+
+
+def seed(srv, n=300) -> dict:
+    r = srv.client()
+    data = {f"s{i}": vec(i) for i in range(n)}
+    for k, v in data.items():
+        assert is_ok(r.execute_command("VSET", k, "FP32", fp32(v)))
+    assert save(r) is True
+    r.close()
+    return data
+
+
+def save_until_ok(r, timeout=90):
+    return wait_until(lambda: save(r) is True, timeout, interval=0.5, what="SAVE to succeed again")
+
+
+def fresh_node_has(vexlake, args, expected: dict, name="fresh"):
+    """A node with an empty --dir on the same bucket serves every key."""
+    b = vexlake(args=args, name=name)
+    r = b.client()
+    check_vectors(r, expected)
+    r.close()
+    return b
+
+
+@pytest.mark.timeout(300)
+def test_store_stopped_during_writes_and_searches(vexlake, own_weed):
+    args = store_args(own_weed.endpoint)
+    a = vexlake(args=args, name="a")
+    expected = seed(a)
+    r = a.client(socket_timeout=60)
+    with Traffic(a) as t:
+        wait_until(lambda: t.searches > 20 and len(t.acked) > 20, 30, what="traffic")
+        own_weed.stop()
+        outage = save(r)
+        assert outage is not True, "SAVE answered OK while the store was down"
+        assert "S3" in outage or "vexlake-test" in outage, outage
+        assert r.execute_command("BGSAVE") in (True, "Background saving started")
+        wait_until(lambda: r.info("persistence")["lake_last_bgsave_status"] == "err", 60,
+                   what="the failed BGSAVE to be reported")
+        a.assert_healthy()
+        searches_during = t.searches
+        wait_until(lambda: t.searches > searches_during + 20, 30, what="searches in the outage")
+        own_weed.start()  # the same data directory: the bucket comes back
+        save_until_ok(r)  # no restart of the node
+        assert r.info("persistence")["lake_last_bgsave_status"] == "ok"
+    assert not t.search_errors, t.search_errors[:3]
+    expected.update(t.acked)
+    assert save(r) is True
+    r.close()
+    a.kill9()
+    fresh_node_has(vexlake, args, expected)
+
+
+@pytest.mark.timeout(300)
+def test_store_restarted_with_data_kept_loses_nothing_acknowledged(vexlake, own_weed):
+    args = store_args(own_weed.endpoint)
+    a = vexlake(args=args, name="a")
+    expected = seed(a)
+    r = a.client(socket_timeout=60)
+    saved_versions = []
+    with Traffic(a) as t:
+        for round_ in range(2):
+            wait_until(lambda: len(t.acked) > 50 * (round_ + 1), 30, what="writes")
+            assert save(r) is True
+            saved_versions.append(int(r.info("vectors")["version"]))
+            own_weed.stop()
+            own_weed.start()
+            save_until_ok(r)
+    expected.update(t.acked)
+    assert save(r) is True
+    r.close()
+    a.kill9()
+    b = fresh_node_has(vexlake, args, expected)
+    rb = b.client()
+    for v in saved_versions:
+        hits = rb.execute_command("VSEARCH", "FP32", fp32(vec(0)), 1, "VERSION", v)
+        assert hits[0] == "s0", (v, hits)
+    rb.close()
+
+
+@pytest.fixture
+def proxy(s3env):
+    port = int(ENDPOINT.rsplit(":", 1)[1])
+    px = TcpProxy(port).start()
+    yield px
+    px.stop()
+
+
+def timed(fn):
+    t0 = time.monotonic()
+    out = fn()
+    return out, time.monotonic() - t0
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("mode", ["blackhole", "reset", "delay", "delay-commit"])
+def test_slow_store_every_call_bounded_then_recovers(vexlake, proxy, mode):
+    """blackhole: no answer; reset: every connection reset; delay: answers
+    arrive after the timeout, though the requests reach the store;
+    delay-commit: only the manifest commit's answer is late, so the commit
+    lands while the node sees a failure."""
+    timeout_ms = 1000
+    args = store_args(proxy.endpoint, timeout_ms)
+    a = vexlake(args=args, name="a")
+    expected = seed(a)
+    r = a.client(socket_timeout=60)
+    for i in range(50):
+        k = f"late{i}"
+        expected[k] = vec(5000 + i)
+        assert is_ok(r.execute_command("VSET", k, "FP32", fp32(expected[k])))
+    if mode == "delay-commit":
+        proxy.set_mode("delay", seconds=5, match=b"/manifests/")
+    else:
+        proxy.set_mode(mode, seconds=5)
+    outcome, took = timed(lambda: save(r))
+    assert outcome is not True
+    # A flush is a handful of calls (segment, manifest), each bounded by
+    # --s3-timeout-ms; without the bound the blackhole would hang it.
+    assert took < 10 * timeout_ms / 1000, (took, outcome)
+    a.assert_healthy()
+    proxy.set_mode("pass")
+    time.sleep(5.5 if mode.startswith("delay") else 0)  # let late answers drain
+    assert save(r) is True, "the node did not recover once the store was well"
+    for i in range(20):
+        k = f"after{i}"
+        expected[k] = vec(9000 + i)
+        assert is_ok(r.execute_command("VSET", k, "FP32", fp32(expected[k])))
+    assert save(r) is True
+    versions = version_numbers(r)
+    r.close()
+    a.kill9()
+    b = fresh_node_has(vexlake, args, expected)
+    rb = b.client()
+    for v in versions:  # every version the node lists is whole
+        assert rb.execute_command("VSEARCH", "FP32", fp32(vec(0)), 1, "VERSION", v)[0] == "s0"
+    rb.close()
+
+
+@pytest.mark.timeout(120)
+def test_start_against_a_silent_store_fails_within_the_timeout(vexlake, proxy):
+    proxy.set_mode("blackhole")
+    srv = vexlake(args=store_args(proxy.endpoint, 1000), start=False)
+    (rc, out), took = timed(lambda: start_expect_failure(srv))
+    assert rc != 0 and "vexlake-test" in out and "attempts" in out, out
+    assert took < 15, took
