@@ -215,7 +215,7 @@ typedef struct {
 /** Facts about the whole engine. */
 typedef struct {
     uint64_t vectors;       /**< live vectors in all collections */
-    uint64_t bytes_on_disk; /**< WAL files and descriptors */
+    uint64_t bytes_on_disk; /**< WAL + segment and deletion files (as the last GC listed) */
     uint64_t wal_lsn;       /**< sequence number of the last logged change */
     uint64_t wal_files;
     uint64_t wal_bytes;

@@ -508,15 +508,7 @@ void vl_engine_stats_get(vl_engine *e, vl_engine_stats *st)
     st->background_job = e->job != NULL;
     st->last_error = e->last_job_error.msg;
     st->warning = e->warning.msg;
-    st->bytes_on_disk = ws.bytes;
-    const char *prefixes[] = {"collections/", "tables/"};
-    for (int p = 0; p < 2; p++) {
-        vl_objinfo *objs = NULL;
-        size_t n = 0;
-        if (vl_obj_list(e->store, prefixes[p], &objs, &n, NULL) != VL_OK)
-            continue;
-        for (size_t i = 0; i < n; i++)
-            st->bytes_on_disk += objs[i].size;
-        vl_objinfo_free(objs, n);
-    }
+    st->bytes_on_disk = ws.bytes; /* no store request: the store may be S3, or down */
+    for (size_t i = 0; i < e->ncolls; i++)
+        st->bytes_on_disk += e->colls[i].lake.stored_bytes;
 }

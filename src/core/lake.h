@@ -66,6 +66,7 @@ typedef struct {
     vl_lake_version *retained; /* committed versions still readable, ascending */
     size_t nretained;
     uint64_t top_version; /* highest version number in the store (the next commit is +1) */
+    uint64_t stored_bytes; /* segment and deletion files in the store, as the last GC listed them */
     char *unsure;         /* manifest of a commit with no answer (it may have landed); or NULL */
     size_t unsure_len;
     uint64_t unsure_version;

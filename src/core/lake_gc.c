@@ -9,6 +9,8 @@
  * pass removes objects left by a crash between writing files and
  * committing.  While a time-travel read runs on a worker thread, GC
  * waits (vl_maintenance runs it afterwards): the files it reads stay.
+ * Its listings also give the collection's stored bytes (INFO
+ * bytes_on_disk), so asking for stats never sends a store request.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -82,16 +84,23 @@ static int referenced(vl_engine *e, vl_collection *c, name_set *refs)
     return 1;
 }
 
-static void delete_unreferenced(vl_engine *e, const char *prefix, const name_set *refs)
+/* Delete the objects under prefix no retained version references; *kept
+ * grows by the bytes of the others.  0 when the listing failed. */
+static int delete_unreferenced(vl_engine *e, const char *prefix, const name_set *refs,
+                               uint64_t *kept)
 {
     vl_objinfo *objs;
     size_t n;
     if (vl_obj_list(e->store, prefix, &objs, &n, NULL) != VL_OK)
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (!has_name(refs, objs[i].name) && vl_obj_del(e->store, objs[i].name, NULL) == VL_OK)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (has_name(refs, objs[i].name) || vl_obj_del(e->store, objs[i].name, NULL) != VL_OK)
+            *kept += objs[i].size;
+        else
             e->gc_deleted++;
+    }
     vl_objinfo_free(objs, n);
+    return 1;
 }
 
 void vl_lake_gc(vl_engine *e, vl_collection *c)
@@ -103,11 +112,13 @@ void vl_lake_gc(vl_engine *e, vl_collection *c)
     expire_versions(e, c);
     name_set refs = {0};
     if (referenced(e, c, &refs)) {
-        char prefix[VL_OBJECT_NAME_MAX];
-        snprintf(prefix, sizeof prefix, "tables/%s/segments/", c->name);
-        delete_unreferenced(e, prefix, &refs);
-        snprintf(prefix, sizeof prefix, "tables/%s/deletes/", c->name);
-        delete_unreferenced(e, prefix, &refs);
+        char segs[VL_OBJECT_NAME_MAX], dels[VL_OBJECT_NAME_MAX];
+        snprintf(segs, sizeof segs, "tables/%s/segments/", c->name);
+        snprintf(dels, sizeof dels, "tables/%s/deletes/", c->name);
+        uint64_t kept = 0;
+        if (delete_unreferenced(e, segs, &refs, &kept) &&
+            delete_unreferenced(e, dels, &refs, &kept))
+            c->lake.stored_bytes = kept; /* what INFO's bytes_on_disk counts */
     }
     free_names(&refs);
 }

@@ -11,7 +11,7 @@
  *     manifests go to the bucket, the WAL stays in --dir.  What SAVE (or a
  *     flush) committed survives losing --dir; writes after it live only in
  *     the local WAL until the next flush.
- *  4. Segments and deletion files are read through a local cache
+ *  4. Segments, deletion files and manifests are read through a local cache
  *     (storage/objstore_cache.h) in --cache-dir, default <dir>/cache, of
  *     at most --cache-size bytes; --cache-size 0 reads them from S3 each
  *     time.  The cache is only ever a copy: deleting it loses nothing.

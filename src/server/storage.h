@@ -17,7 +17,7 @@ typedef struct {
 /**
  * With --storage s3://bucket/prefix, open that S3 store (credentials from
  * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) into *out; without it *out is
- * NULL and the engine uses --dir.  Segments and deletion files are read
+ * NULL and the engine uses --dir.  Segments, deletion files and manifests are read
  * through the --cache-dir cache unless --cache-size is 0.  The error names the cause (missing
  * bucket, refused credentials, unreachable endpoint) and never a secret.
  */

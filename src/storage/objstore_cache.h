@@ -6,8 +6,9 @@
  * The cache is itself an object store (a decorator): every verb goes to
  * the inner store, and get / get_range of a cached object are answered
  * locally.  Only objects the lake never rewrites are kept
- * (vl_objstore_cache_keeps); manifests, descriptors, listings and the WAL
- * always go to the store, so the cache can never serve a stale version.
+ * (vl_objstore_cache_keeps); descriptors, listings and the WAL always go
+ * to the store.  Which versions exist is always a listing, so the cache
+ * can never serve a stale version.
  * Each cached file carries its own CRC-32C; a file that fails it is
  * deleted and fetched again.  Files may be deleted by anyone at any time:
  * that is a miss.  LRU within a byte capacity.
@@ -30,9 +31,11 @@ typedef struct {
     uint64_t errors;    /**< copies not made (disk full, permissions): reads still work */
 } vl_cache_stats;
 
-/** 1 when name is an object the cache keeps: a segment or deletion file
- *  ("tables/<collection>/segments/...", ".../deletes/...").  Their names
- *  carry their version, so the lake never writes one name twice. */
+/** 1 when name is an object the cache keeps: a segment, deletion file or
+ *  manifest ("tables/<collection>/segments/...", ".../deletes/...",
+ *  ".../manifests/...").  Segment and deletion file names carry their
+ *  version, and a manifest is only ever created with put_if_absent, so the
+ *  lake never writes one name with two contents. */
 int vl_objstore_cache_keeps(const char *name);
 
 /**

@@ -47,10 +47,14 @@ def test_cold_start_fills_the_cache_and_warm_start_reads_no_segment(vexlake, s3a
     b = vexlake(args=s3args, name="b")  # fresh --dir: an empty cache
     r = b.client()
     cold = info(r)
-    assert cold["cache_misses"] == segments and cold["cache_hits"] == 0, cold
-    assert cold["cache_files"] == segments
-    seg_bytes = cold["cache_bytes"] - 8 * segments  # each copy carries an 8-byte trailer
-    assert cold["s3_get_bytes"] >= seg_bytes
+    objects = 2 * segments  # each SAVE made one segment and one manifest
+    assert cold["cache_files"] == objects and cold["cache_misses"] == objects, cold
+    # Each object was downloaded once (the start reads manifests twice: the
+    # second time is a hit), plus the collection's descriptor.
+    assert cold["s3_gets"] == objects + 1, cold
+    copies = sorted((b.dir / "cache").rglob("*.parquet"))
+    seg_bytes = sum(p.stat().st_size - 8 for p in copies)  # each copy has an 8-byte trailer
+    assert len(copies) == segments and cold["s3_get_bytes"] >= seg_bytes
     check_vectors(r, expected)
     r.close()
 
@@ -58,10 +62,8 @@ def test_cold_start_fills_the_cache_and_warm_start_reads_no_segment(vexlake, s3a
     b.start()  # same --dir: the cache is warm
     r = b.client()
     warm = info(r)
-    assert warm["cache_hits"] == segments and warm["cache_misses"] == 0, warm
-    # Everything still fetched is small (descriptors, manifests).
-    assert warm["s3_get_bytes"] < seg_bytes / 10, (warm["s3_get_bytes"], seg_bytes)
-    assert warm["s3_gets"] == cold["s3_gets"] - segments
+    assert warm["cache_misses"] == 0 and warm["cache_hits"] >= objects, warm
+    assert warm["s3_gets"] == 1, warm  # only the descriptor, which may change
     check_vectors(r, expected)
     hits = r.execute_command("VSEARCH", "FP32", fp32(expected["k7"]), 1)
     assert hits[0] == "k7"
@@ -83,7 +85,6 @@ def test_deleted_or_corrupt_cache_is_fetched_again(vexlake, s3args):
     r = a.client()
     st = info(r)
     assert st["cache_dropped_corrupt"] == 1 and st["cache_misses"] == 1, st
-    assert st["cache_hits"] == 1
     check_vectors(r, expected)
 
     shutil.rmtree(cache)  # while it runs
@@ -94,8 +95,9 @@ def test_deleted_or_corrupt_cache_is_fetched_again(vexlake, s3args):
     a.start()
     r = a.client()
     st = info(r)
-    assert st["cache_dropped_corrupt"] == 0
-    assert st["cache_misses"] == 2 and st["cache_hits"] == 1, st  # the new segment was cached
+    # The two segments went with the directory; the new segment and the
+    # manifests were cached again by the SAVE (and its GC's reads).
+    assert st["cache_dropped_corrupt"] == 0 and st["cache_misses"] == 2, st
     expected["extra"] = np.ones(32, np.float32)
     check_vectors(r, expected)
     r.close()
@@ -115,7 +117,24 @@ def test_cache_size_zero_disables_and_cache_dir_moves_it(vexlake, s3args, tmp_pa
     b = vexlake(args=[*s3args, "--cache-dir", str(elsewhere), "--cache-size", "10mb"], name="b")
     r = b.client()
     st = info(r)
-    assert st["cache_size"] == 10 * 1024 * 1024 and st["cache_files"] == 1
+    assert st["cache_size"] == 10 * 1024 * 1024 and st["cache_files"] == 2  # segment, manifest
     assert list(elsewhere.rglob("*.parquet")) and not (b.dir / "cache").exists()
     check_vectors(r, expected)
+    r.close()
+
+
+def test_info_sends_no_store_request(vexlake, s3args):
+    """INFO (and the log line after every background job) used to list the
+    bucket twice for bytes_on_disk, on the event loop: slow on S3, and
+    2 x --s3-timeout-ms of a frozen server while S3 was down."""
+    a = vexlake(args=s3args, name="a")
+    expected, r = load(a, n=600, batches=1)
+    before = info(r)
+    for _ in range(3):
+        vectors = r.info("vectors")
+    after = info(r)
+    for k in ("s3_gets", "s3_lists", "s3_puts", "s3_other_requests"):
+        assert after[k] == before[k], (k, before[k], after[k])
+    segment = sorted((a.dir / "cache").rglob("*.parquet"))[0].stat().st_size - 8
+    assert vectors["bytes_on_disk"] >= segment
     r.close()

@@ -142,14 +142,15 @@ static void cache_path(fixture *f, const char *name, char *out, size_t cap)
 #define SEG3 "tables/default/segments/00000000000000000003-0badf00d.parquet"
 #define DEL "tables/default/deletes/00000000000000000001-0badf00d-v00000000000000000002.del"
 #define MANIFEST "tables/default/manifests/00000000000000000001.json"
+#define DESC "collections/default.desc"
 
 static void test_keeps_only_immutable_lake_objects(void **state)
 {
     (void)state;
     assert_true(vl_objstore_cache_keeps(SEG));
     assert_true(vl_objstore_cache_keeps(DEL));
-    assert_false(vl_objstore_cache_keeps(MANIFEST));
-    assert_false(vl_objstore_cache_keeps("collections/default.desc"));
+    assert_true(vl_objstore_cache_keeps(MANIFEST));
+    assert_false(vl_objstore_cache_keeps(DESC));
     assert_false(vl_objstore_cache_keeps("tables/default/segments/"));
     assert_false(vl_objstore_cache_keeps("tables//segments/x"));
     assert_false(vl_objstore_cache_keeps("tables/default/segmentsx/x"));
@@ -171,17 +172,27 @@ static void test_second_read_is_a_hit(void **state)
     assert_int_equal(st.bytes, strlen("segment bytes") + 8);
 }
 
-static void test_manifests_always_go_to_the_store(void **state)
+static void test_descriptors_always_go_to_the_store(void **state)
 {
     fixture *f = *state;
-    put_behind(f, MANIFEST, "{}");
-    assert_content(f->s, MANIFEST, "{}");
-    assert_content(f->s, MANIFEST, "{}");
+    put_str(f->s, DESC, "{}");
+    assert_content(f->s, DESC, "{}");
+    assert_content(f->s, DESC, "{}");
     assert_int_equal(f->inner->gets, 2);
     assert_int_equal(stats(f).files, 0);
     char path[256];
-    cache_path(f, MANIFEST, path, sizeof path);
+    cache_path(f, DESC, path, sizeof path);
     assert_int_not_equal(access(path, F_OK), 0);
+}
+
+static void test_a_manifest_created_once_is_cached(void **state)
+{
+    fixture *f = *state;
+    vl_error err;
+    assert_int_equal(vl_obj_put_if_absent(f->s, MANIFEST, "{\"v\":1}", 7, &err), VL_OK);
+    assert_int_equal(vl_obj_put_if_absent(f->s, MANIFEST, "{\"v\":2}", 7, &err), VL_ERR_CONFLICT);
+    assert_content(f->s, MANIFEST, "{\"v\":1}"); /* the loser's bytes were not kept */
+    assert_int_equal(f->inner->gets, 0);
 }
 
 static void test_put_fills_and_del_removes(void **state)
@@ -417,7 +428,8 @@ int main(void)
         VL_OBJSTORE_CONFORMANCE_TESTS(setup, teardown),
         cmocka_unit_test(test_keeps_only_immutable_lake_objects),
         cmocka_unit_test_setup_teardown(test_second_read_is_a_hit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_manifests_always_go_to_the_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_descriptors_always_go_to_the_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_manifest_created_once_is_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_fills_and_del_removes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_copy_is_dropped_and_fetched_again, setup,
                                         teardown),
