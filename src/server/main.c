@@ -96,7 +96,7 @@ static void usage(FILE *f)
             "  --index hnsw|ivf|flat          index of collections this server creates\n"
             "                                 (default hnsw; stored with the collection)\n"
             "  --quant none|sq8|rabitq        codes the index walks before the float32\n"
-            "                                 re-rank (default sq8)\n"
+            "                                 re-rank (default sq8; rabitq: ivf only)\n"
             "  --hnsw-m N                     HNSW links per row, 2..128 (default 16)\n"
             "  --hnsw-ef-construction N       HNSW build beam, 1..4096 (default 200)\n"
             "  --ivf-lists N                  IVF lists per segment, up to 65536 (default\n"
@@ -363,6 +363,15 @@ static int check_listeners(const vl_config *cfg)
     return -1;
 }
 
+/* The HNSW graph walks float32 or SQ8 codes; RaBitQ codes are IVF's. */
+static int check_index(const vl_config *cfg)
+{
+    if (cfg->index.kind == VL_INDEX_HNSW && cfg->index.quant == VL_QUANT_RABITQ)
+        return usage_error("--quant rabitq needs --index ivf (the hnsw graph walks none or "
+                           "sq8 codes)");
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     vl_config cfg;
@@ -370,6 +379,8 @@ int main(int argc, char **argv)
     int rc = parse_flags(argc, argv, &cfg);
     if (rc < 0)
         rc = check_listeners(&cfg);
+    if (rc < 0)
+        rc = check_index(&cfg);
     if (rc >= 0)
         return rc;
     vl_error err;

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from harness import fp32, server_binary
+from harness import fp32, free_port, server_binary
 from indexutil import reference, save, vectors_info, vsearch, wait_for_index
 
 INDEX_FIELDS_STR = {"index": {"hnsw", "ivf", "flat"}, "quant": {"none", "sq8", "rabitq"}}
@@ -46,9 +46,11 @@ def test_help_lists_index_flags():
     (["--ivf-lists", "-1"], "--ivf-lists wants a number from 0 to 65536, got '-1'"),
     (["--ivf-lists", "65537"], "--ivf-lists wants a number from 0 to 65536"),
     (["--ivf-lists", "many"], "--ivf-lists wants a number"),
+    (["--quant", "rabitq"], "--quant rabitq needs --index ivf"),
+    (["--index", "hnsw", "--quant", "rabitq"], "--quant rabitq needs --index ivf"),
 ])
 def test_bad_index_flags_exit_2(args, match, tmp_path):
-    p = run("--dir", str(tmp_path / "d"), "--port", "0", *args)
+    p = run("--dir", str(tmp_path / "d"), "--port", str(free_port()), *args)
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert match in p.stderr
     assert "--help" in p.stderr
@@ -69,6 +71,7 @@ def check_index_fields(info):
     (["--index", "ivf"], "ivf", "sq8"),
     (["--index", "ivf", "--quant", "rabitq", "--ivf-lists", "65536"], "ivf", "rabitq"),
     (["--index", "flat", "--quant", "none"], "flat", "none"),
+    (["--quant", "rabitq", "--index", "ivf"], "ivf", "rabitq"),
     (["--quant", "none", "--hnsw-m", "2", "--hnsw-ef-construction", "1"], "hnsw", "none"),
     (["--hnsw-m", "128", "--hnsw-ef-construction", "4096", "--ivf-lists", "0"], "hnsw", "sq8"),
 ])
