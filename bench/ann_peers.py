@@ -104,10 +104,11 @@ def worker(system, path, nlist, quick):
     queries = read_vecs(os.path.join(path, "query.fvecs"))
     kth = read_vecs(os.path.join(path, "groundtruth_dist.fvecs"))[:, K - 1].astype(np.float64)
     metric = metric_of(os.path.basename(path))
+    rows, qs = (peers.unit(base), peers.unit(queries)) if metric == "cosine" else (base, queries)
     p = peers.PEERS[system]()
     rss0 = rss_bytes()
     c0, w0 = time.process_time(), time.perf_counter()
-    p.build(base, metric, nlist)
+    p.build(rows, metric, nlist)
     build_cpu, build_wall = time.process_time() - c0, time.perf_counter() - w0
     rss1 = rss_bytes()
     ib = p.index_bytes()
@@ -117,7 +118,7 @@ def worker(system, path, nlist, quick):
                                 "version": p.version, "knob": p.knob}}), flush=True)
     for v in p.knobs(quick):
         p.set(v)
-        ids, cpu, wall = timed(p.search, queries, quick)
+        ids, cpu, wall = timed(p.search, qs, quick)
         r = tie_recall(metric, base, queries, ids, kth)
         print(json.dumps({"point": [v, r, len(queries) / cpu, len(queries) / wall]}), flush=True)
     return 0
