@@ -84,8 +84,9 @@ sift="$DATASETS/sift-128-euclidean-ngt5k"
 {
   echo "# RESP benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "$(nproc) cores ($(uname -m), kernel $(uname -r)), shared with other work; commit" \
-       "$(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(redis-server --version | awk '{print $1, $2, $3}')."
+  echo "$(nproc) cores ($(uname -m), kernel $(uname -r)), shared with other work (load average at the" \
+       "start: $(cut -d' ' -f1-3 /proc/loadavg)); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?');" \
+       "$(redis-server --version | awk '{print $1, $2, $3}')."
   echo "Client: bin/vexlake-bench, one epoll thread, 50 connections unless said; latency is per"
   echo "request, from the write of its pipeline batch to the read that completed its reply."
   echo
@@ -197,13 +198,18 @@ rb() { # PORT PIPELINE ARGS... -> requests per second
   echo "    redis-benchmark -p PORT -c $C -n $PING_N -P $p ${shown[*]}" >>"$tmp/commands"
   redis-benchmark -p "$port" -c $C -n "$PING_N" -P "$p" --csv "$@" 2>/dev/null | rb_rps
 }
-best3() { # COMMAND... -> the highest of three runs (the machine is shared: noise only slows)
-  local best=0 r
+max() { python3 -c "import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))" "$1" "$2"; }
+rb_ping() { rb "$1" "$2" -t ping_mbulk; }
+# pair3 CMD_A PORT_A CMD_B PORT_B PIPELINE -> "A B": the best of three rounds
+# of each, A and B taking turns, so that the load of the shared machine
+# (which only ever slows a run down) falls on both alike.
+pair3() {
+  local a=0 b=0
   for _ in 1 2 3; do
-    r=$("$@")
-    best=$(python3 -c "import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))" "$best" "$r")
+    a=$(max "$a" "$("$1" "$2" "$5")")
+    b=$(max "$b" "$("$3" "$4" "$5")")
   done
-  echo "$best"
+  echo "$a $b"
 }
 vb_ping() { # PORT PIPELINE -> vexlake-bench PING requests per second
   bench "$tmp/ping.out" -mode=ping -n="$PING_N" -concurrency=$C -pipeline="$2" -port="$1"
@@ -214,15 +220,17 @@ vb_ping() { # PORT PIPELINE -> vexlake-bench PING requests per second
   echo "## redis-benchmark: VexLake beside redis-server (no persistence), $C clients"
   echo
   echo "SET/VSET carry the same 512 bytes (128 float32); VSET is durable before its reply"
-  echo "(VexLake's --appendfsync), redis-server keeps nothing. PING: best of 3 runs. Target:"
-  echo "PING >= 0.9x."
+  echo "(VexLake's --appendfsync), redis-server keeps nothing. PING: best of 3 runs, the two"
+  echo "servers taking turns. Target: PING >= 0.9x."
   echo
   echo "| request | pipeline | redis-server ops/s | VexLake ops/s | VexLake / redis |"
   echo "| --- | --- | ---: | ---: | ---: |"
 } >>"$md"
 for p in 1 16; do
-  a=$(best3 rb "$rport" "$p" -t ping_mbulk) b=$(best3 rb "$vport" "$p" -t ping_mbulk)
+  read -r a b < <(pair3 rb_ping "$rport" rb_ping "$vport" "$p")
   printf '| PING | %s | %.0f | %.0f | %s |\n' "$p" "$a" "$b" "$(ratio "$b" "$a")" >>"$md"
+  read -r a b < <(pair3 vb_ping "$rport" vb_ping "$vport" "$p")
+  printf '| PING (client: vexlake-bench) | %s | %.0f | %.0f | %s |\n' "$p" "$a" "$b" "$(ratio "$b" "$a")" >>"$md"
   a=$(rb "$rport" "$p" -r 1000000 SET 'k:__rand_int__' "$blob")
   b=$(rb "$vport" "$p" -r 1000000 VSET 'k:__rand_int__' FP32 "$blob")
   c=$(rb "$eport" "$p" -r 1000000 VSET 'k:__rand_int__' FP32 "$blob")
@@ -239,7 +247,7 @@ done
 for target in redis-server:$rport VexLake:$vport; do
   name=${target%%:*} tp=${target##*:}
   for p in 1 16; do
-    a=$(best3 rb "$tp" "$p" -t ping_mbulk) b=$(best3 vb_ping "$tp" "$p")
+    read -r a b < <(pair3 rb_ping "$tp" vb_ping "$tp" "$p")
     printf '| %s | %s | %.0f | %.0f | %s |\n' "$name" "$p" "$a" "$b" "$(ratio "$b" "$a")" >>"$md"
   done
 done

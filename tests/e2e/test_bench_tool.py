@@ -42,6 +42,8 @@ def check_stream(r, ops):
     assert float(r["ops_per_sec"]) > 0 and float(r["seconds"]) > 0, r
     p50, p95, p99, mx = (float(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
     assert 0 < p50 <= p95 <= p99 <= mx, r
+    if r["stream"] == "search":
+        assert int(r["dup_replies"]) == 0, r  # no reply names a key twice
 
 
 def write_vecs(path, rows, dtype):

@@ -286,6 +286,19 @@ static int64_t key_row(const vb_target *t, vb_str key)
     return (int64_t)(v % t->data->nbase);
 }
 
+/* A key twice in one reply: a snapshot showed a key's old and new row. */
+static int has_repeated_key(const vb_reply *rep)
+{
+    for (uint32_t i = 0; i < rep->nitems; i++) {
+        for (uint32_t j = 0; j < i; j++) {
+            if (rep->items[i].len == rep->items[j].len && rep->items[i].ptr && rep->items[j].ptr &&
+                memcmp(rep->items[i].ptr, rep->items[j].ptr, rep->items[i].len) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static void on_reply(worker *w, conn *c, const vb_reply *rep, double t_read)
 {
     vb_result *r = &w->res[c->si];
@@ -299,13 +312,17 @@ static void on_reply(worker *w, conn *c, const vb_reply *rep, double t_read)
         return;
     }
     const vb_dataset *d = w->t->data;
-    if (c->s->op != VB_OP_VSEARCH || !d->gt || c->s->k > d->gt_k)
+    if (c->s->op != VB_OP_VSEARCH)
         return;
     if (rep->type != '*' && rep->type != '%') {
         r->errors++;
         note_error(r, "VSEARCH reply is not an array", 29);
         return;
     }
+    if (has_repeated_key(rep))
+        r->dup_replies++;
+    if (!d->gt || c->s->k > d->gt_k)
+        return;
     for (uint32_t i = 0; i < rep->nitems; i++)
         w->rows[i] = key_row(w->t, rep->items[i]);
     vb_dataset_score(d, (uint32_t)(op % d->nquery), w->rows, rep->nitems, c->s->k, &r->hits_ids,
@@ -410,6 +427,7 @@ static void merge(vb_result *into, const vb_result *from)
     into->scored += from->scored;
     into->hits_ids += from->hits_ids;
     into->hits_tie += from->hits_tie;
+    into->dup_replies += from->dup_replies;
     if (from->t_last > into->t_last)
         into->t_last = from->t_last;
     if (!into->first_error[0])

@@ -35,6 +35,7 @@ typedef struct {
     vb_hist hist;
     uint64_t done, errors, protocol_errors;
     uint64_t scored, hits_ids, hits_tie; /* searches scored; rows found, both ways */
+    uint64_t dup_replies;                /* VSEARCH replies naming a key twice */
     double t_last;                       /* when the last reply came (seconds) */
     char first_error[200];
 } vb_result;

@@ -79,7 +79,8 @@ static const char usage_text[] =
     "\n"
     "Output ends with one line per stream for scripts:\n"
     "  result stream=S ops=N seconds=T ops_per_sec=R errors=E p50_ms=.. p95_ms=..\n"
-    "         p99_ms=.. max_ms=.. [recall=.. recall_ids=..] [label=..]\n"
+    "         p99_ms=.. max_ms=.. [dup_replies=.. recall=.. recall_ids=..] [label=..]\n"
+    "(dup_replies: VSEARCH replies that name a key twice, which no correct server sends)\n"
     "Exit status: 0; 1 if a request failed or a connection was lost; 2 bad flags.\n";
 
 static int bad(const char *flag, const char *value)
@@ -232,11 +233,16 @@ static int report(const vb_stream *s, const vb_dataset *d, const char *label)
                                                  : s->k > d->gt_k ? "k is past the ground truth"
                                                                   : "no replies");
     }
+    if (s->op == VB_OP_VSEARCH && r->dup_replies)
+        printf("repeated   %llu replies named one key twice (a key has one row: a server bug)\n",
+               (unsigned long long)r->dup_replies);
     printf("result stream=%s ops=%llu seconds=%.4f ops_per_sec=%.1f errors=%llu p50_ms=%.4f "
            "p95_ms=%.4f p99_ms=%.4f max_ms=%.4f",
            s->name, (unsigned long long)r->done, secs, rate,
            (unsigned long long)(r->errors + r->protocol_errors), ms(vb_hist_quantile(h, 0.50)),
            ms(vb_hist_quantile(h, 0.95)), ms(vb_hist_quantile(h, 0.99)), ms(h->max));
+    if (s->op == VB_OP_VSEARCH)
+        printf(" dup_replies=%llu", (unsigned long long)r->dup_replies);
     if (recall >= 0)
         printf(" recall=%.4f recall_ids=%.4f", recall, recall_ids);
     if (label)
