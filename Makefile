@@ -71,7 +71,7 @@ endif
 
 .PHONY: all build run test test-unit test-asan test-e2e deps deps-test fmt fmt-check lint verify \
         doc bench clean help fuzz fuzz-bins fuzz-corpus test-fuzz
-.PHONY: test-cross cross-bins bench-kernels bench-ann bench-ivf
+.PHONY: test-cross cross-bins bench-kernels bench-ann bench-ivf bench-scale
 
 all: build
 
@@ -210,6 +210,12 @@ bench-ivf: deps-test ## in-process IVF vs faiss IVF, one thread, every dataset (
 	@$(MAKE) --no-print-directory build/rel/bench/ivf_bench
 	@bench/install-peers.sh
 	$(PY) bench/ivf_peers.py
+
+# N, DIM, SEED choose the data set (cached under ~/.cache/vexlake/scale);
+# SCALE_PARTS=ann or startup runs one part.  Not part of make test.
+bench-scale: deps-test ## N (1M) seeded 384-d vectors: HNSW/IVF build, memory, QPS at recall 0.95, start-up
+	@$(MAKE) --no-print-directory build build/rel/bench/scale_gen build/rel/bench/scale_bench
+	N=$(or $(N),1000000) DIM=$(or $(DIM),384) SEED=$(or $(SEED),42) bench/scale.sh
 
 bench-kernels: ## SIMD paths vs scalar, exact scan vs memory bandwidth (one thread)
 	@$(MAKE) --no-print-directory build/rel/bench/kernels_bench
