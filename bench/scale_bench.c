@@ -10,7 +10,7 @@
  * index names both run, HNSW first.  Output is Markdown (one section per
  * index: build, memory, the sweep table, the point that first reaches
  * recall 0.95) followed by one "summary index=... " line per index for
- * bench/scale.sh.
+ * scripts (`grep ^summary`).
  *
  * What the figures mean
  *  - Build: wall and process CPU seconds of one thread adding every row in

@@ -6,7 +6,7 @@ scale_startup.py - the start-up part of `make bench-scale` (bench/scale.sh).
 DIR is a bench/scale_gen.c folder.  On a free loopback port, in a fresh
 temporary --dir: start bin/vexlake-server (flushing only on SAVE, so the
 collection becomes one segment), load every row of DIR/base.fvecs as
-`VSET v<i> FP32 <blob>` over pipelined connections, SAVE (the server builds
+`VSET v<i> FP32 <blob>` with bin/vexlake-bench -mode=insert, SAVE (the server builds
 and stores the segment's index with it), stop.  Then start it twice more and
 time, from the exec to the first reply, how long it takes to answer a
 VSEARCH of the first query:
@@ -32,14 +32,13 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import redis
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIELDS = ("index_loads", "index_builds", "index_rebuilds", "index_build_running")
-CONNECTIONS, PIPELINE = 4, 256
+CONNECTIONS, PIPELINE = 8, 64
 
 
 def free_port() -> int:
@@ -103,23 +102,14 @@ class Server:
         self.log.close()
 
 
-def load(port: int, rows: list[bytes]) -> float:
-    """VSET every row over CONNECTIONS pipelined connections; seconds."""
-    def worker(part: int) -> None:
-        r = redis.Redis(port=port, socket_timeout=600)
-        for start in range(part * PIPELINE, len(rows), CONNECTIONS * PIPELINE):
-            p = r.pipeline(transaction=False)
-            for i in range(start, min(start + PIPELINE, len(rows))):
-                p.execute_command("VSET", f"v{i}", "FP32", rows[i])
-            p.execute()
-
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(CONNECTIONS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.monotonic() - t0
+def load(bench: str, port: int, dataset: str) -> tuple[list[str], dict]:
+    """VSET v<i> FP32 <row i> for every base row with bin/vexlake-bench;
+    its command line and the fields of its result line."""
+    cmd = [bench, "-mode=insert", f"-dataset={dataset}", f"-port={port}",
+           f"-concurrency={CONNECTIONS}", f"-pipeline={PIPELINE}", "-key-prefix=v"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    line = [x for x in out.splitlines() if x.startswith("result ")][-1]
+    return cmd, dict(f.split("=", 1) for f in line.split()[1:])
 
 
 def counters(r: redis.Redis) -> dict:
@@ -160,10 +150,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset")
     ap.add_argument("--server", default=os.path.join(REPO, "bin", "vexlake-server"))
+    ap.add_argument("--bench", default=os.path.join(REPO, "bin", "vexlake-bench"))
     ap.add_argument("--timeout", type=float, default=3600, help="bound on each start-up (s)")
     a = ap.parse_args()
 
-    _, base = read_records(os.path.join(a.dataset, "base.fvecs"))
     _, queries = read_records(os.path.join(a.dataset, "query.fvecs"))
     _, gt = read_records(os.path.join(a.dataset, "groundtruth.ivecs"))
     truth = list(struct.unpack(f"<{len(gt[0]) // 4}i", gt[0]))
@@ -175,9 +165,7 @@ def main() -> int:
     try:
         server.start()
         server.first_answer(queries[0], 60)  # up and empty: an empty reply
-        n = len(base)
-        load_s = load(server.port, base)
-        del base
+        load_cmd, loaded = load(a.bench, server.port, a.dataset)
         r = server.client()
         t0 = time.monotonic()
         r.execute_command("SAVE")
@@ -200,9 +188,12 @@ def main() -> int:
     print("## Start-up of bin/vexlake-server\n")
     args = " ".join(server.args[1:]).replace(server.data_dir, "DIR")
     print(f"Server: `{args.replace(str(server.port), 'PORT', 1)}`.\n")
-    print(f"Load: {n} VSETs with FP32 blobs, {CONNECTIONS} connections x pipeline {PIPELINE} "
-          f"(redis-py): {load_s:.1f} s ({n / load_s:.0f}/s).  SAVE (one segment, its index "
-          f"built and stored): {save_s:.1f} s, server resident {save_rss:.0f} MiB "
+    n = int(loaded["ops"])
+    load_cmd = (" ".join(load_cmd).replace(REPO + "/", "").replace(a.dataset, "DATA")
+                .replace(str(server.port), "PORT"))
+    print(f"Load: `{load_cmd}`: {n} VSETs with FP32 blobs in "
+          f"{float(loaded['seconds']):.1f} s ({float(loaded['ops_per_sec']):.0f}/s).  SAVE (one segment, and its index "
+          f"when the server builds one): {save_s:.1f} s, server resident {save_rss:.0f} MiB "
           f"({save_rss * 2**20 / n:.0f} B/vector); INFO after it: "
           + ", ".join(f"{k} {v}" for k, v in after_save.items())
           + f".  Index files: {len(index_files)}, {index_bytes / 2**20:.1f} MiB.\n")
