@@ -11,10 +11,11 @@
  *     manifests go to the bucket, the WAL stays in --dir.  What SAVE (or a
  *     flush) committed survives losing --dir; writes after it live only in
  *     the local WAL until the next flush.
- *  4. Segments, deletion files and manifests are read through a local cache
- *     (storage/objstore_cache.h) in --cache-dir, default <dir>/cache, of
- *     at most --cache-size bytes; --cache-size 0 reads them from S3 each
- *     time.  The cache is only ever a copy: deleting it loses nothing.
+ *  4. Objects the lake never rewrites (segments, deletion and index files,
+ *     manifests) are read through a cache (storage/objstore_cache.h) in
+ *     --cache-dir, default <dir>/cache, of at most --cache-size bytes;
+ *     --cache-size 0 reads them from S3 each time.  The cache is only
+ *     ever a copy: deleting it loses nothing.
  *  5. The stores stay owned by the engine (vl_close closes them); this
  *     file keeps non-owning pointers to read their counters for INFO,
  *     valid while the engine is open.

@@ -17,9 +17,10 @@ typedef struct {
 /**
  * With --storage s3://bucket/prefix, open that S3 store (credentials from
  * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) into *out; without it *out is
- * NULL and the engine uses --dir.  Segments, deletion files and manifests are read
- * through the --cache-dir cache unless --cache-size is 0.  The error names the cause (missing
- * bucket, refused credentials, unreachable endpoint) and never a secret.
+ * NULL and the engine uses --dir.  Objects the lake never rewrites are read
+ * through the --cache-dir cache unless --cache-size is 0.  The error names
+ * the cause (missing bucket, refused credentials, unreachable endpoint) and
+ * never a secret.
  */
 vl_status vl_server_open_store(const vl_config *cfg, vl_objstore **out, vl_error *err);
 

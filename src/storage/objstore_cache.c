@@ -87,7 +87,8 @@ int vl_objstore_cache_keeps(const char *name)
     size_t kl = (size_t)(rest - kind);
     return (kl == 8 && strncmp(kind, "segments", 8) == 0) ||
            (kl == 7 && strncmp(kind, "deletes", 7) == 0) ||
-           (kl == 9 && strncmp(kind, "manifests", 9) == 0);
+           (kl == 9 && strncmp(kind, "manifests", 9) == 0) ||
+           (kl == 7 && strncmp(kind, "indexes", 7) == 0);
 }
 
 static int path_of(const cache *c, const char *name, char *out, size_t cap)

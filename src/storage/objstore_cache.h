@@ -31,11 +31,12 @@ typedef struct {
     uint64_t errors;    /**< copies not made (disk full, permissions): reads still work */
 } vl_cache_stats;
 
-/** 1 when name is an object the cache keeps: a segment, deletion file or
- *  manifest ("tables/<collection>/segments/...", ".../deletes/...",
- *  ".../manifests/...").  Segment and deletion file names carry their
- *  version, and a manifest is only ever created with put_if_absent, so the
- *  lake never writes one name with two contents. */
+/** 1 when name is an object the cache keeps: a segment, deletion file,
+ *  index file or manifest ("tables/<collection>/segments/...",
+ *  ".../deletes/...", ".../indexes/...", ".../manifests/...").  Segment,
+ *  deletion and index file names carry their version, and a manifest is
+ *  only ever created with put_if_absent, so the lake never writes one name
+ *  with two contents. */
 int vl_objstore_cache_keeps(const char *name);
 
 /**

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness import fp32
-from lakeutil import RawLoader, check_vectors, flip_byte
+from lakeutil import RawLoader, check_vectors, flip_byte, start_expect_failure
 from test_s3_storage import s3args  # noqa: F401  (the fixture)
 
 
@@ -138,3 +138,11 @@ def test_info_sends_no_store_request(vexlake, s3args):
     segment = sorted((a.dir / "cache").rglob("*.parquet"))[0].stat().st_size - 8
     assert vectors["bytes_on_disk"] >= segment
     r.close()
+
+
+def test_unusable_cache_dir_exits_naming_it(vexlake, s3args, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    srv = vexlake(args=[*s3args, "--cache-dir", str(blocker / "cache")], start=False)
+    rc, out = start_expect_failure(srv)
+    assert rc != 0 and str(blocker / "cache") in out, out

@@ -150,6 +150,8 @@ static void test_keeps_only_immutable_lake_objects(void **state)
     assert_true(vl_objstore_cache_keeps(SEG));
     assert_true(vl_objstore_cache_keeps(DEL));
     assert_true(vl_objstore_cache_keeps(MANIFEST));
+    assert_true(vl_objstore_cache_keeps("tables/default/indexes/00000000000000000001-0badf00d-"
+                                        "v00000000000000000002.hnsw"));
     assert_false(vl_objstore_cache_keeps(DESC));
     assert_false(vl_objstore_cache_keeps("tables/default/segments/"));
     assert_false(vl_objstore_cache_keeps("tables//segments/x"));
