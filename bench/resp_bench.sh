@@ -17,8 +17,10 @@
 # Every server runs on 127.0.0.1, on a free port, in a temporary directory.
 # Results: bench/results/<date>-resp.md (tables and the command lines).
 # Environment: VL_DATASETS (default ../shared/datasets), INSERT_N (200000),
-# SEARCH_N (2000, per 50-client run), PING_N (200000), SETS (dataset names),
-# INDEX (hnsw) and QUANT (the server's default) for the search servers.
+# SEARCH_N (searches per 50-client run, at least 2000, rounded up to whole
+# passes over the queries), PING_N (200000), SETS (dataset names), INDEX
+# (hnsw) and QUANT (the server's default) for the search servers,
+# VEXLAKE_SERVER (bin/vexlake-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh bench
@@ -28,6 +30,10 @@ INSERT_N=${INSERT_N:-200000} SEARCH_N=${SEARCH_N:-2000} PING_N=${PING_N:-200000}
 SETS=${SETS:-"sift-128-euclidean-ngt5k fashion-mnist-784-euclidean-15k debian-minilm-384-cosine-20k manpage-minilm-384-cosine-19k"}
 C=50
 tmp=$(mktemp -d)
+# A private copy of the server (VEXLAKE_SERVER, default bin/vexlake-server):
+# a rebuild during the run does not change the binary under test.
+cp "${VEXLAKE_SERVER:-bin/vexlake-server}" "$tmp/vexlake-server"
+server=$tmp/vexlake-server
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -48,10 +54,11 @@ wait_ping() {
 start_vl() {
   local name=$1; shift
   port=$(free_port)
-  bin/vexlake-server --port "$port" --bind 127.0.0.1 --dir "$tmp/$name" "$@" >"$tmp/$name.log" 2>&1 &
+  "$server" --port "$port" --bind 127.0.0.1 --dir "$tmp/$name" "$@" >"$tmp/$name.log" 2>&1 &
   pid=$!; pids+=("$pid")
   wait_ping "$port"
 }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, all threads
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # bench LOG ARGS... : run vexlake-bench, keep its output, note the command
 bench() {
@@ -74,7 +81,7 @@ index_kind() { # what VSEARCH runs on, from INFO: "hnsw/sq8 (4500 indexed, 0 not
 # The index for the search servers (INDEX=hnsw|ivf|flat, QUANT=...), once
 # the server has the flags; before that every search is an exact scan.
 index_flags=()
-if bin/vexlake-server --help 2>&1 | grep -q -- '--index'; then
+if "$server" --help 2>&1 | grep -q -- '--index'; then
   index_flags=(--index "${INDEX:-hnsw}")
   [ -n "${QUANT:-}" ] && index_flags+=(--quant "$QUANT")
 fi
@@ -97,25 +104,33 @@ echo "resp_bench: inserts" >&2
 {
   echo "## Inserts: VSET FP32, $INSERT_N new keys (sift rows, 128-d), $C clients"
   echo
-  echo "| appendfsync | pipeline | ops/s | p50 ms | p99 ms | max ms | WAL fsyncs | target |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
+  echo "Server CPU: user + system time of the server process (every thread) over the run, per"
+  echo "insert; on a shared machine ops/s falls with the CPU the server gets, CPU per insert does"
+  echo "not (1 / it is the rate one core's worth of CPU would give)."
+  echo
+  echo "| appendfsync | pipeline | ops/s | p50 ms | p99 ms | max ms | WAL fsyncs | server CPU us/insert | target |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 } >>"$md"
 for fsync in always everysec; do
   for p in 1 16; do
     start_vl "ins-$fsync-$p" --metric l2 --appendfsync "$fsync"
     log="$tmp/ins-$fsync-$p.out"
+    cpu0=$(cpu_ticks "$pid")
     bench "$log" -mode=insert -dataset="$sift" -n="$INSERT_N" -concurrency=$C -pipeline=$p \
       -port="$port" -label=appendfsync="$fsync"
+    cpu1=$(cpu_ticks "$pid")
     fsyncs=$(redis-cli -p "$port" INFO persistence | tr -d '\r' | awk -F: '/^wal_fsyncs:/ {print $2}')
     stop "$pid"
+    us=$(python3 -c "import sys; print('%.2f' % ((int(sys.argv[2]) - int(sys.argv[1])) * 1e6 / int(sys.argv[3]) / int(sys.argv[4])))" \
+      "$cpu0" "$cpu1" "$(getconf CLK_TCK)" "$INSERT_N")
     rate=$(field "$log" insert ops_per_sec)
     target=""
     if [ "$fsync" = always ] && [ "$p" = 16 ]; then
       target=">= 200k/s: $(ratio "$rate" 200000)x"
     fi
-    printf '| %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$fsync" "$p" "$rate" \
+    printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$fsync" "$p" "$rate" \
       "$(field "$log" insert p50_ms)" "$(field "$log" insert p99_ms)" \
-      "$(field "$log" insert max_ms)" "${fsyncs:--}" "$target" >>"$md"
+      "$(field "$log" insert max_ms)" "${fsyncs:--}" "$us" "$target" >>"$md"
   done
 done
 
@@ -139,6 +154,7 @@ for set in $SETS; do
   start_vl "s-$set" --metric "$metric" "${index_flags[@]}"
   bench "$tmp/load.out" -mode=insert -dataset="$ds" -concurrency=$C -pipeline=16 -port="$port"
   nbase=$(field "$tmp/load.out" insert ops)
+  nq=$(sed -n 's/.*, \([0-9]*\) queries.*/\1/p' "$tmp/load.out" | head -n 1)
   # Into a committed segment, so an index (built for sealed segments) can
   # serve it; then wait (2 minutes at most) while INFO shows a build running.
   redis-cli -p "$port" SAVE >/dev/null
@@ -158,7 +174,9 @@ for set in $SETS; do
     done
   fi
   for clients in 1 $C; do
-    n=$SEARCH_N; [ "$clients" = 1 ] && n=$((SEARCH_N / 4))
+    # Every query once with 1 client, whole passes over them with 50: the
+    # recall of both runs is over the same queries.
+    n=$nq; [ "$clients" = 1 ] || n=$(((SEARCH_N + nq - 1) / nq * nq))
     alone="$tmp/alone-$clients.out" mixed="$tmp/mixed-$clients.out"
     # shellcheck disable=SC2086
     bench "$alone" -mode=search -dataset="$ds" -n=$n -concurrency=$clients $ef_flag -port="$port"

@@ -110,6 +110,18 @@ def test_insert_search_mixed_ping_on_random_vectors(vexlake, tmp_path):
     # Every acknowledged insert of the stream is there (new keys from 100000).
     assert r.dbsize() == 3000 + ins
 
+    # A capped insert stream: what it sent fits the cap over the time it ran
+    # (plus the batches in flight when it stopped).
+    res, _ = run_bench(tmp_path, srv.port, "-mode=mixed", "-dim=16", "-n=400",
+                       "-concurrency=2", "-insert-concurrency=4", "-insert-pipeline=2",
+                       "-insert-rate=300", "-key-prefix=r:", "-key-offset=200000")
+    ins = res["insert"]
+    assert 0 < int(ins["ops"]) <= 300 * float(ins["seconds"]) + 2 * 4 * 2 + 2, ins
+
+    # -seconds without -n: runs until the time is up.
+    res, _ = run_bench(tmp_path, srv.port, "-mode=ping", "-seconds=0.3", "-concurrency=3")
+    assert int(res["ping"]["ops"]) > 0 and int(res["ping"]["errors"]) == 0
+
     before = r.info("stats")
     res, _ = run_bench(tmp_path, srv.port, "-mode=ping", "-n=5000", "-concurrency=10",
                        "-pipeline=7", "-threads=2")
