@@ -80,6 +80,23 @@
  *    per search (and the build), so the walk is unchanged; bytes per vector
  *    become codes plus links (about dim + 148 at M = 16, below hnswlib's
  *    4 x dim + 132).
+ *  - Measured and not kept (distance computations per query at equal
+ *    recall, which the shared machine's noise does not blur, and QPS):
+ *    Vamana-style pruning (keep a candidate unless alpha x its distance to
+ *    a kept neighbour is below its distance to the base): alpha 1.05-1.2
+ *    saved up to 15% of the distances on SIFT-5k at 0.99 but cost 15-35% on
+ *    manpage-minilm at 0.95 and nothing on debian-minilm.  Prefetching the
+ *    whole SQ8 code (512 or 1024 bytes instead of 256) or 2, 8 or 32
+ *    neighbours ahead: within noise of 4 x 256.  The twin cap of
+ *    select_neighbours changes nothing on manpage-minilm (no exact twins
+ *    there), so its lower recall per ef than hnswlib's is not from it.
+ *  - Where an SQ8 search's time goes now (perf, debian-minilm, ef 24): 39%
+ *    in the int8 dot kernel, four fifths of it on the first loads of the
+ *    neighbour's code (a cache miss: 384 bytes = 6 lines per neighbour), 27%
+ *    in the walk, 8% re-rank.  The walk is bound by memory latency, so the
+ *    next gain is fewer lines per neighbour (a 1-bit code with an error
+ *    bound, one line at 384-d, or neighbour codes stored with each list),
+ *    not faster arithmetic.
  *  - Distances go through the shared float32 kernels (core/kernels, one SIMD
  *    path chosen at start) and are kept as float:
  *    the graph only ranks; exact scores are the engine's job.
@@ -717,12 +734,13 @@ static int grow_rows(vl_hnsw *h, uint32_t need, int exact)
         uint8_t *codes = realloc(h->codes, (size_t)cap * h->dim);
         if (codes)
             h->codes = codes;
-        float *sc = codes ? realloc(h->sq_scale, (size_t)cap * sizeof(float)) : NULL;
-        if (!sc) {
+        float *sc = codes && h->sq_scale ? realloc(h->sq_scale, (size_t)cap * sizeof(float)) : NULL;
+        if (sc)
+            h->sq_scale = sc;
+        if (!codes || (h->sq_scale && !sc)) {
             free(vecs);
             return 0;
         }
-        h->sq_scale = sc;
     }
     if (vecs) {
         if (h->count)
@@ -818,7 +836,9 @@ static void encode_stored(vl_hnsw *h, uint32_t r)
 {
     const float *v = vec_of(h, r);
     uint8_t *code = h->codes + (size_t)r * h->dim;
-    h->sq_scale[r] = (float)(encode_row(h, v, code) * row_inv(h, r));
+    float scale = encode_row(h, v, code);
+    if (h->sq_scale)
+        h->sq_scale[r] = (float)(scale * row_inv(h, r));
     if (h->metric == VL_METRIC_L2)
         h->sq_exact = h->sq_exact && code_is_exact(h, v, code);
 }
@@ -835,8 +855,9 @@ vl_status vl_hnsw_quantise(vl_hnsw *h, vl_hnsw_quant q, float lo, float step, vl
     if (q != VL_HNSW_QUANT_SQ8)
         return vl_fail(err, VL_ERR_ARG, "hnsw: unknown quantiser %d", (int)q);
     h->codes = malloc((size_t)h->cap * h->dim);
-    h->sq_scale = malloc((size_t)h->cap * sizeof(float));
-    if (!h->codes || !h->sq_scale) {
+    if (h->metric != VL_METRIC_L2) /* L2 codes share one map, no scale */
+        h->sq_scale = malloc((size_t)h->cap * sizeof(float));
+    if (!h->codes || (h->metric != VL_METRIC_L2 && !h->sq_scale)) {
         free(h->codes);
         free(h->sq_scale);
         h->codes = NULL;
@@ -965,10 +986,11 @@ size_t vl_hnsw_graph_bytes(const vl_hnsw *h)
 
 size_t vl_hnsw_memory_bytes(const vl_hnsw *h)
 {
-    size_t codes = h->codes ? (size_t)h->cap * (h->dim + sizeof(float)) : 0;
+    size_t codes = h->codes ? (size_t)h->cap * h->dim : 0;
+    size_t scales = h->sq_scale ? (size_t)h->cap * sizeof(float) : 0;
     size_t vecs = h->vecs ? (size_t)h->cap * h->dim * sizeof(float) : 0;
     size_t inv = h->inv ? (size_t)h->cap * sizeof(float) : 0;
-    return vl_hnsw_graph_bytes(h) + codes + vecs + inv;
+    return vl_hnsw_graph_bytes(h) + codes + scales + vecs + inv;
 }
 
 vl_status vl_hnsw_set_vector_source(vl_hnsw *h, const vl_hnsw_vectors *src, vl_error *err)

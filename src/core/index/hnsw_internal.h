@@ -38,7 +38,7 @@ struct vl_hnsw {
     vl_hnsw_quant quant;  /* traversal codes (search only; the build is float32) */
     float sq_lo, sq_step; /* L2: the uint8 map x ~= lo + step * code */
     uint8_t *codes;       /* cap x dim SQ8 codes, when quant is SQ8 */
-    float *sq_scale;      /* cosine/ip: per-row int8 scale */
+    float *sq_scale;      /* cosine/ip: per-row int8 scale (NULL under L2) */
     /* L2: every row's code decodes to its vector exactly (byte-valued data
      * under the map 0 + 1 * code), so a query that also codes exactly gets
      * exact walk distances and needs no re-rank. */
