@@ -29,6 +29,12 @@
  *     it only if no newer fill replaced it meanwhile.
  *  7. A copy that cannot be made (disk full, permissions) is counted in
  *     stats.errors and otherwise ignored: the cache only ever saves work.
+ *  8. One process per cache directory: open takes flock(LOCK_EX|LOCK_NB)
+ *     on "<dir>/.lock" (with our pid in it, to name the holder) before it
+ *     looks at any file, because adopting evicts and removes unfinished
+ *     copies, which would be another server's fills in flight, and two
+ *     indexes over one directory would each count bytes the other evicts.
+ *     The kernel drops the lock when the process ends, however it ends.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,6 +67,7 @@ typedef struct {
     vl_objstore base;
     vl_objstore *inner;
     char *dir;
+    int lock_fd; /* holds <dir>/.lock */
     pthread_mutex_t lock;
     entry *head, *tail; /* most recently used first */
     uint64_t next_gen, tmp_seq;
@@ -405,6 +413,7 @@ static void cache_close(vl_objstore *s)
     vl_obj_close(c->inner);
     free_index(c);
     pthread_mutex_destroy(&c->lock);
+    close(c->lock_fd);
     free(c->dir);
     free(c);
 }
@@ -518,16 +527,49 @@ static vl_status adopt_files(cache *c, vl_error *err)
     return VL_OK;
 }
 
+/* flock <dir>/.lock into *fd, recording our pid; VL_ERR_BUSY names the
+ * holder. */
+static vl_status take_lock(const char *dir, int *fd, vl_error *err)
+{
+    char path[PATH_MAX + 8], pid[32] = "";
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0)
+        return vl_fail(err, VL_ERR_IO, "cache %s: %s: %s", dir, path, strerror(errno));
+    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        ssize_t n = pread(*fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? strcspn(pid, "\n") : 0] = '\0';
+        close(*fd);
+        if (e != EWOULDBLOCK)
+            return vl_fail(err, VL_ERR_IO, "cache %s: flock: %s", dir, strerror(e));
+        return vl_fail(err, VL_ERR_BUSY,
+                       "cache %s is locked by another process%s%s%s; each server needs its own "
+                       "--cache-dir",
+                       dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+    }
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(*fd, 0) == 0) /* the pid only names us in a refusal: best effort */
+        (void)!pwrite(*fd, pid, (size_t)n, 0);
+    return VL_OK;
+}
+
 vl_status vl_objstore_cache_open(vl_objstore *inner, const char *dir, uint64_t capacity,
                                  vl_objstore **out, vl_error *err)
 {
     if (vl_objstore_local_mkdirs(dir) != 0)
         return vl_fail(err, VL_ERR_IO, "cache %s: cannot create it: %s", dir, strerror(errno));
+    int lock_fd;
+    vl_status st = take_lock(dir, &lock_fd, err);
+    if (st != VL_OK)
+        return st;
     cache *c = calloc(1, sizeof *c);
     if (!c || !(c->dir = strdup(dir))) {
         free(c);
+        close(lock_fd);
         return vl_fail(err, VL_ERR_NOMEM, "cache %s: out of memory", dir);
     }
+    c->lock_fd = lock_fd;
     size_t ld = strlen(c->dir);
     while (ld > 1 && c->dir[ld - 1] == '/')
         c->dir[--ld] = '\0';
@@ -535,11 +577,12 @@ vl_status vl_objstore_cache_open(vl_objstore *inner, const char *dir, uint64_t c
     c->inner = inner;
     c->st.capacity = capacity;
     pthread_mutex_init(&c->lock, NULL);
-    vl_status st = adopt_files(c, err);
+    st = adopt_files(c, err);
     if (st != VL_OK) {
         c->inner = NULL;
         free_index(c);
         pthread_mutex_destroy(&c->lock);
+        close(c->lock_fd);
         free(c->dir);
         free(c);
         return st;

@@ -42,8 +42,10 @@ int vl_objstore_cache_keeps(const char *name);
 /**
  * Open a cache of at most capacity bytes in dir (created if missing) in
  * front of inner.  Files already in dir are adopted, newest use first (by
- * mtime), and the oldest removed past capacity.  On VL_OK the cache owns
- * inner (closing the cache closes it); on failure the caller still does.
+ * mtime), and the oldest removed past capacity.  One process per
+ * directory: VL_ERR_BUSY, naming the holder's pid, while another has it
+ * open.  On VL_OK the cache owns inner (closing the cache closes it); on
+ * failure the caller still does.
  */
 vl_status vl_objstore_cache_open(vl_objstore *inner, const char *dir, uint64_t capacity,
                                  vl_objstore **out, vl_error *err);

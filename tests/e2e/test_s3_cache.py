@@ -146,3 +146,17 @@ def test_unusable_cache_dir_exits_naming_it(vexlake, s3args, tmp_path):
     srv = vexlake(args=[*s3args, "--cache-dir", str(blocker / "cache")], start=False)
     rc, out = start_expect_failure(srv)
     assert rc != 0 and str(blocker / "cache") in out, out
+
+
+def test_second_server_on_one_cache_dir_is_refused(vexlake, s3args, tmp_path):
+    shared = tmp_path / "shared-cache"
+    a = vexlake(args=[*s3args, "--cache-dir", str(shared)], name="a")
+    expected, r = load(a, n=600, batches=1)
+    files = sorted(p.name for p in shared.rglob("*") if p.is_file())
+    b = vexlake(args=[*s3args, "--cache-dir", str(shared), "--cache-size", "1"], name="b",
+                start=False)
+    rc, out = start_expect_failure(b)
+    assert rc != 0 and f"cache {shared} is locked by another process (pid {a.proc.pid})" in out, out
+    assert sorted(p.name for p in shared.rglob("*") if p.is_file()) == files  # nothing evicted
+    check_vectors(r, expected)
+    r.close()

@@ -34,6 +34,9 @@ from tcp_proxy import TcpProxy
 from test_s3_storage import ENDPOINT
 
 DIM = 16
+# Background flushes every few writes, so the outage also hits BGSAVE jobs
+# (and their retry after a failure) besides the SAVEs the tests send.
+AUTO_FLUSH = ["--flush-rows", "60"]
 
 
 @pytest.fixture
@@ -160,7 +163,7 @@ def fresh_node_has(vexlake, args, expected: dict, name="fresh"):
 
 @pytest.mark.timeout(300)
 def test_store_stopped_during_writes_and_searches(vexlake, own_weed):
-    args = store_args(own_weed.endpoint)
+    args = [*store_args(own_weed.endpoint), *AUTO_FLUSH]
     a = vexlake(args=args, name="a")
     expected = seed(a)
     r = a.client(socket_timeout=60)
@@ -189,7 +192,7 @@ def test_store_stopped_during_writes_and_searches(vexlake, own_weed):
 
 @pytest.mark.timeout(300)
 def test_store_restarted_with_data_kept_loses_nothing_acknowledged(vexlake, own_weed):
-    args = store_args(own_weed.endpoint)
+    args = [*store_args(own_weed.endpoint), *AUTO_FLUSH]
     a = vexlake(args=args, name="a")
     expected = seed(a)
     r = a.client(socket_timeout=60)

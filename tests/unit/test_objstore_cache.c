@@ -369,6 +369,36 @@ static void test_files_not_ours_are_left_alone(void **state)
     assert_int_equal(stats(f).files, 0);
 }
 
+/* A second cache on the directory is refused before it touches a file:
+ * it would evict the first one's copies and remove its fills in flight. */
+static void test_second_cache_on_a_directory_is_refused(void **state)
+{
+    fixture *f = *state;
+    put_str(f->s, SEG, "kept");
+    char path[256], tmp[300];
+    cache_path(f, SEG, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.99.1", path); /* the first one's fill in flight */
+    FILE *fp = fopen(tmp, "wb");
+    assert_non_null(fp);
+    fclose(fp);
+    vl_objstore *second;
+    vl_error err;
+    assert_int_equal(vl_objstore_cache_open(f->inner->local, f->cdir, 1, &second, &err),
+                     VL_ERR_BUSY);
+    char pid[64];
+    snprintf(pid, sizeof pid, "(pid %ld)", (long)getpid());
+    assert_non_null(strstr(err.msg, f->cdir));
+    assert_non_null(strstr(err.msg, pid));
+    assert_int_equal(access(tmp, F_OK), 0);  /* not removed */
+    assert_int_equal(access(path, F_OK), 0); /* not evicted (capacity 1) */
+    assert_content(f->s, SEG, "kept");
+    assert_int_equal(f->inner->gets, 0);
+    vl_obj_close(f->s); /* the directory is free again */
+    open_cache(f, 1 << 20);
+    assert_int_equal(access(tmp, F_OK), -1); /* now a leftover: removed */
+    assert_content(f->s, SEG, "kept");
+}
+
 /* Threads reading six objects through a cache with room for two: every
  * read gives the object's bytes while copies come and go under them. */
 typedef struct {
@@ -444,6 +474,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range_read_of_a_cached_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_files_not_ours_are_left_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers_always_get_the_object, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_second_cache_on_a_directory_is_refused, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
