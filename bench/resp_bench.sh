@@ -72,6 +72,20 @@ field() { awk -v s="stream=$2" -v k="$3" '$1 == "result" && $2 == s {
 rb_rps() { tail -n 1 | awk -F'","' '{gsub(/"/, "", $2); print $2}'; }
 ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print('%.2f' % (a / b) if b else '-')" "$1" "$2"; }
 info_field() { redis-cli -p "$1" INFO vectors | tr -d '\r' | awk -F: -v k="$2" '$1 == k {print $2}'; }
+# settle PORT: commit what is unflushed, so that an index (built for sealed
+# segments) can serve it, and wait while INFO shows a build running (2
+# minutes at most) or unindexed rows (10 s at most: a build may not have
+# started yet; rows the index leaves to the exact scan stay unindexed).
+settle() {
+  redis-cli -p "$1" SAVE >/dev/null
+  local i
+  for i in $(seq 600); do
+    if [ "$(info_field "$1" index_build_running)" != 1 ]; then
+      [ "$i" -le 50 ] && [ "$(info_field "$1" unindexed_rows)" -gt 0 ] 2>/dev/null || break
+    fi
+    sleep 0.2
+  done
+}
 index_kind() { # what VSEARCH runs on, from INFO: "hnsw/sq8 (4500 indexed, 0 not)"
   local kind; kind=$(info_field "$1" index)
   case "$kind" in ""|flat) echo "exact scan"; return ;; esac
@@ -141,7 +155,8 @@ done
   echo
   echo "Mixed: the same searches while $C more clients rewrite the dataset in place with VSET"
   echo "(pipeline 1, appendfsync always, same keys and vectors); 'p99 x' is p99 beside the stream"
-  echo "over p99 alone (target <= 2). Target p99 < 2 ms with $C clients."
+  echo "over p99 alone (target <= 2). Target p99 < 2 ms with $C clients. Before every run the"
+  echo "collection is saved and its index builds awaited (the 'search' column is INFO at the start)."
   echo
   echo "| dataset | search | EF | clients | QPS | p50 ms | p99 ms | recall@10 | inserts/s beside | p99 x |"
   echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -155,13 +170,7 @@ for set in $SETS; do
   bench "$tmp/load.out" -mode=insert -dataset="$ds" -concurrency=$C -pipeline=16 -port="$port"
   nbase=$(field "$tmp/load.out" insert ops)
   nq=$(sed -n 's/.*, \([0-9]*\) queries.*/\1/p' "$tmp/load.out" | head -n 1)
-  # Into a committed segment, so an index (built for sealed segments) can
-  # serve it; then wait (2 minutes at most) while INFO shows a build running.
-  redis-cli -p "$port" SAVE >/dev/null
-  for _ in $(seq 600); do
-    [ "$(info_field "$port" index_build_running)" = 1 ] || break
-    sleep 0.2
-  done
+  settle "$port"
   kind=$(index_kind "$port")
   # The smallest EF reaching the recall, if VSEARCH takes EF and uses an index.
   ef_flag="" ef_shown="-"
@@ -178,17 +187,23 @@ for set in $SETS; do
     # recall of both runs is over the same queries.
     n=$nq; [ "$clients" = 1 ] || n=$(((SEARCH_N + nq - 1) / nq * nq))
     alone="$tmp/alone-$clients.out" mixed="$tmp/mixed-$clients.out"
+    settle "$port"; kind_alone=$(index_kind "$port")
     # shellcheck disable=SC2086
     bench "$alone" -mode=search -dataset="$ds" -n=$n -concurrency=$clients $ef_flag -port="$port"
+    settle "$port"; kind_mixed=$(index_kind "$port")
     # shellcheck disable=SC2086
     bench "$mixed" -mode=mixed -dataset="$ds" -n=$n -concurrency=$clients $ef_flag -port="$port" \
       -insert-concurrency=$C -insert-pipeline=1 -key-offset=0 -keyspace="$nbase"
+    tail_rows=$(info_field "$port" unindexed_rows)
     p99a=$(field "$alone" search p99_ms) p99m=$(field "$mixed" search p99_ms)
     for run in alone mixed; do
       log=$alone; [ $run = mixed ] && log=$mixed
-      ins="" x=""
-      if [ $run = mixed ]; then ins=$(printf '%.0f' "$(field "$log" insert ops_per_sec)"); x=$(ratio "$p99m" "$p99a"); fi
-      label=$kind; [ $run = mixed ] && label="$kind + inserts"
+      ins="" x="" label=$kind_alone
+      if [ $run = mixed ]; then
+        ins=$(printf '%.0f' "$(field "$log" insert ops_per_sec)"); x=$(ratio "$p99m" "$p99a")
+        label="$kind_mixed + inserts"
+        [ -n "$tail_rows" ] && ins="$ins ($tail_rows unindexed at the end)"
+      fi
       printf '| %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$set" "$label" \
         "$ef_shown" "$clients" "$(field "$log" search ops_per_sec)" "$(field "$log" search p50_ms)" \
         "$(field "$log" search p99_ms)" "$(field "$log" search recall)" "${ins:--}" "${x:--}" >>"$md"
