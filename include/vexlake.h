@@ -52,6 +52,9 @@ extern "C" {
 #define VL_MAX_KEY_LEN 65536
 /** Largest K accepted by a search. */
 #define VL_MAX_K 10000
+/** Largest EF and NPROBE a search accepts (vl_search_opts). */
+#define VL_MAX_EF 100000
+#define VL_MAX_NPROBE 1000000
 /** Longest collection name; names use [A-Za-z0-9_.-] only. */
 #define VL_MAX_COLLECTION_NAME 64
 
@@ -158,8 +161,13 @@ typedef struct {
     struct vl_objstore *store;
     /** Index of collections this engine creates (default hnsw + sq8, the
      *  other numbers 0); an existing collection keeps the one it was
-     *  created with. */
+     *  created with.  vl_open refuses kind hnsw with quant rabitq
+     *  (VL_ERR_ARG): the graph walks none or sq8 codes. */
     vl_index_params index;
+    /** Segments with fewer rows get no index file and are scanned exactly
+     *  (default 1024: scanning that many rows costs less than setting up a
+     *  graph walk; compaction merges small segments). */
+    uint64_t index_min_rows;
 } vl_options;
 
 /** Error message buffer filled by failing calls. */
@@ -191,7 +199,8 @@ typedef struct {
     uint64_t rows_in_memory; /**< live rows plus dead ones not yet reclaimed */
     vl_index_params index;   /**< how its segments are indexed */
     uint64_t indexed_rows;   /**< rows searched through an index (deleted ones included) */
-    uint64_t unindexed_rows; /**< rows a search scans exactly (memtable, segments not yet indexed) */
+    uint64_t
+        unindexed_rows; /**< rows a search scans exactly (memtable, segments not yet indexed) */
 } vl_collection_info;
 
 /**
@@ -222,14 +231,14 @@ typedef struct {
     uint64_t fsyncs;            /**< WAL fsyncs performed since open */
     uint64_t wal_dropped_bytes; /**< torn tail removed by the last open */
     uint64_t collections;
-    uint64_t commits;       /**< versions committed since open */
-    uint64_t flushes;       /**< of which flushes */
-    uint64_t compactions;   /**< of which compactions */
-    uint64_t gc_deleted;    /**< objects removed by retention and GC since open */
-    int64_t last_save;      /**< unix seconds of the newest commit (0: none) */
-    int background_job;     /**< 1 while a flush or compaction runs */
-    const char *last_error; /**< why the last background job failed, or "" */
-    const char *warning;    /**< what vl_open had to work around, or "" */
+    uint64_t commits;        /**< versions committed since open */
+    uint64_t flushes;        /**< of which flushes */
+    uint64_t compactions;    /**< of which compactions */
+    uint64_t gc_deleted;     /**< objects removed by retention and GC since open */
+    int64_t last_save;       /**< unix seconds of the newest commit (0: none) */
+    int background_job;      /**< 1 while a flush or compaction runs */
+    const char *last_error;  /**< why the last background job failed, or "" */
+    const char *warning;     /**< what vl_open had to work around, or "" */
     uint64_t index_builds;   /**< index files built and stored since open */
     uint64_t index_loads;    /**< index files loaded from the store since open (not rebuilt) */
     uint64_t index_rebuilds; /**< of index_builds, ones that replaced a damaged file */

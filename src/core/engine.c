@@ -22,10 +22,12 @@
 
 #include "core/dirlock.h"
 #include "core/engine_internal.h"
+#include "core/index_set.h"
 #include "core/vector_text.h"
 #include "storage/descriptor.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/log.h"
 
 int64_t vl_monotonic_ms(void)
 {
@@ -45,7 +47,8 @@ vl_collection *vl_engine_find(vl_engine *e, const char *name)
     return NULL;
 }
 
-static vl_collection *add_collection(vl_engine *e, const char *name, vl_metric metric)
+static vl_collection *add_collection(vl_engine *e, const char *name, vl_metric metric,
+                                     const vl_index_params *index)
 {
     if (e->ncolls == e->cap_colls) {
         e->cap_colls = e->cap_colls ? e->cap_colls * 2 : 4;
@@ -55,6 +58,7 @@ static vl_collection *add_collection(vl_engine *e, const char *name, vl_metric m
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", name);
     c->metric = metric;
+    c->index = *index;
     c->rows = vl_rowstore_new(metric);
     vl_lake_init(&c->lake, name, metric);
     return c;
@@ -90,6 +94,8 @@ static void apply(vl_engine *e, vl_collection *c, const vl_wal_record *rec)
     case VL_WAL_CLEAR:
         vl_rowstore_unref(c->rows);
         c->rows = vl_rowstore_new(c->metric);
+        vl_index_set_unref(c->iset); /* its rows are gone; the segments go at the next flush */
+        c->iset = NULL;
         c->lake.cleared_lsn = rec->lsn;
         break;
     }
@@ -124,13 +130,28 @@ static vl_status replay_record(void *ctx, const vl_wal_record *rec, vl_error *er
 
 /* ---- open / close ---- */
 
+/* A descriptor from before indexes takes the engine's index parameters,
+ * written back so the collection keeps them from now on. */
+static vl_status settle_index(vl_engine *e, vl_descriptor *d, vl_error *err)
+{
+    if (d->has_index)
+        return vl_seg_index_check_params(&d->index, err);
+    d->has_index = 1;
+    d->index = e->opt.index;
+    return vl_descriptor_write(e->store, d, err);
+}
+
 static vl_status load_collections(vl_engine *e, vl_error *err)
 {
     vl_descriptor *descs = NULL;
     size_t n = 0;
     vl_status st = vl_descriptor_load_all(e->store, &descs, &n, err);
-    for (size_t i = 0; st == VL_OK && i < n; i++)
-        st = vl_lake_load(e, add_collection(e, descs[i].name, descs[i].metric), err);
+    for (size_t i = 0; st == VL_OK && i < n; i++) {
+        st = settle_index(e, &descs[i], err);
+        if (st == VL_OK)
+            st = vl_lake_load(e, add_collection(e, descs[i].name, descs[i].metric, &descs[i].index),
+                              err);
+    }
     free(descs);
     return st;
 }
@@ -152,6 +173,7 @@ static vl_status finish_open(vl_engine *e, vl_error *err)
     for (size_t i = 0; i < e->ncolls; i++) {
         vl_lake_gc(e, &e->colls[i]);
         vl_engine_note_save_time(e, &e->colls[i].lake.head);
+        vl_lake_publish_indexes(&e->colls[i]);
     }
     e->job_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (e->job_fd < 0)
@@ -170,7 +192,9 @@ vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_er
         vl_options_init(&e->opt);
     e->store = e->opt.store; /* ours from here on: vl_close closes it */
     e->opt.store = NULL;
-    vl_status st = vl_dirlock_acquire(dir, &e->lock_fd, err);
+    vl_status st = vl_seg_index_check_params(&e->opt.index, err);
+    if (st == VL_OK)
+        st = vl_dirlock_acquire(dir, &e->lock_fd, err);
     if (st == VL_OK && !e->store)
         st = vl_objstore_local_open(dir, &e->store, err);
     if (st == VL_OK)
@@ -192,11 +216,15 @@ void vl_close(vl_engine *e)
 {
     if (!e)
         return;
+    vl_index_build_finish(e, 1);
     vl_lake_job_finish(e, NULL);
+    if (e->wal)
+        vl_index_list_pending(e); /* so the next start loads what was built */
     if (e->wal)
         vl_wal_close(e->wal);
     for (size_t i = 0; i < e->ncolls; i++) {
         vl_rowstore_unref(e->colls[i].rows);
+        vl_index_set_unref(e->colls[i].iset);
         vl_lake_free(&e->colls[i].lake);
         vl_version_cache_free(e->colls[i].cache);
     }
@@ -266,10 +294,12 @@ static vl_status create_collection(vl_engine *e, const char *coll, vl_collection
     memset(&d, 0, sizeof d);
     snprintf(d.name, sizeof d.name, "%s", coll);
     d.metric = e->opt.default_metric;
+    d.has_index = 1;
+    d.index = e->opt.index;
     vl_status st = vl_descriptor_write(e->store, &d, err);
     if (st != VL_OK)
         return st;
-    *out = add_collection(e, coll, d.metric);
+    *out = add_collection(e, coll, d.metric, &d.index);
     return VL_OK;
 }
 
@@ -442,6 +472,13 @@ vl_status vl_collection_describe(vl_engine *e, const char *coll, vl_collection_i
     info->segments = c->lake.head.nsegs;
     info->unflushed = c->lake.unflushed_puts;
     info->rows_in_memory = atomic_load(&c->rows->nrows);
+    info->index = c->index;
+    const vl_index_set *set = c->iset;
+    uint64_t nrows = atomic_load(&c->rows->nrows);
+    info->indexed_rows = 0;
+    for (size_t i = 0; set && i < set->n; i++)
+        info->indexed_rows += vl_seg_index_rows(set->entries[i].ix);
+    info->unindexed_rows = set ? set->unindexed + (nrows - set->base) : nrows;
     return VL_OK;
 }
 
@@ -466,7 +503,7 @@ vl_status vl_collection_memory(vl_engine *e, const char *coll, vl_memory_usage *
     vl_version_cache_memory(c->cache, &m);
     out->vectors = m.vectors;
     out->keys = m.keys;
-    out->index = m.index + lake_bytes(&c->lake);
+    out->index = m.index + lake_bytes(&c->lake) + vl_index_set_memory(c->iset);
     out->total = out->vectors + out->keys + out->index;
     return VL_OK;
 }
@@ -508,6 +545,10 @@ void vl_engine_stats_get(vl_engine *e, vl_engine_stats *st)
     st->background_job = e->job != NULL;
     st->last_error = e->last_job_error.msg;
     st->warning = e->warning.msg;
+    st->index_builds = e->index_builds;
+    st->index_loads = e->index_loads;
+    st->index_rebuilds = e->index_rebuilds;
+    st->index_build_running = e->build != NULL;
     st->bytes_on_disk = ws.bytes; /* no store request: the store may be S3, or down */
     for (size_t i = 0; i < e->ncolls; i++)
         st->bytes_on_disk += e->colls[i].lake.stored_bytes;

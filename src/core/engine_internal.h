@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 
+#include "core/index/seg_index.h"
 #include "core/lake.h"
 #include "core/rowstore.h"
 #include "storage/objstore.h"
@@ -20,12 +21,14 @@
 typedef struct {
     char name[VL_MAX_COLLECTION_NAME + 1];
     vl_metric metric;
-    vl_rowstore *rows; /* current generation; CLEAR replaces it */
+    vl_index_params index;     /* how its segments are indexed (descriptor) */
+    vl_rowstore *rows;         /* current generation; CLEAR replaces it */
+    struct vl_index_set *iset; /* indexes over rows, or NULL (core/index_set.h) */
     vl_lake lake;
     struct vl_version_cache *cache; /* last version loaded for time travel */
 } vl_collection;
 
-typedef enum { VL_JOB_FLUSH, VL_JOB_COMPACT } vl_job_kind;
+typedef enum { VL_JOB_FLUSH, VL_JOB_COMPACT, VL_JOB_INDEX } vl_job_kind;
 
 /* New deletion set of one base segment, computed for a flush. */
 typedef struct {
@@ -59,6 +62,7 @@ typedef struct {
     int committing; /* the manifest commit was attempted (vl_lake_job_commit) */
     pthread_t thread;
     int threaded;
+    atomic_int done; /* threaded: run() returned */
 } vl_lake_job;
 
 struct vl_engine {
@@ -68,20 +72,23 @@ struct vl_engine {
     vl_wal *wal;
     vl_collection *colls;
     size_t ncolls, cap_colls;
-    uint64_t applied_lsn;       /* LSN of the last change applied in memory */
-    uint64_t wal_dropped_bytes; /* torn tail removed at open */
-    int failed;                 /* a WAL write failed: refuse changes */
-    vl_error failure;           /* why */
-    vl_lake_job *job;           /* background job in flight, or NULL */
-    int job_fd;                 /* eventfd: readable when job finished */
-    int64_t last_save;          /* LASTSAVE: newest committed head's created_ms / 1000 */
-    vl_error last_job_error;    /* empty, or why the last background job failed */
-    vl_error warning;           /* empty, or what the open had to work around */
-    int64_t backoff_until;      /* monotonic ms: no automatic job before */
-    int version_loads;          /* time-travel reads in flight: GC waits for them */
-    int gc_pending;             /* a GC pass was put off; vl_maintenance runs it */
-    int memory_refused;         /* the last put was refused for max_memory */
+    uint64_t applied_lsn;         /* LSN of the last change applied in memory */
+    uint64_t wal_dropped_bytes;   /* torn tail removed at open */
+    int failed;                   /* a WAL write failed: refuse changes */
+    vl_error failure;             /* why */
+    vl_lake_job *job;             /* background job in flight, or NULL */
+    struct vl_index_build *build; /* index build in flight (lake_index.c), or NULL */
+    int job_fd;                   /* eventfd: readable when job finished */
+    int64_t last_save;            /* LASTSAVE: newest committed head's created_ms / 1000 */
+    vl_error last_job_error;      /* empty, or why the last background job failed */
+    vl_error warning;             /* empty, or what the open had to work around */
+    int64_t backoff_until;        /* monotonic ms: no automatic job before */
+    int64_t index_backoff_until;  /* monotonic ms: no index build before (one failed) */
+    int version_loads;            /* time-travel reads in flight: GC waits for them */
+    int gc_pending;               /* a GC pass was put off; vl_maintenance runs it */
+    int memory_refused;           /* the last put was refused for max_memory */
     uint64_t commits, flushes, compactions, gc_deleted;
+    uint64_t index_builds, index_loads, index_rebuilds;
 };
 
 struct vl_snapshot {
@@ -91,6 +98,7 @@ struct vl_snapshot {
     uint64_t count;
     uint32_t dim;
     vl_metric metric;
+    struct vl_index_set *iset; /* pinned indexes, or NULL: scan everything */
 };
 
 vl_collection *vl_engine_find(vl_engine *e, const char *name);
@@ -115,11 +123,47 @@ void vl_compact_run(vl_lake_job *j);
 void vl_compact_complete(vl_engine *e, vl_lake_job *j);
 /* lake_load.c */
 vl_status vl_lake_load(vl_engine *e, vl_collection *c, vl_error *err);
+/** The indexes a version's segments loaded with, by segment position. */
+typedef struct {
+    vl_seg_index **ixs; /* per segment, NULL: none or unusable */
+    uint32_t *ids;      /* the segment ids its rows carry */
+    size_t n;
+    uint64_t loads; /* index files loaded */
+} vl_version_indexes;
+void vl_version_indexes_free(vl_version_indexes *vi);
+/** A private row store holding version m (rows located at their segment's
+ *  position in m), and the indexes its manifest lists, into *vi. */
 vl_status vl_lake_build_rows(vl_objstore *store, const vl_manifest *m, vl_rowstore **out,
-                             vl_error *err);
+                             vl_version_indexes *vi, vl_error *err);
 vl_status vl_lake_read_segment(vl_objstore *s, const vl_manifest_segment *g, uint32_t dim,
                                vl_segment *seg, uint32_t **deleted, uint64_t *ndeleted,
                                vl_error *err);
+/* lake_index.c */
+/** Read and verify the index file g lists, over the segment's vectors;
+ *  VL_ERR_CORRUPT (message names the object) when damaged or missing. */
+vl_status vl_lake_load_index(vl_objstore *s, const vl_manifest_segment *g, const float *vecs,
+                             uint32_t dim, vl_metric metric, vl_seg_index **out, vl_error *err);
+/** Owner: publish a new index set over c's current rows and indexes. */
+void vl_lake_publish_indexes(vl_collection *c);
+/** Owner: start an index build for the first segment that wants an index
+ *  and has none, unless one runs. */
+void vl_index_build_start(vl_engine *e);
+/** Owner: apply a finished build (wait: join one still running, after
+ *  asking it to stop).  No-op without a build. */
+void vl_index_build_finish(vl_engine *e, int wait);
+/** Object name of the segment the build in flight reads. */
+const char *vl_index_build_segment(const vl_engine *e);
+/** Owner, at close: commit the listing of index files built since the
+ *  last commit (collections with nothing else to commit). */
+void vl_index_list_pending(vl_engine *e);
+/** 1 when the build in flight has finished (vl_background_poll). */
+int vl_index_build_done(const vl_engine *e);
+/** Owner: a job committing c's head again so that index files built
+ *  since the last commit are listed, when c has no other change to
+ *  commit; NULL otherwise. */
+vl_lake_job *vl_index_prepare(vl_engine *e, vl_collection *c);
+void vl_index_run(vl_lake_job *j);
+void vl_index_complete(vl_engine *e, vl_lake_job *j);
 /* lake_gc.c */
 void vl_lake_gc(vl_engine *e, vl_collection *c);
 /* lake_job.c */

@@ -1,6 +1,6 @@
 /*
  * engine_lake.c - the engine's lake API: SAVE, BGSAVE, background
- * completion, automatic flush/compaction, versions.
+ * completion, automatic flush/compaction/index builds, versions.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,11 +85,15 @@ int vl_background_fd(const vl_engine *e)
 void vl_background_poll(vl_engine *e)
 {
     uint64_t n;
-    if (e->job && e->job->threaded && read(e->job_fd, &n, sizeof n) == (ssize_t)sizeof n) {
-        /* The eventfd count was consumed; finish without reading it again. */
+    if (read(e->job_fd, &n, sizeof n) != (ssize_t)sizeof n)
+        return;
+    /* The eventfd counts completions of the lake job and the index build;
+     * finish whichever is done, without reading the count again. */
+    if (e->job && e->job->threaded && atomic_load(&e->job->done)) {
         e->job->threaded = 2;
         vl_lake_job_finish(e, NULL);
     }
+    vl_index_build_finish(e, 0);
 }
 
 static int flush_due(const vl_engine *e, const vl_collection *c, uint64_t wal_bytes, int64_t now)
@@ -119,11 +123,14 @@ static void reclaim_dead_rows(vl_collection *c, int pressure)
     vl_rowstore *fresh = vl_rowstore_compact(c->rows);
     vl_rowstore_unref(c->rows);
     c->rows = fresh;
+    vl_lake_publish_indexes(c); /* the maps point into the old generation */
 }
 
 void vl_maintenance(vl_engine *e)
 {
     int64_t now = vl_monotonic_ms();
+    vl_index_build_finish(e, 0); /* in case a job's finish consumed its signal */
+    vl_index_build_start(e);     /* beside the lake job, never inside it */
     if (e->job || e->failed)
         return;
     for (size_t i = 0; i < e->ncolls; i++)
@@ -145,6 +152,8 @@ void vl_maintenance(vl_engine *e)
     }
     for (size_t i = 0; i < e->ncolls; i++) {
         vl_lake_job *j = vl_compact_prepare(e, &e->colls[i]);
+        if (!j)
+            j = vl_index_prepare(e, &e->colls[i]);
         if (j) {
             vl_lake_job_start(e, j, 1);
             return;

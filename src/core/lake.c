@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/index/seg_index.h"
 #include "util/alloc.h"
 
 void vl_lake_init(vl_lake *l, const char *coll, vl_metric metric)
@@ -14,16 +15,20 @@ void vl_lake_init(vl_lake *l, const char *coll, vl_metric metric)
     l->head.metric = metric;
 }
 
-static void free_segment(vl_lake_segment *g)
+void vl_lake_segment_free(vl_lake_segment *g)
 {
     free(g->deleted);
     free(g->pending);
+    vl_seg_index_unref(g->index);
+    g->deleted = NULL;
+    g->pending = NULL;
+    g->index = NULL;
 }
 
 void vl_lake_free(vl_lake *l)
 {
     for (size_t i = 0; i < l->head.nsegs; i++)
-        free_segment(&l->segs[i]);
+        vl_lake_segment_free(&l->segs[i]);
     free(l->segs);
     free(l->retained);
     free(l->unsure);

@@ -43,7 +43,11 @@ typedef struct {
 
 typedef struct {
     uint32_t id;
-    uint32_t *deleted; /* committed deletions, ascending */
+    struct vl_seg_index *index; /* loaded or built index, NULL: scanned exactly */
+    int index_damaged;          /* its listed file failed to load: rebuild counts as one */
+    int index_unlisted;         /* file stored (and in head.segs), not yet committed */
+    vl_index_file file;         /* that file, while unlisted */
+    uint32_t *deleted;          /* committed deletions, ascending */
     uint64_t ndeleted;
     vl_pending_delete *pending; /* not yet committed, ascending LSN */
     size_t npending, cap_pending;
@@ -65,9 +69,10 @@ typedef struct {
     int64_t dirty_since_ms;    /* monotonic ms of the oldest change no flush has taken; 0: none */
     vl_lake_version *retained; /* committed versions still readable, ascending */
     size_t nretained;
-    uint64_t top_version; /* highest version number in the store (the next commit is +1) */
-    uint64_t stored_bytes; /* segment and deletion files in the store, as the last GC listed them */
-    char *unsure;         /* manifest of a commit with no answer (it may have landed); or NULL */
+    uint64_t top_version;  /* highest version number in the store (the next commit is +1) */
+    uint64_t stored_bytes; /* segment, deletion and index files in the store, as the last GC listed
+                              them */
+    char *unsure;          /* manifest of a commit with no answer (it may have landed); or NULL */
     size_t unsure_len;
     uint64_t unsure_version;
 } vl_lake;
@@ -75,6 +80,8 @@ typedef struct {
 void vl_lake_init(vl_lake *l, const char *coll, vl_metric metric);
 void vl_lake_free(vl_lake *l);
 
+/** Free what a segment's bookkeeping holds (deletions, index). */
+void vl_lake_segment_free(vl_lake_segment *g);
 /** Index into l->segs of segment id, or -1. */
 long vl_lake_find_segment(const vl_lake *l, uint32_t id);
 /** Record that row seg_row of segment id was deleted at lsn. */

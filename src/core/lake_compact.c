@@ -5,11 +5,11 @@
  * segments is merged into one segment; otherwise any segment whose
  * committed deletions reach 20% of its rows is rewritten.  The job reads
  * the chosen segments from the store (not from memory), keeps the rows not
- * in their committed deletion sets, writes one new segment and commits a
- * manifest with the same wal_lsn: the content of the version is unchanged,
- * so readers of either version see the same data.
- * On completion the rows in memory that pointed into a merged segment are
- * re-pointed at their new position, and so are pending deletions.
+ * in their committed deletion sets, writes one new segment (indexed
+ * afterwards, see lake_index.c) and commits a manifest with the same wal_lsn: the content of the
+ * version is unchanged, so readers of either version see the same data. On completion the rows in
+ * memory that pointed into a merged segment are re-pointed at their new position, and so are
+ * pending deletions.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -210,7 +210,7 @@ void vl_compact_complete(vl_engine *e, vl_lake_job *j)
         ids[k] = l->segs[j->chosen[k]].id;
     int has_new = j->result.nsegs > j->base.nsegs - j->nchosen;
     uint32_t new_id = l->next_seg_id++;
-    vl_lake_segment merged = {new_id, NULL, 0, NULL, 0, 0};
+    vl_lake_segment merged = {.id = new_id};
     /* Pending deletions of merged segments move to the new rows. */
     for (size_t k = 0; k < j->nchosen; k++) {
         vl_lake_segment *g = &l->segs[j->chosen[k]];
@@ -225,8 +225,7 @@ void vl_compact_complete(vl_engine *e, vl_lake_job *j)
             }
             merged.pending[merged.npending++] = (vl_pending_delete){to, g->pending[p].lsn};
         }
-        free(g->deleted);
-        free(g->pending);
+        vl_lake_segment_free(g);
     }
     size_t w = 0;
     for (size_t i = 0; i < l->head.nsegs; i++)
@@ -235,10 +234,11 @@ void vl_compact_complete(vl_engine *e, vl_lake_job *j)
     if (has_new)
         l->segs[w++] = merged;
     else
-        free(merged.pending);
+        vl_lake_segment_free(&merged);
     remap_rows(c, j, ids, new_id);
     free(ids);
     vl_lake_job_adopt_head(l, j, j->result.nsegs);
     e->compactions++;
     vl_lake_job_after_commit(e, c);
+    vl_lake_publish_indexes(c);
 }

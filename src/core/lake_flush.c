@@ -5,7 +5,8 @@
  * prepare (owner thread): make the WAL durable up to F, pin a snapshot at
  * F, copy the head and compute each segment's new deletion set.
  * run (any thread): write the segment and deletion files, then commit the
- * manifest with put_if_absent -- the commit point.
+ * manifest with put_if_absent -- the commit point.  (The segment's index
+ * is built afterwards, beside the next jobs: lake_index.c.)
  * complete (owner thread): adopt the new head, point the flushed rows at
  * their segment, drop the pending deletions it covered, remove covered WAL
  * files and expired versions.
@@ -212,18 +213,15 @@ static void adopt_segments(vl_collection *c, vl_lake_job *j)
 {
     vl_lake *l = &c->lake;
     if (j->base.nsegs == 0 && l->head.nsegs) { /* a CLEAR was committed */
-        for (size_t i = 0; i < l->head.nsegs; i++) {
-            free(l->segs[i].deleted);
-            free(l->segs[i].pending);
-        }
+        for (size_t i = 0; i < l->head.nsegs; i++)
+            vl_lake_segment_free(&l->segs[i]);
         l->head.nsegs = 0;
     }
     size_t kept = 0;
     for (size_t i = 0; i < j->ndels; i++) {
         vl_lake_segment g = l->segs[i];
         if (j->dels[i].drop) {
-            free(g.deleted);
-            free(g.pending);
+            vl_lake_segment_free(&g);
             continue;
         }
         if (j->dels[i].changed) {
@@ -275,4 +273,5 @@ void vl_flush_complete(vl_engine *e, vl_lake_job *j)
     l->unflushed_puts = c->rows == j->snap->rows ? now_rows - j->snap->nrows : now_rows;
     e->flushes++;
     vl_lake_job_after_commit(e, c);
+    vl_lake_publish_indexes(c);
 }

@@ -3,9 +3,12 @@
  *
  * After each commit: versions older than the newest retain_versions expire
  * (their manifests are deleted, oldest first); then every segment or
- * deletion file referenced by no retained manifest is deleted.  Files are
+ * deletion or index file referenced by no retained manifest is deleted.  Files are
  * only deleted while no background job is in flight (a job's new files are
- * not referenced until it commits).  At start the same
+ * not referenced until it commits).  While an index build runs, the
+ * segment it reads counts as referenced and no index file is deleted (the
+ * one it writes is not referenced yet); files of the in-memory head count
+ * as referenced.  At start the same
  * pass removes objects left by a crash between writing files and
  * committing.  While a time-travel read runs on a worker thread, GC
  * waits (vl_maintenance runs it afterwards): the files it reads stay.
@@ -78,15 +81,21 @@ static int referenced(vl_engine *e, vl_collection *c, name_set *refs)
             add_name(refs, m.segs[k].name);
             if (m.segs[k].del_name[0])
                 add_name(refs, m.segs[k].del_name);
+            if (m.segs[k].idx.name[0])
+                add_name(refs, m.segs[k].idx.name);
         }
         vl_manifest_free(&m);
     }
+    for (size_t k = 0; k < c->lake.head.nsegs; k++) /* built, listed by the next commit */
+        if (c->lake.head.segs[k].idx.name[0])
+            add_name(refs, c->lake.head.segs[k].idx.name);
     return 1;
 }
 
-/* Delete the objects under prefix no retained version references; *kept
- * grows by the bytes of the others.  0 when the listing failed. */
-static int delete_unreferenced(vl_engine *e, const char *prefix, const name_set *refs,
+/* Delete the objects under prefix no retained version references (none
+ * when keep_all); *kept grows by the bytes of the others.  0 when the
+ * listing failed. */
+static int delete_unreferenced(vl_engine *e, const char *prefix, const name_set *refs, int keep_all,
                                uint64_t *kept)
 {
     vl_objinfo *objs;
@@ -94,7 +103,8 @@ static int delete_unreferenced(vl_engine *e, const char *prefix, const name_set 
     if (vl_obj_list(e->store, prefix, &objs, &n, NULL) != VL_OK)
         return 0;
     for (size_t i = 0; i < n; i++) {
-        if (has_name(refs, objs[i].name) || vl_obj_del(e->store, objs[i].name, NULL) != VL_OK)
+        if (keep_all || has_name(refs, objs[i].name) ||
+            vl_obj_del(e->store, objs[i].name, NULL) != VL_OK)
             *kept += objs[i].size;
         else
             e->gc_deleted++;
@@ -112,12 +122,18 @@ void vl_lake_gc(vl_engine *e, vl_collection *c)
     expire_versions(e, c);
     name_set refs = {0};
     if (referenced(e, c, &refs)) {
-        char segs[VL_OBJECT_NAME_MAX], dels[VL_OBJECT_NAME_MAX];
+        char segs[VL_OBJECT_NAME_MAX], dels[VL_OBJECT_NAME_MAX], idxs[VL_OBJECT_NAME_MAX];
         snprintf(segs, sizeof segs, "tables/%s/segments/", c->name);
         snprintf(dels, sizeof dels, "tables/%s/deletes/", c->name);
+        snprintf(idxs, sizeof idxs, "tables/%s/indexes/", c->name);
         uint64_t kept = 0;
-        if (delete_unreferenced(e, segs, &refs, &kept) &&
-            delete_unreferenced(e, dels, &refs, &kept))
+        if (e->build) { /* it reads this segment and writes an index not referenced yet */
+            add_name(&refs, vl_index_build_segment(e));
+            e->gc_pending = 1; /* again once it is done */
+        }
+        if (delete_unreferenced(e, segs, &refs, 0, &kept) &&
+            delete_unreferenced(e, dels, &refs, 0, &kept) &&
+            delete_unreferenced(e, idxs, &refs, e->build != NULL, &kept))
             c->lake.stored_bytes = kept; /* what INFO's bytes_on_disk counts */
     }
     free_names(&refs);

@@ -1,5 +1,6 @@
 /*
- * lake_job.c - running one background lake job (flush or compaction).
+ * lake_job.c - running one background lake job (flush, compaction, or the
+ * commit that lists index files built since the last one).
  *
  * The job runs on a thread of its own, so a flush of a large memtable never
  * stalls searches (which use the server's worker pool) or the event loop.
@@ -22,14 +23,17 @@ static void run(vl_lake_job *j)
 {
     if (j->kind == VL_JOB_FLUSH)
         vl_flush_run(j);
-    else
+    else if (j->kind == VL_JOB_COMPACT)
         vl_compact_run(j);
+    else
+        vl_index_run(j);
 }
 
 static void *thread_main(void *arg)
 {
     vl_engine *e = arg;
     run(e->job);
+    atomic_store(&e->job->done, 1);
     uint64_t one = 1;
     ssize_t ignored = write(e->job_fd, &one, sizeof one);
     (void)ignored;
@@ -120,8 +124,10 @@ vl_status vl_lake_job_finish(vl_engine *e, vl_error *err)
     e->job = NULL;
     if (j->kind == VL_JOB_FLUSH)
         vl_flush_complete(e, j);
-    else
+    else if (j->kind == VL_JOB_COMPACT)
         vl_compact_complete(e, j);
+    else
+        vl_index_complete(e, j);
     vl_status st = j->st;
     if (st != VL_OK && j->committing)
         remember_unsure(e, j);
@@ -167,6 +173,17 @@ void vl_lake_job_adopt_head(vl_lake *l, vl_lake_job *j, size_t nsegs)
     l->head.nsegs = nsegs;
     j->result.segs = NULL;
     l->top_version = l->head.version;
+    /* Index files built while the job ran are not in its manifest: keep
+     * them in the head for the next commit. */
+    for (size_t i = 0; i < nsegs; i++) {
+        vl_lake_segment *g = &l->segs[i];
+        if (!g->index_unlisted)
+            continue;
+        if (strcmp(l->head.segs[i].idx.name, g->file.name) == 0)
+            g->index_unlisted = 0;
+        else
+            l->head.segs[i].idx = g->file;
+    }
 }
 
 void vl_lake_job_after_commit(vl_engine *e, vl_collection *c)

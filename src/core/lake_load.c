@@ -3,6 +3,11 @@
  * manifest, its segments and deletion files, all verified against the
  * sizes and CRC-32C values the manifest records.
  *
+ * Index files the manifest lists are read and verified beside their
+ * segment (one read each, never rebuilt when intact); a damaged or missing
+ * one only costs speed: it is logged, the segment is scanned exactly and
+ * the background build makes it again (lake_index.c).
+ *
  * A damaged manifest, segment or deletion file stops the open with a
  * message naming the object: serving a version with rows silently missing
  * would be worse than not serving.  With open_previous_on_damage the
@@ -19,6 +24,7 @@
 #include "storage/deletes.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/log.h"
 
 /* Fetch name and check it is exactly the object the manifest recorded. */
 static vl_status fetch_verified(vl_objstore *s, const char *name, uint64_t bytes, uint32_t crc,
@@ -94,12 +100,33 @@ static void insert_live_rows(vl_rowstore *rows, const vl_segment *seg, const uin
     }
 }
 
+/* The index file segment g lists, read while its vectors are at hand; a
+ * damaged or missing one is logged and left out (the segment is scanned
+ * exactly until the background build makes it again).  Returns 1 when one
+ * was listed but could not be used. */
+static int load_index(vl_objstore *store, const vl_manifest *m, const vl_manifest_segment *g,
+                      const vl_segment *seg, vl_version_indexes *vi, size_t i)
+{
+    if (!g->idx.name[0])
+        return 0;
+    vl_error ierr;
+    if (vl_lake_load_index(store, g, seg->vecs, m->dim, m->metric, &vi->ixs[i], &ierr) == VL_OK) {
+        vi->loads++;
+        return 0;
+    }
+    vl_log(VL_LOG_WARNING, "%s version %" PRIu64 ": index not used, segment scanned exactly: %s",
+           m->collection, m->version, ierr.msg);
+    return 1;
+}
+
 /* Load every segment of m into a fresh row store (and, if lake is given,
- * the lake bookkeeping). */
+ * the lake bookkeeping, with the indexes in it; otherwise into vi). */
 static vl_status load_version(vl_objstore *store, const vl_manifest *m, vl_rowstore *rows,
-                              vl_lake *lake, vl_error *err)
+                              vl_lake *lake, vl_version_indexes *vi, vl_error *err)
 {
     rows->dim = m->dim;
+    vi->ixs = vl_calloc(m->nsegs ? m->nsegs : 1, sizeof *vi->ixs);
+    vi->ids = vl_calloc(m->nsegs ? m->nsegs : 1, sizeof *vi->ids);
     for (size_t i = 0; i < m->nsegs; i++) {
         vl_segment seg;
         uint32_t *deleted;
@@ -108,11 +135,17 @@ static vl_status load_version(vl_objstore *store, const vl_manifest *m, vl_rowst
             vl_lake_read_segment(store, &m->segs[i], m->dim, &seg, &deleted, &ndeleted, err);
         if (st != VL_OK)
             return st;
-        uint32_t id = VL_SEG_NONE;
+        int damaged = load_index(store, m, &m->segs[i], &seg, vi, i);
+        uint32_t id = (uint32_t)i; /* a private store: its segments by position */
         if (lake) {
             id = vl_lake_add_segment(lake, deleted, ndeleted);
+            lake->segs[i].index = vi->ixs[i];
+            lake->segs[i].index_damaged = damaged;
+            vi->ixs[i] = NULL;
             lake->head.nsegs = i + 1;
         }
+        vi->ids[i] = id;
+        vi->n = i + 1;
         insert_live_rows(rows, &seg, deleted, ndeleted, id);
         if (!lake)
             free(deleted);
@@ -121,12 +154,23 @@ static vl_status load_version(vl_objstore *store, const vl_manifest *m, vl_rowst
     return VL_OK;
 }
 
+void vl_version_indexes_free(vl_version_indexes *vi)
+{
+    for (size_t i = 0; vi->ixs && i < vi->n; i++)
+        vl_seg_index_unref(vi->ixs[i]);
+    free(vi->ixs);
+    free(vi->ids);
+    memset(vi, 0, sizeof *vi);
+}
+
 vl_status vl_lake_build_rows(vl_objstore *store, const vl_manifest *m, vl_rowstore **out,
-                             vl_error *err)
+                             vl_version_indexes *vi, vl_error *err)
 {
     vl_rowstore *rows = vl_rowstore_new(m->metric);
-    vl_status st = load_version(store, m, rows, NULL, err);
+    memset(vi, 0, sizeof *vi);
+    vl_status st = load_version(store, m, rows, NULL, vi, err);
     if (st != VL_OK) {
+        vl_version_indexes_free(vi);
         vl_rowstore_unref(rows);
         return st;
     }
@@ -146,7 +190,10 @@ static vl_status open_version(vl_engine *e, vl_collection *c, uint64_t v, vl_err
     lake.head = m;
     lake.head.nsegs = 0; /* grows as segments load, so a failure frees only those */
     vl_rowstore *rows = vl_rowstore_new(c->metric);
-    st = load_version(e->store, &m, rows, &lake, err);
+    vl_version_indexes vi = {0};
+    st = load_version(e->store, &m, rows, &lake, &vi, err);
+    uint64_t loads = vi.loads;
+    vl_version_indexes_free(&vi);
     if (st == VL_OK && m.metric != c->metric)
         st = vl_fail(err, VL_ERR_CORRUPT,
                      "%s version %" PRIu64 ": metric %s differs from the "
@@ -159,6 +206,7 @@ static vl_status open_version(vl_engine *e, vl_collection *c, uint64_t v, vl_err
     }
     lake.head.nsegs = m.nsegs;
     lake.last_change = m.wal_lsn;
+    e->index_loads += loads;
     vl_lake_free(&c->lake);
     c->lake = lake;
     vl_rowstore_unref(c->rows);

@@ -25,6 +25,7 @@ void vl_options_init(vl_options *opt)
     memset(&opt->index, 0, sizeof opt->index);
     opt->index.kind = VL_INDEX_HNSW;
     opt->index.quant = VL_QUANT_SQ8;
+    opt->index_min_rows = 1024;
 }
 
 static int lookup(const char *const *names, int n, const char *name)

@@ -19,12 +19,23 @@
  *    rounding (an identical vector scores 0 under cosine, not 3e-8).
  *  - The query is validated when the search is created, so a bad query
  *    fails on the caller's thread before any work is queued.
+ *  - With the snapshot's index set (index_set.h) and no EXACT, a search is
+ *    per indexed segment an index search filtered to the rows the snapshot
+ *    sees (del_lsn 0 or above its LSN, row below its count), plus the
+ *    exact scan of every row the set does not cover (the memtable and
+ *    segments without an index).  Part p takes the segments i with
+ *    i % parts == p and the p-th slice of the rows to scan, so parts still
+ *    share nothing.  Index hits are keyed in double precision straight
+ *    away (k rows per segment); the finish is the same for both paths.
+ *  - If an index search fails (out of memory in the walk), that segment's
+ *    rows are scanned exactly instead: a search never loses rows.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/engine_internal.h"
+#include "core/index_set.h"
 #include "core/kernels/kernels.h"
 #include "core/topk.h"
 #include "core/vector_text.h"
@@ -44,6 +55,12 @@ struct vl_search {
     uint32_t k, cap, parts;
     vl_topk *tops;         /* one heap per part */
     vl_candidate *storage; /* parts * cap candidates */
+    /* Indexed search (set NULL: scan rows [0, nrows) in slices). */
+    const vl_index_set *set;
+    uint32_t ef, nprobe;
+    vl_row_range *scan; /* the set's ranges plus the tail [base, nrows) */
+    size_t nscan;
+    uint64_t scan_rows; /* rows in scan */
 };
 
 static int visible(const vl_snapshot *s, vl_chunk *c, uint32_t slot)
@@ -149,16 +166,42 @@ vl_status vl_search_new(const vl_snapshot *s, const float *q, uint32_t dim, uint
     return vl_search_new_opts(s, q, dim, k, parts, NULL, out, err);
 }
 
-/* Until indexes are wired in (issue 7) every search is exact: ef and nprobe
- * are accepted and ignored. */
+/* The rows an indexed search scans exactly, and the parts worth having:
+ * one per indexed segment at most, plus the scan's own share. */
+static uint32_t plan_indexed(vl_search *x, uint32_t parts)
+{
+    const vl_index_set *set = x->set;
+    x->scan = vl_malloc((set->nscan + 1) * sizeof *x->scan);
+    for (size_t i = 0; i < set->nscan; i++) {
+        x->scan[x->nscan++] = set->scan[i];
+        x->scan_rows += set->scan[i].hi - set->scan[i].lo;
+    }
+    if (x->s->nrows > set->base) {
+        x->scan[x->nscan++] = (vl_row_range){set->base, x->s->nrows};
+        x->scan_rows += x->s->nrows - set->base;
+    }
+    uint64_t useful = set->n + x->scan_rows * (x->s->dim ? x->s->dim : 1) / MIN_WORK_PER_PART;
+    return useful < parts ? (uint32_t)(useful ? useful : 1) : parts;
+}
+
+static vl_status check_opts(const vl_search_opts *o, vl_error *err)
+{
+    if (o && o->ef > VL_MAX_EF)
+        return vl_fail(err, VL_ERR_ARG, "EF must be between 1 and %u", VL_MAX_EF);
+    if (o && o->nprobe > VL_MAX_NPROBE)
+        return vl_fail(err, VL_ERR_ARG, "NPROBE must be between 1 and %u", VL_MAX_NPROBE);
+    return VL_OK;
+}
+
 vl_status vl_search_new_opts(const vl_snapshot *s, const float *q, uint32_t dim, uint32_t k,
                              uint32_t parts, const vl_search_opts *opts, vl_search **out,
                              vl_error *err)
 {
-    (void)opts;
     double inv_qnorm;
     *out = NULL;
     vl_status st = check_query(s, q, dim, k, &inv_qnorm, err);
+    if (st == VL_OK)
+        st = check_opts(opts, err);
     if (st != VL_OK)
         return st;
     vl_search *x = vl_calloc(1, sizeof *x);
@@ -168,6 +211,12 @@ vl_status vl_search_new_opts(const vl_snapshot *s, const float *q, uint32_t dim,
     x->k = k;
     x->cap = (uint64_t)k < s->nrows ? k : (uint32_t)s->nrows;
     x->parts = parts < 1 ? 1 : (parts > MAX_PARTS ? MAX_PARTS : parts);
+    if (s->iset && !(opts && opts->exact)) {
+        x->set = s->iset;
+        x->ef = opts ? opts->ef : 0;
+        x->nprobe = opts ? opts->nprobe : 0;
+        x->parts = plan_indexed(x, x->parts);
+    }
     x->tops = vl_calloc(x->parts, sizeof *x->tops);
     x->storage = vl_malloc((size_t)x->parts * (x->cap ? x->cap : 1) * sizeof *x->storage);
     for (uint32_t i = 0; i < x->parts; i++)
@@ -181,14 +230,11 @@ uint32_t vl_search_parts(const vl_search *x)
     return x->parts;
 }
 
-void vl_search_run_part(vl_search *x, uint32_t part)
+/* Exact scan of rows [lo, hi) into top. */
+static void scan_rows(const vl_search *x, vl_topk *top, uint64_t lo, uint64_t hi)
 {
     const vl_snapshot *s = x->s;
-    if (!s->rows || part >= x->parts)
-        return;
-    uint64_t lo = s->nrows * part / x->parts, hi = s->nrows * (part + 1) / x->parts;
     vl_chunk_dir *dir = atomic_load_explicit(&s->rows->dir, memory_order_acquire);
-    vl_topk *top = &x->tops[part];
     for (uint64_t row = lo; row < hi;) {
         vl_chunk *c = vl_rowstore_chunk(dir, row);
         uint32_t first = (uint32_t)(row % VL_CHUNK_ROWS);
@@ -208,6 +254,82 @@ void vl_search_run_part(vl_search *x, uint32_t part)
         }
         row = chunk_end;
     }
+}
+
+/* Scan the rows of slice [from, to) of the concatenated scan ranges. */
+static void scan_slice(const vl_search *x, vl_topk *top, uint64_t from, uint64_t to)
+{
+    uint64_t at = 0;
+    for (size_t i = 0; i < x->nscan && at < to; i++) {
+        uint64_t len = x->scan[i].hi - x->scan[i].lo;
+        uint64_t lo = from > at ? from - at : 0, hi = to - at < len ? to - at : len;
+        if (lo < hi)
+            scan_rows(x, top, x->scan[i].lo + lo, x->scan[i].lo + hi);
+        at += len;
+    }
+}
+
+typedef struct {
+    const vl_snapshot *s;
+    const uint32_t *map;
+    vl_chunk_dir *dir;
+} seg_ctx;
+
+static int seg_allow(void *ctx, uint32_t seg_row)
+{
+    const seg_ctx *c = ctx;
+    uint32_t row = c->map[seg_row];
+    if (row == VL_ROW_NONE || row >= c->s->nrows)
+        return 0;
+    return visible(c->s, vl_rowstore_chunk(c->dir, row), row % VL_CHUNK_ROWS);
+}
+
+static const float *seg_vector(void *ctx, uint32_t seg_row)
+{
+    const seg_ctx *c = ctx;
+    uint32_t row = c->map[seg_row];
+    return vl_rowstore_chunk(c->dir, row)->vecs + (size_t)(row % VL_CHUNK_ROWS) * c->s->dim;
+}
+
+static const float *row_vector(vl_chunk_dir *dir, uint64_t row, uint32_t dim)
+{
+    return vl_rowstore_chunk(dir, row)->vecs + (size_t)(row % VL_CHUNK_ROWS) * dim;
+}
+
+static void search_segment(const vl_search *x, vl_topk *top, const vl_index_entry *e)
+{
+    seg_ctx ctx = {x->s, e->map, atomic_load_explicit(&x->s->rows->dir, memory_order_acquire)};
+    vl_seg_filter f = {seg_allow, seg_vector, &ctx};
+    vl_seg_hit *hits = vl_malloc((size_t)x->k * sizeof *hits);
+    uint32_t n = 0;
+    vl_error err;
+    if (vl_seg_index_search(e->ix, x->q, x->k, x->ef, x->nprobe, &f, hits, &n, &err) == VL_OK) {
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t row = e->map[hits[i].seg_row];
+            vl_topk_push(top, precise_key(x, row_vector(ctx.dir, row, x->s->dim)), row);
+        }
+    } else {
+        for (uint32_t r = 0; r < vl_seg_index_rows(e->ix); r++)
+            if (seg_allow(&ctx, r))
+                vl_topk_push(top, precise_key(x, row_vector(ctx.dir, e->map[r], x->s->dim)),
+                             e->map[r]);
+    }
+    free(hits);
+}
+
+void vl_search_run_part(vl_search *x, uint32_t part)
+{
+    const vl_snapshot *s = x->s;
+    if (!s->rows || part >= x->parts || x->cap == 0)
+        return;
+    vl_topk *top = &x->tops[part];
+    if (!x->set) {
+        scan_rows(x, top, s->nrows * part / x->parts, s->nrows * (part + 1) / x->parts);
+        return;
+    }
+    for (size_t i = part; i < x->set->n; i += x->parts)
+        search_segment(x, top, &x->set->entries[i]);
+    scan_slice(x, top, x->scan_rows * part / x->parts, x->scan_rows * (part + 1) / x->parts);
 }
 
 vl_status vl_search_finish(vl_search *x, vl_hit *hits, uint32_t *nhits)
@@ -244,6 +366,7 @@ void vl_search_free(vl_search *x)
         return;
     free(x->tops);
     free(x->storage);
+    free(x->scan);
     free(x);
 }
 

@@ -3,12 +3,15 @@
  *
  * A snapshot holds a reference to the row store generation plus the row
  * count and LSN current when it was opened; see rowstore.h for why that is
- * enough for a consistent view while the writer goes on.  Searching a
- * snapshot is search.c's job.
+ * enough for a consistent view while the writer goes on.  It also pins the
+ * collection's index set of that moment (index_set.h), which covers rows
+ * below its base; later rows are scanned.  Searching a snapshot is
+ * search.c's job.
  */
 #include <stdlib.h>
 
 #include "core/engine_internal.h"
+#include "core/index_set.h"
 #include "util/alloc.h"
 
 vl_snapshot *vl_snapshot_open(vl_engine *e, const char *coll)
@@ -24,6 +27,10 @@ vl_snapshot *vl_snapshot_open(vl_engine *e, const char *coll)
     s->lsn = e->applied_lsn;
     s->count = c->rows->live;
     s->dim = c->rows->dim;
+    if (c->iset && c->iset->rows == c->rows) {
+        vl_index_set_ref(c->iset);
+        s->iset = c->iset;
+    }
     return s;
 }
 
@@ -32,6 +39,7 @@ void vl_snapshot_close(vl_snapshot *s)
     if (!s)
         return;
     vl_rowstore_unref(s->rows);
+    vl_index_set_unref(s->iset);
     free(s);
 }
 

@@ -2,8 +2,9 @@
  * timetravel.c - reading an older retained version (VERSION n).
  *
  * A version is read from its own files (manifest, segments minus deletion
- * files) into a private, immutable row store, so the answer is exactly that
- * version whatever happened since.  The last version read is cached per
+ * files, and the index files it lists) into a private, immutable row store
+ * with its own index set, so the answer is exactly that version whatever
+ * happened since, searched with that version's indexes.  The last version read is cached per
  * collection: repeated queries against one version load it once.  Expired
  * versions give VL_ERR_NOTFOUND with the retained range.  Loading reads
  * only the store, so the server runs it on a worker thread
@@ -15,12 +16,14 @@
 #include <string.h>
 
 #include "core/engine_internal.h"
+#include "core/index_set.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
 struct vl_version_cache {
     uint64_t version;
     vl_rowstore *rows;
+    vl_index_set *iset; /* the version's own index files, or NULL */
 };
 
 void vl_version_cache_free(struct vl_version_cache *vc)
@@ -28,6 +31,7 @@ void vl_version_cache_free(struct vl_version_cache *vc)
     if (!vc)
         return;
     vl_rowstore_unref(vc->rows);
+    vl_index_set_unref(vc->iset);
     free(vc);
 }
 
@@ -39,7 +43,7 @@ void vl_version_cache_memory(const struct vl_version_cache *vc, vl_rowstore_mem 
     vl_rowstore_memory(vc->rows, &v);
     m->vectors += v.vectors;
     m->keys += v.keys;
-    m->index += v.index + sizeof *vc;
+    m->index += v.index + sizeof *vc + vl_index_set_memory(vc->iset);
 }
 
 static int retained(const vl_lake *l, uint64_t version)
@@ -68,6 +72,8 @@ struct vl_version_load {
     char coll[VL_MAX_COLLECTION_NAME + 1];
     uint64_t version;
     vl_rowstore *rows;
+    vl_index_set *iset;
+    uint64_t loads;
     vl_status st;
     vl_error err;
 };
@@ -101,25 +107,35 @@ void vl_version_load_run(vl_version_load *l)
     l->st = vl_manifest_load(l->store, l->coll, l->version, &m, &l->err);
     if (l->st != VL_OK)
         return;
-    l->st = vl_lake_build_rows(l->store, &m, &l->rows, &l->err);
+    vl_version_indexes vi;
+    l->st = vl_lake_build_rows(l->store, &m, &l->rows, &vi, &l->err);
     vl_manifest_free(&m);
+    if (l->st != VL_OK)
+        return;
+    l->iset = vl_index_set_build(l->rows, atomic_load(&l->rows->nrows), vi.ids, vi.ixs, vi.n);
+    l->loads = vi.loads;
+    vl_version_indexes_free(&vi);
 }
 
 vl_status vl_version_load_end(vl_engine *e, vl_version_load *l, vl_error *err)
 {
     vl_status st = l->st;
     e->version_loads--;
+    e->index_loads += l->loads;
     vl_collection *c = vl_engine_find(e, l->coll);
     if (st == VL_OK && c) {
         vl_version_cache_free(c->cache);
         c->cache = vl_calloc(1, sizeof *c->cache);
         c->cache->version = l->version;
         c->cache->rows = l->rows;
+        c->cache->iset = l->iset;
         l->rows = NULL;
+        l->iset = NULL;
     } else if (err) {
         *err = l->err;
     }
     vl_rowstore_unref(l->rows);
+    vl_index_set_unref(l->iset);
     free(l);
     return st;
 }
@@ -150,6 +166,10 @@ vl_status vl_snapshot_open_version(vl_engine *e, const char *coll, uint64_t vers
     s->count = s->rows->live;
     s->dim = s->rows->dim;
     s->metric = c->metric;
+    if (c->cache->iset) {
+        vl_index_set_ref(c->cache->iset);
+        s->iset = c->cache->iset;
+    }
     *out = s;
     return VL_OK;
 }

@@ -2,7 +2,7 @@
  * descriptor.c - collection descriptors: "collections/<name>.desc".
  *
  * Decisions:
- *  1. The format is four '\n'-terminated text lines in a fixed order (see
+ *  1. The format is four or five '\n'-terminated text lines in a fixed order (see
  *     descriptor.h and docs/storage-format.md); parsing accepts exactly that
  *     and nothing else: no blank lines, no '\r', no extra spaces, no
  *     trailing bytes.  Any deviation is VL_ERR_CORRUPT with the reason.
@@ -31,6 +31,8 @@
 
 static const char *const metric_names[] = {"l2", "cosine", "ip"};
 #define N_METRICS (sizeof metric_names / sizeof metric_names[0])
+static const char *const kind_names[] = {"flat", "hnsw", "ivf"};
+static const char *const quant_names[] = {"none", "sq8", "rabitq"};
 
 int vl_collection_name_valid(const char *name)
 {
@@ -49,14 +51,38 @@ int vl_collection_name_valid(const char *name)
     return 1;
 }
 
+/* "index <kind> <quant> <m> <ef_construction> <lists>\n"; 0 when a name is unknown. */
+static size_t format_index(const vl_index_params *p, char *buf, size_t cap)
+{
+    if ((unsigned)p->kind >= 3 || (unsigned)p->quant >= 3)
+        return 0;
+    int n = snprintf(buf, cap, "index %s %s %u %u %u\n", kind_names[p->kind], quant_names[p->quant],
+                     p->hnsw_m, p->hnsw_ef_construction, p->ivf_lists);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+static int name_index(const char *const *names, const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(names[i], s) == 0)
+            return i;
+    return -1;
+}
+
 size_t vl_descriptor_format(const vl_descriptor *d, char *buf, size_t cap)
 {
     const char *metric = (unsigned)d->metric < N_METRICS ? metric_names[d->metric] : "?";
-    char body[160];
+    char body[256];
     int n = snprintf(body, sizeof body, DESC_MAGIC DESC_VERSION "\nname %s\nmetric %s\n", d->name,
                      metric);
     if (n < 0 || (size_t)n >= sizeof body)
         return 0;
+    if (d->has_index) {
+        size_t k = format_index(&d->index, body + n, sizeof body - (size_t)n);
+        if (k == 0)
+            return 0;
+        n += (int)k;
+    }
     uint32_t crc = vl_crc32c(0, body, (size_t)n);
     int m = snprintf(buf, cap, "%scrc32c %08x\n", body, crc);
     return m < 0 ? 0 : (size_t)m;
@@ -157,6 +183,32 @@ static vl_status parse_metric(reader *r, vl_descriptor *d, vl_error *err)
     return vl_fail(err, VL_ERR_CORRUPT, "unknown metric \"%.*s\"", (int)(n > 16 ? 16 : n), v);
 }
 
+/* The optional index line; strict: it must format back to itself. */
+static vl_status parse_index(reader *r, vl_descriptor *d, vl_error *err)
+{
+    size_t n;
+    const char *v = line_after(r, "index ", &n);
+    if (!v)
+        return VL_OK;
+    char line[96], kind[16], quant[16];
+    unsigned m, efc, lists;
+    int used = -1;
+    if (n >= sizeof line - 8)
+        return vl_fail(err, VL_ERR_CORRUPT, "index line too long");
+    snprintf(line, sizeof line, "%.*s", (int)n, v);
+    int k, q;
+    if (sscanf(line, "%15s %15s %u %u %u%n", kind, quant, &m, &efc, &lists, &used) != 5 ||
+        (k = name_index(kind_names, kind)) < 0 || (q = name_index(quant_names, quant)) < 0)
+        return vl_fail(err, VL_ERR_CORRUPT, "malformed index line \"%.40s\"", line);
+    d->has_index = 1;
+    d->index = (vl_index_params){(vl_index_kind)k, (vl_quant)q, m, efc, lists};
+    char back[96];
+    format_index(&d->index, back, sizeof back);
+    if (strlen(back) != n + 7 || memcmp(back + 6, line, n) != 0)
+        return vl_fail(err, VL_ERR_CORRUPT, "malformed index line \"%.40s\"", line);
+    return VL_OK;
+}
+
 vl_status vl_descriptor_parse(const char *text, size_t len, vl_descriptor *d, vl_error *err)
 {
     size_t body_len = 0;
@@ -170,10 +222,12 @@ vl_status vl_descriptor_parse(const char *text, size_t len, vl_descriptor *d, vl
     line_after(&r, DESC_MAGIC, &n);
     vl_descriptor tmp;
     memset(&tmp, 0, sizeof tmp);
-    if ((st = parse_name(&r, &tmp, err)) != VL_OK || (st = parse_metric(&r, &tmp, err)) != VL_OK)
+    if ((st = parse_name(&r, &tmp, err)) != VL_OK || (st = parse_metric(&r, &tmp, err)) != VL_OK ||
+        (st = parse_index(&r, &tmp, err)) != VL_OK)
         return st;
     if (r.p != r.end)
-        return vl_fail(err, VL_ERR_CORRUPT, "unexpected line after the metric");
+        return vl_fail(err, VL_ERR_CORRUPT, "unexpected line after the %s",
+                       tmp.has_index ? "index line" : "metric");
     *d = tmp;
     return VL_OK;
 }
@@ -193,7 +247,7 @@ vl_status vl_descriptor_write(vl_objstore *s, const vl_descriptor *d, vl_error *
     if ((unsigned)d->metric >= N_METRICS)
         return vl_fail(err, VL_ERR_ARG, "descriptor %s: unknown metric %d", d->name,
                        (int)d->metric);
-    char text[256], obj[128];
+    char text[384], obj[128];
     size_t len = vl_descriptor_format(d, text, sizeof text);
     object_name(obj, sizeof obj, d->name);
     return vl_obj_put(s, obj, text, len, err);

@@ -10,9 +10,12 @@
  *     vexlake-collection 1
  *     name default
  *     metric cosine
+ *     index hnsw sq8 16 200 0
  *     crc32c 1a2b3c4d
  *
- * The crc line covers every byte before it.
+ * The index line (kind, quant, M, ef_construction, IVF lists) is optional:
+ * descriptors written before indexes lack it.  The crc line covers every
+ * byte before it.
  */
 #ifndef VL_STORAGE_DESCRIPTOR_H
 #define VL_STORAGE_DESCRIPTOR_H
@@ -23,6 +26,8 @@
 typedef struct {
     char name[VL_MAX_COLLECTION_NAME + 1];
     vl_metric metric;
+    int has_index; /* 0: written before indexes (no index line) */
+    vl_index_params index;
 } vl_descriptor;
 
 /** Durably write (or replace) the descriptor of d->name. */

@@ -27,6 +27,8 @@
 #define CRC_PLACEHOLDER "\"crc32c\":\"00000000\""
 
 static const char *const metric_names[] = {"l2", "cosine", "ip"};
+/* Index kinds with a file (spelled here: storage depends on nothing above). */
+static const char *const index_names[] = {"flat", "hnsw", "ivf"};
 
 void vl_manifest_object(char *out, size_t cap, const char *coll, uint64_t version)
 {
@@ -56,6 +58,14 @@ static void add_segment(cJSON *arr, const vl_manifest_segment *g)
         cJSON_AddNumberToObject(d, "bytes", (double)g->del_bytes);
         cJSON_AddStringToObject(d, "crc32c", hex32(g->del_crc32c, hex));
         cJSON_AddItemToObject(o, "deletes", d);
+    }
+    if (g->idx.name[0]) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "name", g->idx.name);
+        cJSON_AddStringToObject(x, "kind", index_names[g->idx.kind]);
+        cJSON_AddNumberToObject(x, "bytes", (double)g->idx.bytes);
+        cJSON_AddStringToObject(x, "crc32c", hex32(g->idx.crc32c, hex));
+        cJSON_AddItemToObject(o, "index", x);
     }
     cJSON_AddItemToArray(arr, o);
 }
@@ -185,6 +195,25 @@ static uint32_t get_hex32(ctx *c, const cJSON *o, const char *key)
     return (uint32_t)v;
 }
 
+/* Optional "index" member (manifests written before indexes have none). */
+static void decode_index(ctx *c, const cJSON *x, vl_manifest_segment *g)
+{
+    char kind[16] = "";
+    get_str(c, x, "name", g->idx.name, sizeof g->idx.name);
+    get_str(c, x, "kind", kind, sizeof kind);
+    g->idx.bytes = get_u64(c, x, "bytes");
+    g->idx.crc32c = get_hex32(c, x, "crc32c");
+    if (c->st != VL_OK)
+        return;
+    if (strcmp(kind, "hnsw") == 0)
+        g->idx.kind = VL_INDEX_HNSW;
+    else if (strcmp(kind, "ivf") == 0)
+        g->idx.kind = VL_INDEX_IVF;
+    else
+        c->st = vl_fail(c->err, VL_ERR_CORRUPT, "%s: segment %s: unknown index kind \"%s\"",
+                        c->what, g->name, kind);
+}
+
 static void decode_segment(ctx *c, const cJSON *o, vl_manifest_segment *g)
 {
     memset(g, 0, sizeof *g);
@@ -204,6 +233,9 @@ static void decode_segment(ctx *c, const cJSON *o, vl_manifest_segment *g)
             c->st = vl_fail(c->err, VL_ERR_CORRUPT, "%s: segment %s deletes more rows than it has",
                             c->what, g->name);
     }
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "index");
+    if (x && c->st == VL_OK)
+        decode_index(c, x, g);
 }
 
 static void decode_header(ctx *c, const cJSON *root, vl_manifest *m)

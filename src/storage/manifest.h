@@ -22,6 +22,14 @@
 
 #define VL_OBJECT_NAME_MAX 192
 
+/* An index file of one segment, as a manifest lists it. */
+typedef struct {
+    char name[VL_OBJECT_NAME_MAX]; /* "" when none */
+    vl_index_kind kind;            /* hnsw or ivf */
+    uint64_t bytes;
+    uint32_t crc32c;
+} vl_index_file;
+
 typedef struct {
     char name[VL_OBJECT_NAME_MAX]; /* object name, e.g. tables/default/segments/...parquet */
     uint64_t rows;                 /* rows in the file, deleted ones included */
@@ -32,6 +40,7 @@ typedef struct {
     uint64_t del_count;
     uint64_t del_bytes;
     uint32_t del_crc32c;
+    vl_index_file idx; /* the segment's index file; idx.name "" when none */
 } vl_manifest_segment;
 
 typedef struct {

@@ -32,7 +32,7 @@ static vl_status parse_str(const char *text, vl_descriptor *d, vl_error *err)
 static void test_format_exact_text(void **state)
 {
     (void)state;
-    vl_descriptor d = {"default", VL_METRIC_COSINE};
+    vl_descriptor d = {.name = "default", .metric = VL_METRIC_COSINE};
     char buf[256], want[256];
     size_t n = vl_descriptor_format(&d, buf, sizeof buf);
     size_t m = seal("vexlake-collection 1\nname default\nmetric cosine\n", want, sizeof want);
@@ -66,10 +66,43 @@ static void test_roundtrip_all_metrics(void **state)
     }
 }
 
+/* The index line round-trips; a descriptor without it (written before
+ * indexes) still parses, as one without index parameters. */
+static void test_index_line(void **state)
+{
+    (void)state;
+    vl_descriptor d = {.name = "v", .metric = VL_METRIC_COSINE, .has_index = 1}, back;
+    d.index = (vl_index_params){VL_INDEX_IVF, VL_QUANT_RABITQ, 0, 0, 512};
+    char buf[256];
+    size_t n = vl_descriptor_format(&d, buf, sizeof buf);
+    assert_non_null(strstr(buf, "\nindex ivf rabitq 0 0 512\ncrc32c "));
+    vl_error err;
+    assert_int_equal(vl_descriptor_parse(buf, n, &back, &err), VL_OK);
+    assert_int_equal(back.has_index, 1);
+    assert_memory_equal(&back.index, &d.index, sizeof d.index);
+    d.has_index = 0;
+    n = vl_descriptor_format(&d, buf, sizeof buf);
+    assert_null(strstr(buf, "index"));
+    assert_int_equal(vl_descriptor_parse(buf, n, &back, &err), VL_OK);
+    assert_int_equal(back.has_index, 0);
+    const char *bad[] = {"index hnsw\n",
+                         "index graph sq8 0 0 0\n",
+                         "index hnsw sq8 16 200 0 9\n",
+                         "index hnsw sq8  16 200 0\n",
+                         "index hnsw sq8 016 200 0\n",
+                         "index hnsw sq8 -1 200 0\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[160];
+        snprintf(text, sizeof text, "vexlake-collection 1\nname x\nmetric l2\n%s", bad[i]);
+        seal(text, buf, sizeof buf);
+        assert_int_equal(parse_str(buf, &back, &err), VL_ERR_CORRUPT);
+    }
+}
+
 static void test_bad_crc(void **state)
 {
     (void)state;
-    vl_descriptor d = {"default", VL_METRIC_L2}, back;
+    vl_descriptor d = {.name = "default", .metric = VL_METRIC_L2}, back;
     char buf[256];
     size_t n = vl_descriptor_format(&d, buf, sizeof buf);
     vl_error err;
@@ -136,7 +169,7 @@ static void test_strict_syntax(void **state)
         assert_int_equal(parse_str(buf, &d, &err), VL_ERR_CORRUPT);
     }
     /* Damage to the crc line itself. */
-    vl_descriptor good = {"x", VL_METRIC_IP};
+    vl_descriptor good = {.name = "x", .metric = VL_METRIC_IP};
     size_t n = vl_descriptor_format(&good, buf, sizeof buf);
     assert_int_equal(vl_descriptor_parse(buf, n - 1, &d, &err), VL_ERR_CORRUPT); /* no '\n' */
     for (size_t len = 0; len < n; len++)
@@ -187,8 +220,9 @@ static void test_write_load_remove(void **state)
 {
     fixture *f = *state;
     vl_error err;
-    vl_descriptor a = {"zeta", VL_METRIC_IP}, b = {"alpha", VL_METRIC_L2},
-                  c = {"mid", VL_METRIC_COSINE};
+    vl_descriptor a = {.name = "zeta", .metric = VL_METRIC_IP},
+                  b = {.name = "alpha", .metric = VL_METRIC_L2},
+                  c = {.name = "mid", .metric = VL_METRIC_COSINE};
     assert_int_equal(vl_descriptor_write(f->s, &a, &err), VL_OK);
     assert_int_equal(vl_descriptor_write(f->s, &b, &err), VL_OK);
     assert_int_equal(vl_descriptor_write(f->s, &c, &err), VL_OK);
@@ -235,7 +269,7 @@ static void test_load_all_reports_damage(void **state)
 {
     fixture *f = *state;
     vl_error err;
-    vl_descriptor a = {"good", VL_METRIC_IP};
+    vl_descriptor a = {.name = "good", .metric = VL_METRIC_IP};
     assert_int_equal(vl_descriptor_write(f->s, &a, &err), VL_OK);
     char buf[256];
     size_t n = vl_descriptor_format(&a, buf, sizeof buf);
@@ -258,9 +292,9 @@ static void test_write_rejects_bad_input(void **state)
 {
     fixture *f = *state;
     vl_error err;
-    vl_descriptor d = {"a b", VL_METRIC_L2};
+    vl_descriptor d = {.name = "a b", .metric = VL_METRIC_L2};
     assert_int_equal(vl_descriptor_write(f->s, &d, &err), VL_ERR_ARG);
-    vl_descriptor e = {"ok", (vl_metric)7};
+    vl_descriptor e = {.name = "ok", .metric = (vl_metric)7};
     assert_int_equal(vl_descriptor_write(f->s, &e, &err), VL_ERR_ARG);
     assert_int_equal(vl_descriptor_remove(f->s, "..", &err), VL_ERR_ARG);
 }
@@ -270,6 +304,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_exact_text),
         cmocka_unit_test(test_roundtrip_all_metrics),
+        cmocka_unit_test(test_index_line),
         cmocka_unit_test(test_bad_crc),
         cmocka_unit_test(test_bad_metric),
         cmocka_unit_test(test_unknown_version),

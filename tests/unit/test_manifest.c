@@ -43,6 +43,12 @@ static vl_manifest sample(uint64_t version, size_t nsegs)
             g->del_bytes = 48;
             g->del_crc32c = 0x01020304;
         }
+        if (i % 3 != 1) { /* an index file on some segments; none on others (old manifests) */
+            snprintf(g->idx.name, sizeof g->idx.name, "tables/default/indexes/x-%zu.hnsw", i);
+            g->idx.kind = i % 3 ? VL_INDEX_IVF : VL_INDEX_HNSW;
+            g->idx.bytes = 4096 + i;
+            g->idx.crc32c = 0x0a0b0c0du + (uint32_t)i;
+        }
         m.live_rows += g->rows - g->del_count;
     }
     return m;

@@ -1,0 +1,130 @@
+/*
+ * index_set.c - building and releasing index sets (see index_set.h).
+ *
+ * Rows of one segment are contiguous in a generation nearly always (a flush
+ * or a load appends them in segment order), so the lookup of a row's
+ * segment remembers the last hit and falls back to a linear search of the
+ * few segments.
+ */
+#include "core/index_set.h"
+
+#include <stdlib.h>
+
+#include "util/alloc.h"
+
+static void add_range(vl_index_set *s, size_t *cap, uint64_t row)
+{
+    if (s->nscan && s->scan[s->nscan - 1].hi == row) {
+        s->scan[s->nscan - 1].hi = row + 1;
+        return;
+    }
+    if (s->nscan == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        s->scan = vl_realloc(s->scan, *cap * sizeof *s->scan);
+    }
+    s->scan[s->nscan++] = (vl_row_range){row, row + 1};
+}
+
+static long entry_of(const vl_index_set *s, uint32_t seg, long *last)
+{
+    if (*last >= 0 && s->entries[*last].seg_id == seg)
+        return *last;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->entries[i].seg_id == seg)
+            return *last = (long)i;
+    return -1;
+}
+
+/* An index none of whose rows is live (its rows were cleared, overwritten
+ * or deleted) would only cost a walk: leave it out. */
+static void drop_unused(vl_index_set *s)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        vl_index_entry *e = &s->entries[i];
+        uint32_t rows = vl_seg_index_rows(e->ix), r = 0;
+        while (r < rows && e->map[r] == VL_ROW_NONE)
+            r++;
+        if (r < rows) {
+            s->entries[w++] = *e;
+        } else {
+            vl_seg_index_unref(e->ix);
+            free(e->map);
+        }
+    }
+    s->n = w;
+}
+
+vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const uint32_t *ids,
+                                 vl_seg_index *const *ixs, size_t n)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++)
+        used += ixs[i] != NULL;
+    if (!rs || used == 0)
+        return NULL;
+    vl_index_set *s = vl_calloc(1, sizeof *s);
+    atomic_init(&s->refs, 1);
+    s->rows = rs;
+    s->base = nrows;
+    s->entries = vl_calloc(used, sizeof *s->entries);
+    for (size_t i = 0; i < n; i++) {
+        if (!ixs[i])
+            continue;
+        vl_index_entry *e = &s->entries[s->n++];
+        e->seg_id = ids[i];
+        e->ix = ixs[i];
+        vl_seg_index_ref(e->ix);
+        uint32_t rows = vl_seg_index_rows(e->ix);
+        e->map = vl_malloc(((size_t)rows ? rows : 1) * sizeof *e->map);
+        for (uint32_t r = 0; r < rows; r++)
+            e->map[r] = VL_ROW_NONE;
+    }
+    size_t cap = 0;
+    long last = -1;
+    for (uint64_t r = 0; r < nrows; r++) {
+        if (vl_rowstore_del_lsn(rs, (uint32_t)r))
+            continue; /* dead for every snapshot that can pin this set */
+        uint32_t seg, seg_row;
+        vl_rowstore_location(rs, (uint32_t)r, &seg, &seg_row);
+        long k = seg == VL_SEG_NONE ? -1 : entry_of(s, seg, &last);
+        if (k >= 0 && seg_row < vl_seg_index_rows(s->entries[k].ix)) {
+            s->entries[k].map[seg_row] = (uint32_t)r;
+            s->covered++;
+        } else {
+            add_range(s, &cap, r);
+            s->unindexed++;
+        }
+    }
+    drop_unused(s);
+    return s;
+}
+
+void vl_index_set_ref(vl_index_set *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void vl_index_set_unref(vl_index_set *s)
+{
+    if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        vl_seg_index_unref(s->entries[i].ix);
+        free(s->entries[i].map);
+    }
+    free(s->entries);
+    free(s->scan);
+    free(s);
+}
+
+uint64_t vl_index_set_memory(const vl_index_set *s)
+{
+    if (!s)
+        return 0;
+    uint64_t b = sizeof *s + s->n * sizeof *s->entries + s->nscan * sizeof *s->scan;
+    for (size_t i = 0; i < s->n; i++)
+        b += (uint64_t)vl_seg_index_rows(s->entries[i].ix) * sizeof(uint32_t) +
+             vl_seg_index_memory(s->entries[i].ix);
+    return b;
+}

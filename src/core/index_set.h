@@ -1,0 +1,68 @@
+/*
+ * index_set.h - which rows of a row store generation a search reaches
+ * through segment indexes, and which it must scan exactly.
+ *
+ * Decisions:
+ *  - A set is immutable once built and reference counted; a snapshot pins
+ *    the set current when it opened, so a flush, compaction or index build
+ *    that publishes a new set never changes what a running search reads.
+ *  - It is built on the owner thread by one pass over the generation's rows
+ *    (their segment locations are writer-only state): each live row in an
+ *    indexed segment goes into that segment's seg_row -> row map; every
+ *    other live row goes into the exact-scan ranges.  Rows dead when the
+ *    set is built are in neither: no snapshot that can pin this set sees
+ *    them (their deletion LSN is at or below the LSN the set was built at).
+ *  - Rows appended after the build (rows >= base) are scanned exactly: the
+ *    memtable.  The flush thresholds bound it; a flush publishes a new set.
+ *  - Every live row below base is in exactly one place, so a search that
+ *    uses the set plus the tail covers the snapshot once.
+ *  - A set belongs to one generation (rows).  CLEAR and the reclaim of dead
+ *    rows replace the generation, and with it the set.
+ */
+#ifndef VL_CORE_INDEX_SET_H
+#define VL_CORE_INDEX_SET_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/index/seg_index.h"
+#include "core/rowstore.h"
+
+typedef struct {
+    uint32_t seg_id;
+    vl_seg_index *ix;
+    uint32_t *map; /* seg_row -> row of the generation, VL_ROW_NONE when not live */
+} vl_index_entry;
+
+typedef struct {
+    uint64_t lo, hi;
+} vl_row_range;
+
+typedef struct vl_index_set {
+    _Atomic uint32_t refs;
+    const vl_rowstore *rows; /* identity only: the generation the maps point into */
+    uint64_t base;           /* rows [0, base) are classified */
+    vl_index_entry *entries;
+    size_t n;
+    vl_row_range *scan; /* live rows below base outside every index */
+    size_t nscan;
+    uint64_t covered;   /* live rows reached through an index */
+    uint64_t unindexed; /* live rows in scan */
+} vl_index_set;
+
+/**
+ * Classify rows [0, nrows) of rs (writer: the owner thread, or an immutable
+ * store).  ids[i] / ixs[i] for i < n: the indexes by segment id (NULL
+ * entries are skipped).  Returns NULL when no index is given (everything is
+ * scanned); the set takes references to the indexes it uses.
+ */
+vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const uint32_t *ids,
+                                 vl_seg_index *const *ixs, size_t n);
+void vl_index_set_ref(vl_index_set *s);
+/** Thread safe; NULL is fine. */
+void vl_index_set_unref(vl_index_set *s);
+/** Heap bytes of the set and of the indexes it references. */
+uint64_t vl_index_set_memory(const vl_index_set *s);
+
+#endif
