@@ -154,10 +154,13 @@ typedef struct {
      *  deleted rows is reclaimed sooner (vl_maintenance).  0: no limit
      *  (default). */
     uint64_t max_memory;
-    /** Where descriptors, segments and manifests live instead of dir (e.g.
-     *  an S3 store from vl_objstore_s3_open); NULL: dir itself (default).
-     *  vl_open takes ownership, also when it fails; the WAL and LOCK stay
-     *  in dir. */
+    /** Where everything durable lives instead of dir (e.g. an S3 store
+     *  from vl_objstore_s3_open); NULL: dir itself (default).  vl_open
+     *  takes ownership, also when it fails.  The WAL then lives in the
+     *  store too, one object per group-committed batch (fsync is treated
+     *  as always: a change is durable once its batch's PUT succeeded), and
+     *  opening fences any other engine writing to the same store (see
+     *  vl_write_refused); dir keeps only LOCK. */
     struct vl_objstore *store;
     /** Index of collections this engine creates (default hnsw + sq8, the
      *  other numbers 0); an existing collection keeps the one it was
@@ -229,6 +232,7 @@ typedef struct {
     uint64_t wal_files;
     uint64_t wal_bytes;
     uint64_t fsyncs;            /**< WAL fsyncs performed since open */
+    uint64_t wal_puts;          /**< WAL batch objects stored since open (store WAL) */
     uint64_t wal_dropped_bytes; /**< torn tail removed by the last open */
     uint64_t collections;
     uint64_t commits;        /**< versions committed since open */
@@ -351,6 +355,21 @@ uint64_t vl_durable_lsn(vl_engine *e);
 uint64_t vl_last_lsn(const vl_engine *e);
 int vl_commit_fd(const vl_engine *e);
 vl_status vl_commit_poll(vl_engine *e, vl_error *err);
+
+/**
+ * With the WAL in an object store (vl_options.store): why the engine
+ * refuses changes without being broken, with the reason in *why.
+ * VL_ERR_IO ("store unavailable: ..."): a batch could not be stored; it is
+ * retried once a second and changes are taken again once it lands (no
+ * reopen).  Changes newer than vl_durable_lsn() are then not stored yet
+ * and may never be: whoever waits to acknowledge them must be told they
+ * failed.  VL_ERR_CONFLICT ("fenced: ..."): another engine opened the same
+ * store and fenced this one, for good; what memory holds beyond
+ * vl_durable_lsn() will never be stored.  vl_commit_poll() reports the
+ * same error.  VL_OK otherwise (always for a local WAL, whose failures are
+ * permanent: see vl_sync).
+ */
+vl_status vl_write_refusal(vl_engine *e, vl_error *why);
 
 /** 1 if changes are waiting for vl_sync(), else 0. */
 int vl_sync_pending(const vl_engine *e);

@@ -169,6 +169,7 @@ static void section_persistence(text *t, const vl_engine_stats *st)
     add(t, "wal_files:%llu\r\nwal_bytes:%llu\r\nwal_lsn:%llu\r\nwal_fsyncs:%llu\r\n",
         (unsigned long long)st->wal_files, (unsigned long long)st->wal_bytes,
         (unsigned long long)st->wal_lsn, (unsigned long long)st->fsyncs);
+    add(t, "wal_puts:%llu\r\n", (unsigned long long)st->wal_puts);
     add(t, "group_commits:%llu\r\nwal_torn_bytes_dropped_at_start:%llu\r\n",
         (unsigned long long)server.group_commits, (unsigned long long)st->wal_dropped_bytes);
     add(t, "rdb_last_save_time:%lld\r\nrdb_bgsave_in_progress:%d\r\n", (long long)st->last_save,

@@ -211,6 +211,22 @@ static int access_allowed(vl_client *c, const vl_command *cmd, int argc, const c
     return 1;
 }
 
+/* 1 when the store WAL refuses this command (the error reply is
+ * written): writes while the store is unavailable; every data command once
+ * this writer is fenced, since its memory holds changes that will never be
+ * stored (server.c). */
+static int refused_by_store(vl_client *c, const vl_command *cmd)
+{
+    vl_error why;
+    if (!(cmd->acl & (VL_ACL_READ | VL_ACL_WRITE)))
+        return 0;
+    vl_status st = vl_write_refusal(server.engine, &why);
+    if (st == VL_OK || (st != VL_ERR_CONFLICT && !(cmd->acl & VL_ACL_WRITE)))
+        return 0;
+    vl_reply_error(&c->out, "ERR %s", why.msg);
+    return 1;
+}
+
 vl_dispatch_result vl_command_dispatch(vl_client *c, int argc, const char **argv,
                                        const size_t *lens)
 {
@@ -230,7 +246,9 @@ vl_dispatch_result vl_command_dispatch(vl_client *c, int argc, const char **argv
         vl_reply_error(&c->out, "ERR wrong number of arguments for '%s' command", cmd->name);
         return VL_DISPATCH_DONE;
     }
-    if (!access_allowed(c, cmd, argc, argv, lens)) {
+    if (!access_allowed(c, cmd, argc, argv, lens) || refused_by_store(c, cmd)) {
+        if (cmd->acl & VL_ACL_WRITE)
+            c->flags |= VL_CLIENT_WRITE_REPLY;
         server.error_replies++;
         return VL_DISPATCH_DONE;
     }
@@ -238,6 +256,8 @@ vl_dispatch_result vl_command_dispatch(vl_client *c, int argc, const char **argv
     vl_dispatch_result r = cmd->fn(c, argc, argv, lens);
     if (c->out.len > before && c->out.data[before] == '-')
         server.error_replies++;
+    if (cmd->acl & VL_ACL_WRITE)
+        c->flags |= VL_CLIENT_WRITE_REPLY;
     return r;
 }
 

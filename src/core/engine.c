@@ -11,6 +11,12 @@
  * have dropped the dirty pages, so memory and disk could disagree, and only
  * a restart (replaying what really reached the disk) is honest.  Redis makes
  * the same call for appendfsync always.
+ *
+ * With an object store (vl_options.store) the WAL lives there too, as
+ * objects (storage/wal_store.c), and its failures are the WAL's state, not
+ * the engine's: changes are refused while a batch cannot be stored (and
+ * taken again once the retried batch lands) or for good once another
+ * writer fenced this one.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -105,12 +111,31 @@ static void apply(vl_engine *e, vl_collection *c, const vl_wal_record *rec)
     e->applied_lsn = rec->lsn;
 }
 
+/* A collection whose descriptor appeared after load_collections read them:
+ * a writer this open is fencing created it meanwhile (store WAL). */
+static vl_collection *load_late_collection(vl_engine *e, const char *name)
+{
+    vl_descriptor *descs = NULL;
+    size_t n = 0;
+    vl_error ignored;
+    vl_collection *c = NULL;
+    if (vl_descriptor_load_all(e->store, &descs, &n, &ignored) != VL_OK)
+        return NULL;
+    for (size_t i = 0; i < n && !c; i++)
+        if (strcmp(descs[i].name, name) == 0)
+            c = add_collection(e, name, descs[i].metric, &descs[i].index);
+    free(descs);
+    return c && vl_lake_load(e, c, &ignored) == VL_OK ? c : NULL;
+}
+
 static vl_status replay_record(void *ctx, const vl_wal_record *rec, vl_error *err)
 {
     vl_engine *e = ctx;
     char name[VL_MAX_COLLECTION_NAME + 1];
     snprintf(name, sizeof name, "%.*s", (int)rec->coll_len, rec->coll);
     vl_collection *c = vl_engine_find(e, name);
+    if (!c)
+        c = load_late_collection(e, name);
     if (!c)
         return vl_fail(err, VL_ERR_CORRUPT,
                        "WAL record %llu names collection '%s' whose descriptor "
@@ -192,6 +217,7 @@ vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_er
         vl_options_init(&e->opt);
     e->store = e->opt.store; /* ours from here on: vl_close closes it */
     e->opt.store = NULL;
+    int wal_in_store = e->store != NULL;
     vl_status st = vl_seg_index_check_params(&e->opt.index, err);
     if (st == VL_OK)
         st = vl_dirlock_acquire(dir, &e->lock_fd, err);
@@ -199,9 +225,13 @@ vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_er
         st = vl_objstore_local_open(dir, &e->store, err);
     if (st == VL_OK)
         st = load_collections(e, err);
-    if (st == VL_OK)
+    if (st == VL_OK && wal_in_store) {
+        e->opt.fsync = VL_FSYNC_ALWAYS; /* a batch is acknowledged once its PUT succeeded */
+        st = vl_wal_open_store(e->store, replay_record, e, &e->wal, err);
+    } else if (st == VL_OK) {
         st = vl_wal_open_ex(dir, e->opt.fsync, replay_record, e, e->opt.wal_truncate_damaged,
                             &e->wal, &e->wal_dropped_bytes, err);
+    }
     if (st == VL_OK)
         st = finish_open(e, err);
     if (st != VL_OK) {
@@ -241,6 +271,9 @@ void vl_close(vl_engine *e)
 
 static vl_status check_writable(vl_engine *e, const char *coll, vl_error *err)
 {
+    vl_status st = vl_wal_writable(e->wal, err);
+    if (st != VL_OK)
+        return st;
     if (e->failed)
         return vl_fail(err, VL_ERR_IO,
                        "writes disabled after a WAL failure (%s); restart to recover",
@@ -260,11 +293,11 @@ static vl_status check_key(size_t keylen, vl_error *err)
     return VL_OK;
 }
 
-/* Flush the log unless the caller batches syncs; a failure poisons writes. */
-/* A WAL write or fsync failed: from now on refuse changes (see top). */
+/* A WAL write or fsync failed: from now on refuse changes (see top; a
+ * store WAL keeps its own state). */
 static vl_status poison(vl_engine *e, vl_status st, vl_error *err)
 {
-    e->failed = 1;
+    e->failed = !vl_wal_in_store(e->wal);
     return vl_fail(err, st, "%s", e->failure.msg);
 }
 
@@ -406,6 +439,11 @@ vl_status vl_clear(vl_engine *e, const char *coll, vl_error *err)
     return log_and_apply(e, c, &rec, err);
 }
 
+vl_status vl_write_refusal(vl_engine *e, vl_error *why)
+{
+    return e->failed ? VL_OK : vl_wal_writable(e->wal, why);
+}
+
 vl_status vl_sync(vl_engine *e, vl_error *err)
 {
     if (e->failed)
@@ -535,6 +573,7 @@ void vl_engine_stats_get(vl_engine *e, vl_engine_stats *st)
     st->wal_files = ws.files;
     st->wal_bytes = ws.bytes;
     st->fsyncs = ws.fsyncs;
+    st->wal_puts = ws.puts;
     st->wal_lsn = vl_wal_last_lsn(e->wal);
     st->wal_dropped_bytes = e->wal_dropped_bytes;
     st->commits = e->commits;

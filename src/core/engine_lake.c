@@ -64,6 +64,14 @@ vl_status vl_bgsave(vl_engine *e, const char *coll, vl_error *err)
     vl_status st = vl_flush_prepare(e, c, &j, err);
     if (st == VL_OK && j)
         vl_lake_job_start(e, j, 1);
+    vl_error why;
+    if (st != VL_OK && vl_write_refusal(e, &why) != VL_OK) {
+        /* A store WAL that cannot store the changes yet: reported as a
+         * background save that failed (INFO), as when the store refuses the
+         * job's own objects; the next save after the store is back runs. */
+        e->last_job_error = e->failure;
+        return VL_OK;
+    }
     return st;
 }
 

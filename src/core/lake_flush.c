@@ -72,7 +72,7 @@ vl_status vl_flush_prepare(vl_engine *e, vl_collection *c, vl_lake_job **out, vl
         return st;
     st = vl_wal_sync_and_rotate(e->wal, &e->failure);
     if (st != VL_OK) {
-        e->failed = 1;
+        e->failed = !vl_wal_in_store(e->wal); /* a store WAL keeps its own state */
         return vl_fail(err, st, "%s", e->failure.msg);
     }
     vl_lake_job *j = vl_calloc(1, sizeof *j);

@@ -163,21 +163,27 @@ static void close_scheduled(vl_clients *cs)
 
 /* ---- replies and durability ---- */
 
-/* Tag the output produced since the last mark with the barrier LSN. */
+/* Tag the output produced since the last mark with the barrier LSN.  A
+ * write's acknowledgement gets a mark of its own (see
+ * vl_clients_refuse_waiting_writes). */
 static void tag_output(vl_client *c, uint64_t lsn)
 {
     struct vl_reply_mark *last = c->nmarks ? &c->marks[c->nmarks - 1] : NULL;
+    int write = (c->flags & VL_CLIENT_WRITE_REPLY) != 0;
+    c->flags &= ~VL_CLIENT_WRITE_REPLY;
     if (c->out.len <= (last ? last->end : 0))
         return;
-    if (last && last->lsn >= lsn) {
+    if (last && last->lsn >= lsn && !write && !last->write) {
         last->end = c->out.len; /* same (or an already covering) barrier */
         return;
     }
+    if (last && last->lsn > lsn)
+        lsn = last->lsn; /* marks ascend; read before the array may move */
     if (c->nmarks == c->cap_marks) {
         c->cap_marks = c->cap_marks ? c->cap_marks * 2 : 4;
         c->marks = vl_realloc(c->marks, c->cap_marks * sizeof *c->marks);
     }
-    c->marks[c->nmarks++] = (struct vl_reply_mark){c->out.len, lsn};
+    c->marks[c->nmarks++] = (struct vl_reply_mark){c->out.len, lsn, write};
 }
 
 /* How many bytes at the front of the output may be sent now. */
@@ -249,6 +255,65 @@ void vl_clients_release(vl_clients *cs)
         c->flags &= ~VL_CLIENT_HELD;
         vl_client_mark_pending(cs, c);
     }
+}
+
+void vl_clients_fail_waiting(vl_clients *cs, const char *msg)
+{
+    uint64_t durable = cs->dur.durable(cs->dur.ctx), barrier = cs->dur.barrier(cs->dur.ctx);
+    for (vl_client *c = cs->head; c; c = c->next) {
+        if (c->flags & (VL_CLIENT_BLOCKED | VL_CLIENT_CLOSED | VL_CLIENT_CLOSE_ASAP))
+            continue;
+        tag_output(c, barrier);
+        if (!waits_for_durability(c, durable))
+            continue;
+        size_t keep = sendable(c, durable), n = 0;
+        while (n < c->nmarks && c->marks[n].lsn <= durable)
+            n++;
+        c->nmarks = n;
+        c->out.len = keep; /* the unsent bytes after keep are dropped, never sent */
+        vl_reply_error(&c->out, "ERR %s", msg);
+        tag_output(c, 0);
+        c->flags |= VL_CLIENT_CLOSE_AFTER_REPLY;
+        vl_client_mark_pending(cs, c);
+    }
+    vl_clients_release(cs);
+}
+
+/* Rebuild c's unsent output with every waiting write acknowledgement
+ * replaced by the error; nothing waits afterwards. */
+static void refuse_writes_of(vl_client *c, uint64_t durable, const char *msg)
+{
+    vl_reply fresh;
+    vl_reply_init(&fresh);
+    fresh.proto = c->out.proto;
+    size_t start = 0;
+    for (size_t i = 0; i < c->nmarks; i++) {
+        if (c->marks[i].lsn > durable && c->marks[i].write)
+            vl_reply_error(&fresh, "ERR %s", msg);
+        else
+            vl_reply_raw(&fresh, c->out.data + start, c->marks[i].end - start);
+        start = c->marks[i].end;
+    }
+    vl_reply_raw(&fresh, c->out.data + start, c->out.len - start);
+    vl_reply_free(&c->out);
+    c->out = fresh;
+    c->nmarks = 0;
+    tag_output(c, 0);
+}
+
+void vl_clients_refuse_waiting_writes(vl_clients *cs, const char *msg)
+{
+    uint64_t durable = cs->dur.durable(cs->dur.ctx), barrier = cs->dur.barrier(cs->dur.ctx);
+    for (vl_client *c = cs->head; c; c = c->next) {
+        if (c->flags & (VL_CLIENT_BLOCKED | VL_CLIENT_CLOSED | VL_CLIENT_CLOSE_ASAP))
+            continue;
+        tag_output(c, barrier);
+        if (!waits_for_durability(c, durable))
+            continue;
+        refuse_writes_of(c, durable, msg);
+        vl_client_mark_pending(cs, c);
+    }
+    vl_clients_release(cs);
 }
 
 static const char max_clients_msg[] = "-ERR max number of clients reached\r\n";

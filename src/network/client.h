@@ -38,7 +38,8 @@ enum {
     VL_CLIENT_PENDING_WRITE = 1 << 2,     /* in the pending-write list */
     VL_CLIENT_CLOSED = 1 << 3,            /* socket gone; freed when unblocked */
     VL_CLIENT_HELD = 1 << 4,              /* in the held list: replies await durability */
-    VL_CLIENT_CLOSE_ASAP = 1 << 5         /* over a memory limit: closed before the loop sleeps */
+    VL_CLIENT_CLOSE_ASAP = 1 << 5,        /* over a memory limit: closed before the loop sleeps */
+    VL_CLIENT_WRITE_REPLY = 1 << 6        /* the reply just queued acknowledges a write */
 };
 
 /** Caps on client buffers, in bytes; 0 means no cap. */
@@ -84,6 +85,7 @@ struct vl_client {
     struct vl_reply_mark {
         size_t end;
         uint64_t lsn;
+        int write; /* exactly one reply, a write's acknowledgement */
     } * marks;
     size_t nmarks, cap_marks;
     struct vl_clients *owner;
@@ -130,6 +132,17 @@ void vl_clients_init(vl_clients *cs, vl_loop *loop, vl_dispatch_fn dispatch, uin
 void vl_clients_set_limits(vl_clients *cs, const vl_client_limits *limits);
 /** Move held clients whose replies are now durable back to pending. */
 void vl_clients_release(vl_clients *cs);
+/** The changes some replies wait for may never become durable (the store
+ *  refused them, or this writer was fenced): cut every such reply, queue
+ *  one "-ERR <msg>" in its place and close that client once it is sent.
+ *  Its requests' outcome is unknown to it, as after a dropped connection.
+ *  Clients with work in flight on another thread are left for a later
+ *  call. */
+void vl_clients_fail_waiting(vl_clients *cs, const char *msg);
+/** Gentler, for a store that is only unavailable: every waiting write
+ *  acknowledgement becomes "-ERR <msg>" in place (one error per write, the
+ *  connection stays open) and every other waiting reply is released. */
+void vl_clients_refuse_waiting_writes(vl_clients *cs, const char *msg);
 /** Accept-handler data: the listening socket's events land here. */
 void vl_clients_on_accept(vl_loop *l, int fd, int events, void *data);
 /** The same for the TLS listener: its clients speak TLS (cs->tls). */

@@ -14,6 +14,16 @@
  * If a write or fsync fails we exit at once without replying: the writes
  * in flight were never acknowledged, and a restart replays exactly what
  * reached the disk (Redis does the same for appendfsync always).
+ *
+ * With --storage the WAL is in the store and its failures are not fatal:
+ * while a batch cannot be stored (it is retried) every write waiting for
+ * it is answered with one -ERR naming the cause, in place, and new writes
+ * get that -ERR; reads go on from memory (they may show the batch that is
+ * being retried: a documented weakness of the outage window).  Once the
+ * batch lands, writes are taken again without a restart.  Once another
+ * writer fenced this one, memory holds changes that will never be stored:
+ * every reply waiting for them becomes one -ERR and its client is closed,
+ * and every data command, reads too, gets -ERR fenced: ...
  */
 #include "server/server.h"
 
@@ -68,14 +78,41 @@ static void wal_failed(const vl_error *err)
     _exit(1);
 }
 
+/* The store WAL refuses changes (or took them again): tell whoever waits
+ * for a change it has not stored; log each change of state once. */
+static void check_refusal(void)
+{
+    static vl_status refusing;
+    vl_error why;
+    vl_status now = vl_write_refusal(server.engine, &why);
+    if (now != refusing)
+        vl_log(now ? VL_LOG_WARNING : VL_LOG_INFO, "%s",
+               now ? why.msg : "writes resumed: the store took the batch it had refused");
+    refusing = now;
+    if (now == VL_ERR_CONFLICT)
+        vl_clients_fail_waiting(&server.clients, why.msg);
+    else if (now != VL_OK)
+        vl_clients_refuse_waiting_writes(&server.clients, why.msg);
+}
+
+/* A commit failed: fatal for a local WAL, a refusal for a store WAL. */
+static void commit_failed(const vl_error *err)
+{
+    vl_error why;
+    if (vl_write_refusal(server.engine, &why) == VL_OK)
+        wal_failed(err);
+    check_refusal();
+}
+
 static int before_sleep(vl_loop *l, void *data)
 {
     (void)l, (void)data;
+    check_refusal();
     for (int round = 0; round < 8; round++) {
         if (vl_sync_pending(server.engine)) {
             vl_error err;
             if (vl_commit_write(server.engine, &err) != VL_OK)
-                wal_failed(&err);
+                commit_failed(&err);
             server.group_commits += !vl_sync_pending(server.engine); /* a batch went out */
         }
         vl_clients_release(&server.clients);
@@ -92,15 +129,20 @@ static void on_commit(vl_loop *l, int fd, int events, void *data)
     (void)l, (void)fd, (void)events, (void)data;
     vl_error err;
     if (vl_commit_poll(server.engine, &err) != VL_OK)
-        wal_failed(&err);
+        commit_failed(&err);
     vl_clients_release(&server.clients);
 }
 
 /* A reply produced now must wait for the newest change, unless that is
- * already durable. */
+ * already durable -- or the store WAL refuses changes: then writes (and
+ * once fenced, reads) are refused in command_table.c, and reads during an
+ * outage are served from memory (see the top). */
 static uint64_t reply_barrier(void *ctx)
 {
     (void)ctx;
+    vl_error why;
+    if (vl_write_refusal(server.engine, &why) != VL_OK)
+        return 0;
     uint64_t last = vl_last_lsn(server.engine);
     return last > vl_durable_lsn(server.engine) ? last : 0;
 }

@@ -7,10 +7,10 @@
  *     INFO; the S3 client copies them and nothing logs them.
  *  2. Without --s3-endpoint the endpoint is AWS's for --s3-region
  *     (https://s3.<region>.amazonaws.com, path-style).
- *  3. This is the intermediate state of S3 mode: descriptors, segments and
- *     manifests go to the bucket, the WAL stays in --dir.  What SAVE (or a
- *     flush) committed survives losing --dir; writes after it live only in
- *     the local WAL until the next flush.
+ *  3. Everything durable goes to the bucket, the WAL included (the engine
+ *     keeps it there as objects when given a store: storage/wal_store.c),
+ *     so --dir holds only LOCK and the cache, and losing it loses nothing
+ *     acknowledged.
  *  4. Objects the lake never rewrites (segments, deletion and index files,
  *     manifests) are read through a cache (storage/objstore_cache.h) in
  *     --cache-dir, default <dir>/cache, of at most --cache-size bytes;

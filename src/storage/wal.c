@@ -36,6 +36,7 @@
  *     VL_ERR_IO, the old file stays current and the next flush tries again.
  */
 #include "storage/wal.h"
+#include "storage/wal_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -64,39 +65,6 @@ _Static_assert(sizeof(float) == 4, "vectors are stored as 32-bit floats");
 #define MIN_RECORD 25u    /* header + fixed + coll_len + 1-byte name */
 #define FILE_NAME_LEN 20u /* 16 hex digits + ".log" */
 
-/* A closed file before the current one: what removing it would drop. */
-typedef struct {
-    uint64_t no, last_lsn, size;
-} closed_file;
-
-struct vl_wal {
-    char *dir;           /* <dir>/wal */
-    closed_file *closed; /* oldest first */
-    size_t nclosed, cap_closed;
-    vl_fsync policy;
-    int fd; /* current (last) file, O_APPEND */
-    uint64_t file_no;
-    uint64_t file_size;
-    uint64_t files;
-    uint64_t bytes_before; /* bytes in files before the current one */
-    uint64_t last_lsn;
-    uint64_t rotate_bytes;
-    unsigned char *buf; /* pending records */
-    size_t buf_len, buf_cap;
-    uint64_t fsyncs;  /* atomic */
-    int failed_errno; /* atomic; nonzero once poisoned */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t thread;
-    int thread_started;
-    int stop;             /* under mu */
-    int dirty;            /* under mu: written since the last sync */
-    uint64_t written_lsn; /* under mu: last LSN handed to write() */
-    uint64_t synced_lsn;  /* under mu: last LSN known to be on stable storage */
-    uint64_t sync_target; /* under mu: LSN a caller asked the sync thread for */
-    int sync_fd;          /* eventfd, signalled when synced_lsn advances */
-};
-
 /* One decoded record: rec plus where its vector bytes sit. */
 typedef struct {
     vl_wal_record rec;
@@ -104,14 +72,6 @@ typedef struct {
     size_t len; /* header + body */
     int crc_ok;
 } decoded;
-
-typedef struct {
-    vl_wal_apply_fn apply;
-    void *ctx;
-    uint64_t last_lsn; /* 0 before the first record */
-    float *scratch;
-    int truncate_damaged; /* operator's choice: cut the last file at any damage */
-} replay_state;
 
 /* ---- little helpers ------------------------------------------------------ */
 
@@ -283,12 +243,12 @@ static const char *rec_decode(const unsigned char *p, size_t avail, uint64_t exp
 
 /* ---- replay -------------------------------------------------------------- */
 
-static uint64_t next_lsn(const replay_state *rs)
+static uint64_t next_lsn(const vl_wal_replay *rs)
 {
     return rs->last_lsn ? rs->last_lsn + 1 : 0;
 }
 
-static vl_status apply_record(replay_state *rs, decoded *d, vl_error *err)
+static vl_status apply_record(vl_wal_replay *rs, decoded *d, vl_error *err)
 {
     if (d->rec.type == VL_WAL_PUT) {
         memcpy(rs->scratch, d->vec_raw, (size_t)d->rec.dim * sizeof(float));
@@ -319,7 +279,7 @@ static int plausible(const unsigned char *p, size_t avail, uint64_t lo, uint64_t
 
 /* 1 if a valid record that could follow the last good one starts after x. */
 static int valid_record_after(const unsigned char *map, size_t size, size_t x,
-                              const replay_state *rs)
+                              const vl_wal_replay *rs)
 {
     uint64_t lo = next_lsn(rs);
     for (size_t y = x + 1; y + MIN_RECORD <= size; y++) {
@@ -358,7 +318,7 @@ static vl_status map_file(const char *path, const char *name, unsigned char **ma
 
 /* Apply every valid record of map; *end is where the first invalid one (or
  * the end) is and *why says what was wrong (NULL when none). */
-static vl_status replay_records(replay_state *rs, const unsigned char *map, size_t size,
+static vl_status replay_records(vl_wal_replay *rs, const unsigned char *map, size_t size,
                                 size_t *end, decoded *d, const char **why, vl_error *err)
 {
     size_t off = 0;
@@ -376,9 +336,22 @@ static vl_status replay_records(replay_state *rs, const unsigned char *map, size
     return VL_OK;
 }
 
+vl_status vl_wal_replay_object(vl_wal_replay *rs, const char *name, const unsigned char *p,
+                               size_t len, vl_error *err)
+{
+    size_t end;
+    decoded d;
+    const char *why;
+    vl_status st = replay_records(rs, p, len, &end, &d, &why, err);
+    if (st == VL_OK && why)
+        st = vl_fail(err, VL_ERR_CORRUPT,
+                     "%s: damaged record at offset %zu (%s); refusing to start", name, end, why);
+    return st;
+}
+
 /* Why the damage found at end makes the open fail (NULL: a torn tail). */
 static const char *damage_verdict(const unsigned char *map, size_t size, size_t end,
-                                  const decoded *d, int is_last, const replay_state *rs)
+                                  const decoded *d, int is_last, const vl_wal_replay *rs)
 {
     if (!is_last)
         return "in a file that is not the last";
@@ -393,7 +366,7 @@ static const char *damage_verdict(const unsigned char *map, size_t size, size_t 
 
 /* Replay one file of *size bytes.  For the last file, *keep receives the
  * length to keep (a torn tail starts there); others must be entirely valid. */
-static vl_status replay_file(replay_state *rs, const char *dir, const char *name, int is_last,
+static vl_status replay_file(vl_wal_replay *rs, const char *dir, const char *name, int is_last,
                              uint64_t *keep, uint64_t *fsize, vl_error *err)
 {
     char *path = join(dir, name);
@@ -569,7 +542,7 @@ static vl_status truncate_tail(vl_wal *w, uint64_t keep, vl_error *err)
 
 /* ---- open ---------------------------------------------------------------- */
 
-static vl_status remember_closed(vl_wal *w, uint64_t no, uint64_t last_lsn, uint64_t size,
+vl_status vl_wal_remember_closed(vl_wal *w, uint64_t no, uint64_t last_lsn, uint64_t size,
                                  vl_error *err)
 {
     if (w->nclosed == w->cap_closed) {
@@ -584,7 +557,7 @@ static vl_status remember_closed(vl_wal *w, uint64_t no, uint64_t last_lsn, uint
     return VL_OK;
 }
 
-static vl_status replay_all(vl_wal *w, replay_state *rs, const uint64_t *nums, size_t n,
+static vl_status replay_all(vl_wal *w, vl_wal_replay *rs, const uint64_t *nums, size_t n,
                             uint64_t *dropped, vl_error *err)
 {
     for (size_t i = 0; i < n; i++) {
@@ -596,7 +569,7 @@ static vl_status replay_all(vl_wal *w, replay_state *rs, const uint64_t *nums, s
             return st;
         if (i + 1 < n) {
             w->bytes_before += keep;
-            if ((st = remember_closed(w, nums[i], rs->last_lsn, keep, err)) != VL_OK)
+            if ((st = vl_wal_remember_closed(w, nums[i], rs->last_lsn, keep, err)) != VL_OK)
                 return st;
             continue;
         }
@@ -620,7 +593,8 @@ static vl_status load(vl_wal *w, vl_wal_apply_fn apply, void *ctx, int truncate_
     vl_status st = list_files(w->dir, &nums, &n, err);
     if (st != VL_OK)
         return st;
-    replay_state rs = {apply, ctx, 0, malloc((size_t)VL_MAX_DIM * sizeof(float)), truncate_damaged};
+    vl_wal_replay rs = {apply, ctx, 0, malloc((size_t)VL_MAX_DIM * sizeof(float)),
+                        truncate_damaged};
     if (!rs.scratch)
         st = vl_fail(err, VL_ERR_NOMEM, "wal: out of memory");
     else if (n > 0)
@@ -642,14 +616,14 @@ static vl_status start_thread(vl_wal *w, vl_error *err)
 {
     if (w->policy == VL_FSYNC_NO)
         return VL_OK;
-    int rc = pthread_create(&w->thread, NULL, sync_thread, w);
+    int rc = pthread_create(&w->thread, NULL, w->store ? vl_wal_store_thread : sync_thread, w);
     if (rc != 0)
         return vl_fail(err, VL_ERR_IO, "wal: starting the fsync thread: %s", strerror(rc));
     w->thread_started = 1;
     return VL_OK;
 }
 
-static vl_wal *wal_new(vl_fsync policy)
+vl_wal *vl_wal_new(vl_fsync policy)
 {
     vl_wal *w = calloc(1, sizeof *w);
     if (!w)
@@ -671,7 +645,7 @@ static vl_wal *wal_new(vl_fsync policy)
     return w;
 }
 
-static void wal_free(vl_wal *w)
+void vl_wal_free(vl_wal *w)
 {
     if (w->fd >= 0)
         close(w->fd);
@@ -680,6 +654,7 @@ static void wal_free(vl_wal *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w->buf);
+    free(w->batch);
     free(w->dir);
     free(w->closed);
     free(w);
@@ -699,7 +674,7 @@ vl_status vl_wal_open_ex(const char *dir, vl_fsync policy, vl_wal_apply_fn apply
         *dropped_bytes = 0;
     if (!dir || !*dir)
         return vl_fail(err, VL_ERR_ARG, "wal: empty directory name");
-    vl_wal *w = wal_new(policy);
+    vl_wal *w = vl_wal_new(policy);
     if (!w)
         return vl_fail(err, VL_ERR_NOMEM, "wal: out of memory");
     vl_status st = prepare_dir(dir, &w->dir, err);
@@ -708,7 +683,7 @@ vl_status vl_wal_open_ex(const char *dir, vl_fsync policy, vl_wal_apply_fn apply
     if (st == VL_OK)
         st = start_thread(w, err);
     if (st != VL_OK) {
-        wal_free(w);
+        vl_wal_free(w);
         return st;
     }
     if (dropped_bytes)
@@ -894,7 +869,7 @@ static vl_status rotate(vl_wal *w, vl_error *err)
     w->dirty = 0;
     pthread_mutex_unlock(&w->mu);
     close(old);
-    st = remember_closed(w, w->file_no, w->last_lsn, w->file_size, err);
+    st = vl_wal_remember_closed(w, w->file_no, w->last_lsn, w->file_size, err);
     w->bytes_before += w->file_size;
     w->file_size = 0;
     w->file_no++;
@@ -904,6 +879,8 @@ static vl_status rotate(vl_wal *w, vl_error *err)
 
 vl_status vl_wal_flush(vl_wal *w, vl_error *err)
 {
+    if (w->store)
+        return vl_wal_store_sync(w, err);
     if (__atomic_load_n(&w->failed_errno, __ATOMIC_RELAXED))
         return poisoned(w, err);
     if (w->buf_len == 0)
@@ -970,6 +947,8 @@ static void *sync_thread(void *arg)
 
 vl_status vl_wal_write(vl_wal *w, vl_error *err)
 {
+    if (w->store)
+        return vl_wal_store_write(w);
     if (__atomic_load_n(&w->failed_errno, __ATOMIC_RELAXED))
         return poisoned(w, err);
     if (w->buf_len == 0)
@@ -1014,6 +993,8 @@ vl_status vl_wal_check(vl_wal *w, vl_error *err)
     uint64_t n;
     ssize_t ignored = read(w->sync_fd, &n, sizeof n); /* consume the signal */
     (void)ignored;
+    if (w->store)
+        return vl_wal_store_check(w, err);
     if (__atomic_load_n(&w->failed_errno, __ATOMIC_RELAXED))
         return poisoned(w, err);
     return VL_OK;
@@ -1033,13 +1014,24 @@ uint64_t vl_wal_last_lsn(const vl_wal *w)
 
 void vl_wal_stats_get(vl_wal *w, vl_wal_stats *st)
 {
+    st->fsyncs = __atomic_load_n(&w->fsyncs, __ATOMIC_RELAXED);
+    if (w->store) {
+        pthread_mutex_lock(&w->mu);
+        st->files = w->nclosed;
+        st->bytes = w->store_bytes;
+        st->puts = w->puts;
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
     st->files = w->files;
     st->bytes = w->bytes_before + w->file_size;
-    st->fsyncs = __atomic_load_n(&w->fsyncs, __ATOMIC_RELAXED);
+    st->puts = 0;
 }
 
 vl_status vl_wal_sync(vl_wal *w, vl_error *err)
 {
+    if (w->store)
+        return vl_wal_store_sync(w, err);
     vl_status st = vl_wal_flush(w, err);
     if (st == VL_OK && w->policy != VL_FSYNC_ALWAYS)
         st = sync_current(w, err);
@@ -1048,6 +1040,8 @@ vl_status vl_wal_sync(vl_wal *w, vl_error *err)
 
 vl_status vl_wal_sync_and_rotate(vl_wal *w, vl_error *err)
 {
+    if (w->store) /* every batch is an object of its own: nothing to rotate */
+        return vl_wal_store_sync(w, err);
     vl_status st = vl_wal_sync(w, err);
     if (st == VL_OK && w->file_size > 0)
         st = rotate(w, err);
@@ -1056,6 +1050,8 @@ vl_status vl_wal_sync_and_rotate(vl_wal *w, vl_error *err)
 
 vl_status vl_wal_remove_through(vl_wal *w, uint64_t lsn, vl_error *err)
 {
+    if (w->store)
+        return vl_wal_store_remove_through(w, lsn, err);
     size_t n = 0;
     while (n < w->nclosed && w->closed[n].last_lsn <= lsn) {
         char name[FILE_NAME_LEN + 1];
@@ -1083,7 +1079,10 @@ vl_status vl_wal_bump_lsn(vl_wal *w, uint64_t lsn, vl_error *err)
 {
     if (w->last_lsn >= lsn)
         return VL_OK;
-    if (w->buf_len || w->file_size || w->nclosed)
+    /* A store log always keeps its newest object, which may hold no
+     * records: what counts there is whether replay saw any. */
+    int has_records = w->store ? w->last_lsn > 0 : (w->buf_len || w->file_size || w->nclosed);
+    if (has_records)
         return vl_fail(err, VL_ERR_CORRUPT,
                        "wal: the log ends at LSN %" PRIu64 " but committed data covers LSN %" PRIu64
                        "; log files are missing",
@@ -1101,6 +1100,10 @@ void vl_wal_close(vl_wal *w)
 {
     if (!w)
         return;
+    if (w->store) {
+        vl_wal_store_close(w);
+        return;
+    }
     if (w->thread_started) {
         pthread_mutex_lock(&w->mu);
         w->stop = 1;
@@ -1110,5 +1113,5 @@ void vl_wal_close(vl_wal *w)
     }
     if (vl_wal_flush(w, NULL) == VL_OK)
         sync_current(w, NULL);
-    wal_free(w);
+    vl_wal_free(w);
 }

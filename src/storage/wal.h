@@ -16,6 +16,11 @@
  * The WAL uses a plain local append file for speed; it lives beside the
  * object store's root, inside the storage layer, and nothing above this
  * layer knows its paths.
+ *
+ * Store mode (vl_wal_open_store, wal_store.c): the same records, but each
+ * group-committed batch is one object wal/<20 decimal digits>.log created
+ * with put_if_absent, and the object's sequence number doubles as the
+ * writer's fence (docs/storage-format.md "WAL in an object store").
  */
 #ifndef VL_STORAGE_WAL_H
 #define VL_STORAGE_WAL_H
@@ -23,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "storage/objstore.h"
 #include "vexlake.h"
 
 #define VL_WAL_ROTATE_BYTES (64u * 1024 * 1024)
@@ -78,6 +84,32 @@ vl_status vl_wal_open_ex(const char *dir, vl_fsync policy, vl_wal_apply_fn apply
                          int truncate_damaged, vl_wal **out, uint64_t *dropped_bytes,
                          vl_error *err);
 
+/**
+ * Open the log kept as objects in store (see docs/storage-format.md):
+ * replay every wal/ object in order through apply, then claim the next
+ * object number with an empty put_if_absent object, fencing any writer
+ * that was using the store (its next batch conflicts).  Behaves as the
+ * VL_FSYNC_ALWAYS file log: vl_wal_write hands the pending records to a
+ * background thread that stores them as one object, and
+ * vl_wal_durable_lsn advances once that PUT succeeded.  A PUT that fails
+ * (after the store client's own retries) leaves the batch pending and
+ * retried once a second: vl_wal_writable refuses changes meanwhile and
+ * takes them again once it lands.  A PUT that finds its object taken by
+ * someone else fences this log for good.  store is borrowed: it must
+ * outlive the log.
+ */
+vl_status vl_wal_open_store(vl_objstore *store, vl_wal_apply_fn apply, void *ctx, vl_wal **out,
+                            vl_error *err);
+
+/** 1 for a log opened with vl_wal_open_store. */
+int vl_wal_in_store(const vl_wal *w);
+
+/** VL_OK when changes may be appended.  For a store log: VL_ERR_CONFLICT
+ *  ("fenced: ...") once another writer took over, VL_ERR_IO ("store
+ *  unavailable: ...") while a batch could not be stored yet.  A file log
+ *  is always writable here (its failures poison it, see vl_wal_flush). */
+vl_status vl_wal_writable(vl_wal *w, vl_error *err);
+
 /** Encode rec into the pending buffer; sets rec->lsn. Not yet written. */
 vl_status vl_wal_append(vl_wal *w, vl_wal_record *rec, vl_error *err);
 
@@ -110,6 +142,7 @@ typedef struct {
     uint64_t files;
     uint64_t bytes;
     uint64_t fsyncs;
+    uint64_t puts; /**< store mode: batch objects stored since open */
 } vl_wal_stats;
 
 void vl_wal_stats_get(vl_wal *w, vl_wal_stats *st);

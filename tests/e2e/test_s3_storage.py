@@ -2,9 +2,9 @@
 scripts/run-tests.sh starts (scripts/seaweedfs.sh: S3 on 127.0.0.1:8333,
 bucket vexlake-test).  Never skipped: without SeaweedFS these fail.
 
-Intermediate state of S3 mode: descriptors, segments and manifests go to
-the bucket, the WAL stays in --dir.  So what SAVE committed survives losing
---dir entirely; a fresh node on the same bucket serves it.
+Descriptors, segments, manifests and the WAL go to the bucket, so what
+SAVE committed survives losing --dir entirely; a fresh node on the same
+bucket serves it (test_s3_wal.py covers writes not yet in a version).
 """
 from __future__ import annotations
 
