@@ -197,13 +197,18 @@ def main() -> int:
         index_bytes = sum(os.path.getsize(f) for f in index_files)
 
         with_index = timed_start(server, queries[0], truth, a.timeout)
-        for f in index_files:
+        # listed again: a start may commit a new version and collect old files
+        deleted = glob.glob(os.path.join(data_dir, "tables", "*", "indexes", "*"))
+        for f in deleted:
             os.unlink(f)
         without_index = timed_start(server, queries[0], truth, a.timeout)
-    finally:
+    except BaseException:
         if server.proc:
             server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        print(f"scale_startup: failed; the server's files and server.log are kept in {work}",
+              file=sys.stderr)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
 
     print("## Start-up of bin/vexlake-server\n")
     args = " ".join(server.args[1:]).replace(server.data_dir, "DIR")
@@ -217,7 +222,8 @@ def main() -> int:
           f"background index build; it gives up after 10 s without one), server resident {save_rss:.0f} MiB "
           f"({save_rss * 2**20 / n:.0f} B/vector); INFO after it: "
           + ", ".join(f"{k} {v}" for k, v in after_save.items())
-          + f".  Index files: {len(index_files)}, {index_bytes / 2**20:.1f} MiB.\n")
+          + f".  Index files: {len(index_files)}, {index_bytes / 2**20:.1f} MiB; "
+          f"{len(deleted)} deleted before the second start.\n")
     print("| start | first VSEARCH answer (s) | next VSEARCH (ms) | recall@10 (query 0) | "
           "resident (MiB) | " + " | ".join(FIELDS) + " |")
     print("|---|---:|---:|---:|---:|" + "---:|" * len(FIELDS))
