@@ -233,7 +233,7 @@ static void run_ivf(const dataset *ds)
            "Build, one thread: %.1f s wall, %.1f s CPU.  Memory per vector: index %.0f B, "
            "total %.0f B with the float32 row it re-ranks from; resident growth %.0f B.\n\n",
            vl_ivf_nlist(ix), build_s, build_cpu, ibpv, tbpv, rss);
-    static const uint32_t probes[] = {1,  2,  4,  8,   12,  16,  24,  32,  48,
+    static const uint32_t probes[] = {1,  2,  4,   8,   12,  16,  24,  32,  48,
                                       64, 96, 128, 192, 256, 384, 512, 768, 1024};
     searcher s = {.ds = ds, .ivf = ix};
     point at = sweep(&s, "nprobe", probes, sizeof probes / sizeof probes[0], vl_ivf_nlist(ix));

@@ -442,8 +442,7 @@ static void generate(const config *c, const model *m)
 
 static void cache_root(char *out, size_t len)
 {
-    const char *e = getenv("VL_SCALE_CACHE"), *x = getenv("XDG_CACHE_HOME"),
-               *h = getenv("HOME");
+    const char *e = getenv("VL_SCALE_CACHE"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
     if (e && *e)
         snprintf(out, len, "%s", e);
     else if (x && *x)

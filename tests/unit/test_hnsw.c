@@ -25,17 +25,6 @@
 #include "testutil.h"
 #include "testutil_fvecs.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define VL_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VL_SANITIZED 1
-#endif
-#endif
-#ifndef VL_SANITIZED
-#define VL_SANITIZED 0
-#endif
-
 enum { K = 10, ASAN_BASE = 3000, ASAN_QUERIES = 40 };
 
 /* ---- helpers ------------------------------------------------------------ */

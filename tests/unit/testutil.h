@@ -10,6 +10,18 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+/* 1 in the ASan build: tests there use smaller data sets. */
+#if defined(__SANITIZE_ADDRESS__)
+#define VL_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VL_SANITIZED 1
+#endif
+#endif
+#ifndef VL_SANITIZED
+#define VL_SANITIZED 0
+#endif
+
 static int vl_test_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;

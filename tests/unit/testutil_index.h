@@ -14,17 +14,6 @@
 
 #include "vexlake.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define VL_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VL_SANITIZED 1
-#endif
-#endif
-#ifndef VL_SANITIZED
-#define VL_SANITIZED 0
-#endif
-
 #define IX_COLL "c"
 enum { IX_DIM = 8, IX_MAX_ROWS = 1000, IX_ASAN_BASE = 3000, IX_ASAN_QUERIES = 40 };
 
