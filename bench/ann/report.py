@@ -129,7 +129,8 @@ def markdown(res, pngs):
              "tie-aware; ratios at equal recall come from each system's Pareto frontier, "
              "log-interpolated.  Build time is CPU seconds on one thread.  Bytes per vector: "
              "the index as the library sizes it (serialised), including the float32 rows the "
-             "search re-ranks with; RSS growth is the process's resident memory added by the "
+             "search re-ranks with (VexLake's compressed indexes also without them, in brackets: "
+             "the engine's row store serves them); RSS growth is the process's resident memory added by the "
              "build (peers only).",
              "", f"Command: `{res['command']}`", ""]
     head = ["", "### Headline: QPS at recall@10 (best VexLake index vs hnswlib and the best peer)", "",
@@ -162,7 +163,9 @@ def markdown(res, pngs):
             q = at[s]
             body.append(
                 f"| {s} | {v.get('knob', '')} | {fmt(v.get('build_s'), '.2f')} | "
-                f"{ratio(v.get('build_s'), hb.get('build_s'))} | {fmt(v.get('index_bpv'))} | "
+                f"{ratio(v.get('build_s'), hb.get('build_s'))} | {fmt(v.get('index_bpv'))}"
+                + (f" ({fmt(v['external_bpv'])} without rows)" if v.get("external_bpv") else "")
+                + " | "
                 f"{ratio(v.get('index_bpv'), hb.get('index_bpv'))} | {fmt(v.get('rss_bpv'))} | "
                 f"{fmt(q[0])} | {ratio(q[0], h[0])} | {ratio(q[0], pe[0][1])} | "
                 f"{fmt(q[1])} | {ratio(q[1], h[1])} | {ratio(q[1], pe[1][1])} |")
