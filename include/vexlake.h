@@ -69,7 +69,8 @@ typedef enum {
     VL_ERR_NOMEM,    /**< out of memory, or a put past vl_options.max_memory */
     VL_ERR_LIMIT,    /**< a documented limit was exceeded */
     VL_ERR_CONFLICT, /**< another writer committed the same object first */
-    VL_ERR_BUSY      /**< the data directory is open in another engine (vl_open) */
+    VL_ERR_BUSY,     /**< the data directory is open in another engine (vl_open) */
+    VL_ERR_READONLY  /**< a change asked of a read-only engine (vl_options.read_only) */
 } vl_status;
 
 /** Distance metric of a collection. See vl_hit.score for what scores mean. */
@@ -171,6 +172,11 @@ typedef struct {
      *  (default 1024: scanning that many rows costs less than setting up a
      *  graph walk; compaction merges small segments). */
     uint64_t index_min_rows;
+    /** 1: a follower (core/follow.c).  The engine never writes to the
+     *  store (no commits, flushes, compactions, index builds or GC) and
+     *  refuses changes with VL_ERR_READONLY; vl_follow_* load newer
+     *  versions (default 0). */
+    int read_only;
 } vl_options;
 
 /** Error message buffer filled by failing calls. */
@@ -431,6 +437,22 @@ vl_status vl_version_load_begin(vl_engine *e, const char *coll, uint64_t version
                                 vl_version_load **out, vl_error *err);
 void vl_version_load_run(vl_version_load *l);
 vl_status vl_version_load_end(vl_engine *e, vl_version_load *l, vl_error *err);
+
+/**
+ * Following the store (vl_options.read_only engines), in three steps so a
+ * server can read off its event loop: begin (owner thread; captures what
+ * the engine serves), run (any thread; lists descriptors and manifests,
+ * loads every collection whose newest version is newer than the one
+ * served, with its listed index files, into new row stores), end (owner
+ * thread; swaps the new state in and frees f).  Snapshots taken before end
+ * keep the generation they pinned (MVCC).  end returns the run's error
+ * (the engine keeps serving what it had) and sets *changed to 1 when
+ * anything new was swapped in.
+ */
+typedef struct vl_follow vl_follow;
+vl_follow *vl_follow_begin(vl_engine *e);
+void vl_follow_run(vl_follow *f);
+vl_status vl_follow_end(vl_engine *e, vl_follow *f, int *changed, vl_error *err);
 
 /** Copy key's vector as the snapshot sees it; owner thread only.
  *  VL_ERR_NOTFOUND / VL_ERR_LIMIT as vl_get(). */

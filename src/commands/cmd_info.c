@@ -14,6 +14,7 @@
 
 #include "commands/commands.h"
 #include "server/server.h"
+#include "server/follower.h"
 #include "server/storage.h"
 #include "util/alloc.h"
 
@@ -212,9 +213,28 @@ static void section_vectors(text *t, const vl_engine_stats *st)
     add(t, "index_build_running:%d\r\n", st->index_build_running);
 }
 
-typedef enum { SERVER, CLIENTS, MEMORY, STATS, PERSISTENCE, VECTORS, NSECTIONS } section;
-static const char *const section_names[NSECTIONS] = {"server", "clients",     "memory",
-                                                     "stats",  "persistence", "vectors"};
+/* role:writer, or role:follower with the version served (of the default
+ * collection) and the lag (server/follower.c). */
+static void section_replication(text *t)
+{
+    if (!server.cfg.read_only) {
+        add(t, "# Replication\r\nrole:writer\r\n");
+        return;
+    }
+    vl_follower_stats fs;
+    vl_follower_stats_get(&fs);
+    add(t, "# Replication\r\nrole:follower\r\nfollow_interval_ms:%d\r\n",
+        server.cfg.follow_interval_ms);
+    add(t, "follow_version:%llu\r\nfollow_lag_ms:%lld\r\n",
+        (unsigned long long)vl_current_version(server.engine, VL_DEFAULT_COLLECTION),
+        (long long)fs.lag_ms);
+    add(t, "follow_polls:%llu\r\nfollow_poll_errors:%llu\r\nfollow_last_error:%s\r\n",
+        (unsigned long long)fs.polls, (unsigned long long)fs.poll_errors, fs.last_error);
+}
+
+typedef enum { SERVER, CLIENTS, MEMORY, STATS, PERSISTENCE, VECTORS, REPLICATION, NSECTIONS } section;
+static const char *const section_names[NSECTIONS] = {
+    "server", "clients", "memory", "stats", "persistence", "vectors", "replication"};
 
 vl_dispatch_result vl_cmd_info(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
@@ -245,6 +265,7 @@ vl_dispatch_result vl_cmd_info(vl_client *c, int argc, const char **argv, const 
         case STATS: section_stats(&t); break;
         case PERSISTENCE: section_persistence(&t, &st); break;
         case VECTORS: section_vectors(&t, &st); break;
+        case REPLICATION: section_replication(&t); break;
         case NSECTIONS: break;
         }
     }

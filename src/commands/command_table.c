@@ -252,6 +252,11 @@ vl_dispatch_result vl_command_dispatch(vl_client *c, int argc, const char **argv
         server.error_replies++;
         return VL_DISPATCH_DONE;
     }
+    if (server.cfg.read_only && (cmd->acl & VL_ACL_WRITE)) { /* as a Redis replica replies */
+        server.error_replies++;
+        vl_reply_error(&c->out, "READONLY You can't write against a read only replica.");
+        return VL_DISPATCH_DONE;
+    }
     size_t before = c->out.len;
     vl_dispatch_result r = cmd->fn(c, argc, argv, lens);
     if (c->out.len > before && c->out.data[before] == '-')

@@ -70,6 +70,12 @@ static vl_collection *add_collection(vl_engine *e, const char *name, vl_metric m
     return c;
 }
 
+vl_collection *vl_engine_add_collection(vl_engine *e, const char *name, vl_metric metric,
+                                        const vl_index_params *index)
+{
+    return add_collection(e, name, metric, index);
+}
+
 /* ---- applying changes (shared by live writes and replay) ---- */
 
 /* A row replaced or deleted at lsn: if it lives in a segment, the next
@@ -163,7 +169,7 @@ static vl_status settle_index(vl_engine *e, vl_descriptor *d, vl_error *err)
         return vl_seg_index_check_params(&d->index, err);
     d->has_index = 1;
     d->index = e->opt.index;
-    return vl_descriptor_write(e->store, d, err);
+    return e->opt.read_only ? VL_OK : vl_descriptor_write(e->store, d, err);
 }
 
 static vl_status load_collections(vl_engine *e, vl_error *err)
@@ -195,14 +201,17 @@ static vl_status finish_open(vl_engine *e, vl_error *err)
         return st;
     if (e->applied_lsn < top)
         e->applied_lsn = top;
-    for (size_t i = 0; i < e->ncolls; i++) {
-        vl_lake_gc(e, &e->colls[i]);
-        vl_engine_note_save_time(e, &e->colls[i].lake.head);
-        vl_lake_publish_indexes(&e->colls[i]);
-    }
     e->job_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (e->job_fd < 0)
         return vl_fail(err, VL_ERR_IO, "eventfd: %s", strerror(errno));
+    for (size_t i = 0; i < e->ncolls; i++) {
+        if (!e->opt.read_only) /* the store is the writer's: no GC */
+            vl_lake_gc(e, &e->colls[i]);
+        vl_engine_note_save_time(e, &e->colls[i].lake.head);
+        vl_lake_publish_indexes(&e->colls[i]);
+    }
+    if (e->opt.read_only) /* no WAL files of ours are covered by its versions */
+        return VL_OK;
     return vl_engine_remove_covered_wal(e, err);
 }
 
@@ -217,7 +226,9 @@ vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_er
         vl_options_init(&e->opt);
     e->store = e->opt.store; /* ours from here on: vl_close closes it */
     e->opt.store = NULL;
-    int wal_in_store = e->store != NULL;
+    /* A follower never writes the store: its WAL is an empty local one in its
+     * scratch dir, so opening it claims (fences) nothing. */
+    int wal_in_store = e->store != NULL && !e->opt.read_only;
     vl_status st = vl_seg_index_check_params(&e->opt.index, err);
     if (st == VL_OK)
         st = vl_dirlock_acquire(dir, &e->lock_fd, err);
@@ -271,6 +282,9 @@ void vl_close(vl_engine *e)
 
 static vl_status check_writable(vl_engine *e, const char *coll, vl_error *err)
 {
+    if (e->opt.read_only)
+        return vl_fail(err, VL_ERR_READONLY, "read-only engine (a follower): changes go to the "
+                                             "writer");
     vl_status st = vl_wal_writable(e->wal, err);
     if (st != VL_OK)
         return st;

@@ -102,6 +102,9 @@ struct vl_snapshot {
 };
 
 vl_collection *vl_engine_find(vl_engine *e, const char *name);
+/** A new, empty collection (the caller made sure it is absent). */
+vl_collection *vl_engine_add_collection(vl_engine *e, const char *name, vl_metric metric,
+                                        const vl_index_params *index);
 int64_t vl_monotonic_ms(void);
 void vl_version_cache_free(struct vl_version_cache *vc);
 /** Add what a cached version holds to *m (nothing for NULL). */
@@ -131,6 +134,15 @@ typedef struct {
     uint64_t loads; /* index files loaded */
 } vl_version_indexes;
 void vl_version_indexes_free(vl_version_indexes *vi);
+/** Version v of coll from store into a fresh *lake and *rows (owned by
+ *  the caller), with the index files its manifest lists (*index_loads:
+ *  how many); on failure nothing is left to free.  Any thread. */
+vl_status vl_lake_open_version(vl_objstore *store, const char *coll, vl_metric metric,
+                               uint64_t v, vl_lake *lake, vl_rowstore **rows,
+                               uint64_t *index_loads, vl_error *err);
+/** Retain, in l, the listed versions vs[n] up to its head (their manifests
+ *  are read; unreadable ones are skipped).  Any thread. */
+void vl_lake_retain_listed(vl_objstore *store, vl_lake *l, const uint64_t *vs, size_t n);
 /** A private row store holding version m (rows located at their segment's
  *  position in m), and the indexes its manifest lists, into *vi. */
 vl_status vl_lake_build_rows(vl_objstore *store, const vl_manifest *m, vl_rowstore **out,

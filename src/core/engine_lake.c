@@ -41,6 +41,8 @@ void vl_engine_note_commit(vl_engine *e, const vl_manifest *head)
 
 vl_status vl_save(vl_engine *e, const char *coll, vl_error *err)
 {
+    if (e->opt.read_only)
+        return vl_fail(err, VL_ERR_READONLY, "read-only engine (a follower): the writer saves");
     vl_lake_job_finish(e, NULL); /* a background job's outcome is its own */
     vl_collection *c = vl_engine_find(e, coll);
     if (!c)
@@ -55,6 +57,8 @@ vl_status vl_save(vl_engine *e, const char *coll, vl_error *err)
 
 vl_status vl_bgsave(vl_engine *e, const char *coll, vl_error *err)
 {
+    if (e->opt.read_only)
+        return vl_fail(err, VL_ERR_READONLY, "read-only engine (a follower): the writer saves");
     if (e->job)
         return vl_fail(err, VL_ERR_CONFLICT, "Background save already in progress");
     vl_collection *c = vl_engine_find(e, coll);
@@ -137,6 +141,8 @@ static void reclaim_dead_rows(vl_collection *c, int pressure)
 void vl_maintenance(vl_engine *e)
 {
     int64_t now = vl_monotonic_ms();
+    if (e->opt.read_only)
+        return;
     vl_index_build_finish(e, 0); /* in case a job's finish consumed its signal */
     vl_index_build_start(e);     /* beside the lake job, never inside it */
     if (e->job || e->failed)

@@ -178,34 +178,48 @@ vl_status vl_lake_build_rows(vl_objstore *store, const vl_manifest *m, vl_rowsto
     return VL_OK;
 }
 
-/* Try to open version v of c; on failure c is left as it was. */
-static vl_status open_version(vl_engine *e, vl_collection *c, uint64_t v, vl_error *err)
+vl_status vl_lake_open_version(vl_objstore *store, const char *coll, vl_metric metric,
+                               uint64_t v, vl_lake *lake, vl_rowstore **rows,
+                               uint64_t *index_loads, vl_error *err)
 {
     vl_manifest m;
-    vl_status st = vl_manifest_load(e->store, c->name, v, &m, err);
+    vl_status st = vl_manifest_load(store, coll, v, &m, err);
     if (st != VL_OK)
         return st;
-    vl_lake lake;
-    vl_lake_init(&lake, c->name, c->metric);
-    lake.head = m;
-    lake.head.nsegs = 0; /* grows as segments load, so a failure frees only those */
-    vl_rowstore *rows = vl_rowstore_new(c->metric);
+    vl_lake_init(lake, coll, metric);
+    lake->head = m;
+    lake->head.nsegs = 0; /* grows as segments load, so a failure frees only those */
+    *rows = vl_rowstore_new(metric);
     vl_version_indexes vi = {0};
-    st = load_version(e->store, &m, rows, &lake, &vi, err);
-    uint64_t loads = vi.loads;
+    st = load_version(store, &m, *rows, lake, &vi, err);
+    *index_loads = vi.loads;
     vl_version_indexes_free(&vi);
-    if (st == VL_OK && m.metric != c->metric)
+    if (st == VL_OK && m.metric != metric)
         st = vl_fail(err, VL_ERR_CORRUPT,
                      "%s version %" PRIu64 ": metric %s differs from the "
                      "collection's %s",
-                     c->name, v, vl_metric_name(m.metric), vl_metric_name(c->metric));
+                     coll, v, vl_metric_name(m.metric), vl_metric_name(metric));
     if (st != VL_OK) {
-        vl_lake_free(&lake);
-        vl_rowstore_unref(rows);
+        vl_lake_free(lake);
+        vl_rowstore_unref(*rows);
+        *rows = NULL;
         return st;
     }
-    lake.head.nsegs = m.nsegs;
-    lake.last_change = m.wal_lsn;
+    lake->head.nsegs = m.nsegs;
+    lake->last_change = m.wal_lsn;
+    return VL_OK;
+}
+
+/* Try to open version v of c; on failure c is left as it was. */
+static vl_status open_version(vl_engine *e, vl_collection *c, uint64_t v, vl_error *err)
+{
+    vl_lake lake;
+    vl_rowstore *rows;
+    uint64_t loads;
+    vl_status st =
+        vl_lake_open_version(e->store, c->name, c->metric, v, &lake, &rows, &loads, err);
+    if (st != VL_OK)
+        return st;
     e->index_loads += loads;
     vl_lake_free(&c->lake);
     c->lake = lake;
@@ -214,17 +228,16 @@ static vl_status open_version(vl_engine *e, vl_collection *c, uint64_t v, vl_err
     return VL_OK;
 }
 
-/* Remember the retained versions (for VERSIONS and time travel). */
-static void retain_listed(vl_engine *e, vl_collection *c, const uint64_t *vs, size_t n)
+void vl_lake_retain_listed(vl_objstore *store, vl_lake *l, const uint64_t *vs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         vl_manifest m;
-        if (vs[i] > c->lake.head.version)
+        if (vs[i] > l->head.version)
             continue;
-        if (vs[i] == c->lake.head.version) {
-            vl_lake_retain(&c->lake, &c->lake.head);
-        } else if (vl_manifest_load(e->store, c->name, vs[i], &m, NULL) == VL_OK) {
-            vl_lake_retain(&c->lake, &m);
+        if (vs[i] == l->head.version) {
+            vl_lake_retain(l, &l->head);
+        } else if (vl_manifest_load(store, l->head.collection, vs[i], &m, NULL) == VL_OK) {
+            vl_lake_retain(l, &m);
             vl_manifest_free(&m);
         }
     }
@@ -251,7 +264,7 @@ vl_status vl_lake_load(vl_engine *e, vl_collection *c, vl_error *err)
     if (st != VL_OK && err)
         *err = first;
     if (st == VL_OK) {
-        retain_listed(e, c, vs, n);
+        vl_lake_retain_listed(e->store, &c->lake, vs, n);
         c->lake.top_version = vs[n - 1];
     }
     free(vs);

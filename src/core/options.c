@@ -26,6 +26,7 @@ void vl_options_init(vl_options *opt)
     opt->index.kind = VL_INDEX_HNSW;
     opt->index.quant = VL_QUANT_SQ8;
     opt->index_min_rows = 1024;
+    opt->read_only = 0;
 }
 
 static int lookup(const char *const *names, int n, const char *name)

@@ -103,6 +103,11 @@ static void usage(FILE *f)
             "  --hnsw-ef-construction N       HNSW build beam, 1..4096 (default 200)\n"
             "  --ivf-lists N                  IVF lists per segment, up to 65536 (default\n"
             "                                 0: chosen from the segment's row count)\n"
+            "  --read-only                    a follower: serve the newest version in\n"
+            "                                 --storage and follow new ones; writes get\n"
+            "                                 -READONLY (--dir is the node's own scratch)\n"
+            "  --follow-interval-ms N         how often a follower lists the manifests\n"
+            "                                 (default 1000; 100..3600000)\n"
             "  --help                         show this help\n");
 }
 
@@ -216,6 +221,7 @@ static const flag flags[] = {
     {"--hnsw-m", INT_FLAG, 2, 128, FIELD(index.hnsw_m)},
     {"--hnsw-ef-construction", INT_FLAG, 1, 4096, FIELD(index.hnsw_ef_construction)},
     {"--ivf-lists", INT_FLAG, 0, 65536, FIELD(index.ivf_lists)},
+    {"--follow-interval-ms", INT_FLAG, 100, 3600000, FIELD(follow_interval_ms)},
 };
 
 /* The first line of file `path` (without its line end) into field. */
@@ -328,6 +334,10 @@ static int parse_flags(int argc, char **argv, vl_config *cfg)
             cfg->open_previous_on_damage = 1;
             continue;
         }
+        if (strcmp(a, "--read-only") == 0) {
+            cfg->read_only = 1;
+            continue;
+        }
         if (strcmp(a, "--wal-truncate-damaged") == 0) {
             cfg->wal_truncate_damaged = 1;
             continue;
@@ -383,6 +393,9 @@ int main(int argc, char **argv)
         rc = check_listeners(&cfg);
     if (rc < 0)
         rc = check_index(&cfg);
+    if (rc < 0 && cfg.read_only && !cfg.storage[0])
+        rc = usage_error("--read-only needs --storage: a follower reads the writer's bucket "
+                         "(its --dir is its own scratch)");
     if (rc >= 0)
         return rc;
     vl_error err;

@@ -38,6 +38,7 @@
 
 #include "commands/commands.h"
 #include "network/listener.h"
+#include "server/follower.h"
 #include "server/storage.h"
 #include "util/log.h"
 
@@ -70,6 +71,7 @@ void vl_config_defaults(vl_config *cfg)
     snprintf(cfg->s3_region, sizeof cfg->s3_region, "us-east-1");
     cfg->s3_timeout_ms = 30000;
     cfg->cache_size = VL_DEFAULT_CACHE_SIZE;
+    cfg->follow_interval_ms = 1000;
 }
 
 static void wal_failed(const vl_error *err)
@@ -176,6 +178,7 @@ static void cron(vl_loop *l, void *data)
         vl_bgsave(server.engine, VL_DEFAULT_COLLECTION, NULL);
     }
     vl_maintenance(server.engine);
+    vl_follower_tick();
     vl_clients_close_idle(&server.clients);
 }
 
@@ -231,6 +234,8 @@ static int open_engine(const vl_config *cfg)
     opt.wal_truncate_damaged = cfg->wal_truncate_damaged;
     opt.max_memory = cfg->maxmemory;
     opt.index = cfg->index;
+    opt.read_only = cfg->read_only;
+    vl_follower_init();
     vl_error err;
     if (vl_server_open_store(cfg, &opt.store, &err) != VL_OK) {
         vl_log(VL_LOG_ERROR, "cannot open storage %s: %s", cfg->storage, err.msg);

@@ -59,6 +59,8 @@ typedef struct {
     char cache_dir[PATH_MAX]; /* --cache-dir; "": <dir>/cache */
     uint64_t cache_size;      /* --cache-size bytes; 0: no cache */
     vl_index_params index;    /* --index, --quant, --hnsw-*, --ivf-lists: for new collections */
+    int read_only;            /* --read-only: a follower of --storage (server/follower.c) */
+    int follow_interval_ms;   /* --follow-interval-ms: how often a follower looks */
 } vl_config;
 
 typedef struct {
