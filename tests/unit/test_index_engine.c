@@ -261,7 +261,13 @@ static void test_searches_during_background_jobs(void **state)
     vl_engine_stats st;
     vl_engine_stats_get(e, &st);
     assert_true(st.compactions >= 1);
-    assert_true(st.index_builds >= 5);
+    /* How many builds ran depends on how the compaction raced them (a
+     * segment merged away before its build starts is never built); what
+     * must hold is that every row ends up indexed. */
+    assert_true(st.index_builds >= 1);
+    vl_collection_info info;
+    assert_int_equal(vl_collection_describe(e, IX_COLL, &info), VL_OK);
+    assert_int_equal(info.unindexed_rows, 0);
     float q[IX_DIM];
     ix_vector(9, 0, q);
     ix_assert_same(e, q, 10, NULL, 2);
