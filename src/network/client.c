@@ -257,7 +257,10 @@ void vl_clients_release(vl_clients *cs)
     }
 }
 
-void vl_clients_fail_waiting(vl_clients *cs, const char *msg)
+/* Call fn on every live client whose output waits for durability, then
+ * release what no longer waits. */
+static void for_each_waiting(vl_clients *cs, void (*fn)(vl_client *, uint64_t, const char *),
+                             const char *msg)
 {
     uint64_t durable = cs->dur.durable(cs->dur.ctx), barrier = cs->dur.barrier(cs->dur.ctx);
     for (vl_client *c = cs->head; c; c = c->next) {
@@ -266,17 +269,28 @@ void vl_clients_fail_waiting(vl_clients *cs, const char *msg)
         tag_output(c, barrier);
         if (!waits_for_durability(c, durable))
             continue;
-        size_t keep = sendable(c, durable), n = 0;
-        while (n < c->nmarks && c->marks[n].lsn <= durable)
-            n++;
-        c->nmarks = n;
-        c->out.len = keep; /* the unsent bytes after keep are dropped, never sent */
-        vl_reply_error(&c->out, "ERR %s", msg);
-        tag_output(c, 0);
-        c->flags |= VL_CLIENT_CLOSE_AFTER_REPLY;
+        fn(c, durable, msg);
         vl_client_mark_pending(cs, c);
     }
     vl_clients_release(cs);
+}
+
+/* Keep what is durable, then the error, then close. */
+static void fail_output_of(vl_client *c, uint64_t durable, const char *msg)
+{
+    size_t keep = sendable(c, durable), n = 0;
+    while (n < c->nmarks && c->marks[n].lsn <= durable)
+        n++;
+    c->nmarks = n;
+    c->out.len = keep; /* the unsent bytes after keep are dropped, never sent */
+    vl_reply_error(&c->out, "ERR %s", msg);
+    tag_output(c, 0);
+    c->flags |= VL_CLIENT_CLOSE_AFTER_REPLY;
+}
+
+void vl_clients_fail_waiting(vl_clients *cs, const char *msg)
+{
+    for_each_waiting(cs, fail_output_of, msg);
 }
 
 /* Rebuild c's unsent output with every waiting write acknowledgement
@@ -303,17 +317,7 @@ static void refuse_writes_of(vl_client *c, uint64_t durable, const char *msg)
 
 void vl_clients_refuse_waiting_writes(vl_clients *cs, const char *msg)
 {
-    uint64_t durable = cs->dur.durable(cs->dur.ctx), barrier = cs->dur.barrier(cs->dur.ctx);
-    for (vl_client *c = cs->head; c; c = c->next) {
-        if (c->flags & (VL_CLIENT_BLOCKED | VL_CLIENT_CLOSED | VL_CLIENT_CLOSE_ASAP))
-            continue;
-        tag_output(c, barrier);
-        if (!waits_for_durability(c, durable))
-            continue;
-        refuse_writes_of(c, durable, msg);
-        vl_client_mark_pending(cs, c);
-    }
-    vl_clients_release(cs);
+    for_each_waiting(cs, refuse_writes_of, msg);
 }
 
 static const char max_clients_msg[] = "-ERR max number of clients reached\r\n";

@@ -119,20 +119,8 @@ static vl_hnsw *roundtrip(const vl_hnsw *h, const float *v, uint32_t n, uint32_t
 
 /* ---- recall on the shared datasets -------------------------------------- */
 
-typedef struct {
-    const char *name;
-    vl_metric metric;
-} dataset;
-
-static const dataset datasets[] = {
-    {"sift-128-euclidean-ngt5k", VL_METRIC_L2},
-    {"fashion-mnist-784-euclidean-15k", VL_METRIC_L2},
-    {"debian-minilm-384-cosine-20k", VL_METRIC_COSINE},
-    {"manpage-minilm-384-cosine-19k", VL_METRIC_COSINE},
-};
-
 /* recall[0]: float32 walk, recall[1]: SQ8 walk with float32 re-rank. */
-static void dataset_recall(const dataset *ds, double recall[2], int *skipped)
+static void dataset_recall(const vl_dataset *ds, double recall[2], int *skipped)
 {
     char path[4][512];
     const char *files[4] = {"base.fvecs", "query.fvecs", "groundtruth.ivecs",
@@ -198,10 +186,10 @@ static void test_dataset_recall_defaults(void **state)
 {
     (void)state;
     int skipped = 0, ran = 0;
-    for (size_t i = 0; i < sizeof datasets / sizeof datasets[0]; i++) {
+    for (size_t i = 0; i < VL_NDATASETS; i++) {
         int sk = 0;
         double r[2];
-        dataset_recall(&datasets[i], r, &sk);
+        dataset_recall(&vl_datasets[i], r, &sk);
         if (sk) {
             skipped = 1;
             continue;
@@ -209,8 +197,8 @@ static void test_dataset_recall_defaults(void **state)
         ran++;
         for (int mode = 0; mode < 2; mode++)
             if (r[mode] < 0.95)
-                fail_msg("%s: recall@10 %.4f < 0.95 with default parameters (%s)", datasets[i].name,
-                         r[mode], mode ? "sq8" : "float32");
+                fail_msg("%s: recall@10 %.4f < 0.95 with default parameters (%s)",
+                         vl_datasets[i].name, r[mode], mode ? "sq8" : "float32");
     }
     if (skipped && !ran)
         skip();

@@ -116,21 +116,9 @@ static void test_snapshot_sees_its_rows_only(void **state)
 
 /* ---- recall floors on the shared datasets --------------------------------- */
 
-typedef struct {
-    const char *name;
-    vl_metric metric;
-} dataset;
-
-static const dataset datasets[] = {
-    {"sift-128-euclidean-ngt5k", VL_METRIC_L2},
-    {"fashion-mnist-784-euclidean-15k", VL_METRIC_L2},
-    {"debian-minilm-384-cosine-20k", VL_METRIC_COSINE},
-    {"manpage-minilm-384-cosine-19k", VL_METRIC_COSINE},
-};
-
 /* Recall@10 of a default search against EXACT, with the engine's default
  * index (hnsw + sq8) over one segment of the dataset's base. */
-static int dataset_recall(const dataset *ds, vl_index_kind kind, vl_quant quant, double *recall)
+static int dataset_recall(const vl_dataset *ds, vl_index_kind kind, vl_quant quant, double *recall)
 {
     char path[2][512];
     snprintf(path[0], sizeof path[0], "%s/%s/base.fvecs", vl_test_datasets(), ds->name);
@@ -183,13 +171,13 @@ static int dataset_recall(const dataset *ds, vl_index_kind kind, vl_quant quant,
 static void recall_floor(vl_index_kind kind, vl_quant quant)
 {
     int ran = 0;
-    for (size_t i = 0; i < sizeof datasets / sizeof datasets[0]; i++) {
+    for (size_t i = 0; i < VL_NDATASETS; i++) {
         double r;
-        if (!dataset_recall(&datasets[i], kind, quant, &r))
+        if (!dataset_recall(&vl_datasets[i], kind, quant, &r))
             continue;
         ran++;
         if (r < 0.95)
-            fail_msg("%s: recall@10 %.4f < 0.95 with default %s+%s", datasets[i].name, r,
+            fail_msg("%s: recall@10 %.4f < 0.95 with default %s+%s", vl_datasets[i].name, r,
                      vl_index_kind_name(kind), vl_quant_name(quant));
     }
     if (!ran)

@@ -87,4 +87,18 @@ static inline uint32_t vl_tie_hits(vl_metric m, const float *q, const float *bas
     return hits;
 }
 
+/** The shared datasets (../shared/datasets) and their metrics. */
+typedef struct {
+    const char *name;
+    vl_metric metric;
+} vl_dataset;
+
+static const vl_dataset vl_datasets[] = {
+    {"sift-128-euclidean-ngt5k", VL_METRIC_L2},
+    {"fashion-mnist-784-euclidean-15k", VL_METRIC_L2},
+    {"debian-minilm-384-cosine-20k", VL_METRIC_COSINE},
+    {"manpage-minilm-384-cosine-19k", VL_METRIC_COSINE},
+};
+#define VL_NDATASETS (sizeof vl_datasets / sizeof vl_datasets[0])
+
 #endif
