@@ -43,18 +43,6 @@ static double now(clockid_t clock)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void *read_file(const char *dir, const char *name, uint32_t *n, uint32_t *d)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    void *v = vl_read_vecs(path, n, d);
-    if (!v) {
-        fprintf(stderr, "ann_bench: cannot read %s\n", path);
-        exit(1);
-    }
-    return v;
-}
-
 typedef struct {
     const float *rows;
     uint32_t dim;
@@ -113,9 +101,9 @@ int main(int argc, char **argv)
     uint32_t nef = argc > 5 ? (uint32_t)(argc - 5) : sizeof default_efs / sizeof default_efs[0];
 
     uint32_t nb, db, nq, dq, ng, dg;
-    float *base = read_file(dir, "base.fvecs", &nb, &db);
-    float *queries = read_file(dir, "query.fvecs", &nq, &dq);
-    float *gtd = read_file(dir, "groundtruth_dist.fvecs", &ng, &dg);
+    float *base = vl_read_vecs_in("ann_bench", dir, "base.fvecs", &nb, &db);
+    float *queries = vl_read_vecs_in("ann_bench", dir, "query.fvecs", &nq, &dq);
+    float *gtd = vl_read_vecs_in("ann_bench", dir, "groundtruth_dist.fvecs", &ng, &dg);
     if (db != dq || ng != nq || dg < K) {
         fprintf(stderr, "ann_bench: %s: inconsistent files\n", dir);
         return 1;

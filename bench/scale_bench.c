@@ -82,18 +82,6 @@ static void die(const char *what, const vl_error *err)
     exit(1);
 }
 
-static float *read_or_die(const char *dir, const char *name, uint32_t *n, uint32_t *d)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    float *v = vl_read_vecs(path, n, d);
-    if (!v) {
-        fprintf(stderr, "scale_bench: cannot read %s\n", path);
-        exit(1);
-    }
-    return v;
-}
-
 /* Search query qi at parameter p (ef or nprobe); rows of the hits to rows. */
 static uint32_t search_one(const searcher *s, uint32_t qi, uint32_t p, uint32_t *rows)
 {
@@ -260,9 +248,9 @@ int main(int argc, char **argv)
     }
     dataset ds = {.name = argv[1]};
     uint32_t dq, ng;
-    ds.base = read_or_die(argv[1], "base.fvecs", &ds.n, &ds.dim);
-    ds.query = read_or_die(argv[1], "query.fvecs", &ds.nq, &dq);
-    ds.gtd = read_or_die(argv[1], "groundtruth_dist.fvecs", &ng, &ds.gtk);
+    ds.base = vl_read_vecs_in("scale_bench", argv[1], "base.fvecs", &ds.n, &ds.dim);
+    ds.query = vl_read_vecs_in("scale_bench", argv[1], "query.fvecs", &ds.nq, &dq);
+    ds.gtd = vl_read_vecs_in("scale_bench", argv[1], "groundtruth_dist.fvecs", &ng, &ds.gtk);
     if (dq != ds.dim || ng != ds.nq || ds.gtk < K) {
         fprintf(stderr, "scale_bench: %s: inconsistent files\n", argv[1]);
         return 1;

@@ -87,6 +87,21 @@ static inline uint32_t vl_tie_hits(vl_metric m, const float *q, const float *bas
     return hits;
 }
 
+/** vl_read_vecs of dir/name for a bench program: a missing or malformed
+ *  file ends the program with a message naming prog and the path. */
+static inline void *vl_read_vecs_in(const char *prog, const char *dir, const char *name,
+                                    uint32_t *n, uint32_t *d)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    void *v = vl_read_vecs(path, n, d);
+    if (!v) {
+        fprintf(stderr, "%s: cannot read %s\n", prog, path);
+        exit(1);
+    }
+    return v;
+}
+
 /** The shared datasets (../shared/datasets) and their metrics. */
 typedef struct {
     const char *name;
