@@ -210,6 +210,14 @@ typedef struct {
     uint64_t indexed_rows;   /**< rows searched through an index (deleted ones included) */
     uint64_t
         unindexed_rows; /**< rows a search scans exactly (memtable, segments not yet indexed) */
+    /** Memory of the segment indexes behind indexed_rows (codes, links,
+     *  lists, and any float32 vectors they keep), in bytes asked of malloc. */
+    uint64_t index_bytes;
+    /** The part of index_bytes that is float32 vectors: 0 with compressed
+     *  codes (sq8, rabitq), whose re-ranking reads the rows in memory;
+     *  4 x dim per row for hnsw none (its walk's copy) and ivf none (its
+     *  lists). */
+    uint64_t index_vector_bytes;
 } vl_collection_info;
 
 /**

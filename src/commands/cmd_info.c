@@ -207,6 +207,13 @@ static void section_vectors(text *t, const vl_engine_stats *st)
     add(t, "index:%s\r\nquant:%s\r\nindexed_rows:%llu\r\nunindexed_rows:%llu\r\n",
         vl_index_kind_name(info.index.kind), vl_quant_name(info.index.quant),
         (unsigned long long)info.indexed_rows, (unsigned long long)info.unindexed_rows);
+    vl_memory_usage mem = {0};
+    vl_collection_memory(server.engine, VL_DEFAULT_COLLECTION, &mem);
+    add(t, "index_bytes:%llu\r\nindex_bytes_per_vector:%.1f\r\nindex_vector_bytes:%llu\r\n",
+        (unsigned long long)info.index_bytes,
+        info.indexed_rows ? (double)info.index_bytes / (double)info.indexed_rows : 0.0,
+        (unsigned long long)info.index_vector_bytes);
+    add(t, "vectors_bytes:%llu\r\n", (unsigned long long)mem.vectors);
     add(t, "index_builds:%llu\r\nindex_loads:%llu\r\nindex_rebuilds:%llu\r\n",
         (unsigned long long)st->index_builds, (unsigned long long)st->index_loads,
         (unsigned long long)st->index_rebuilds);

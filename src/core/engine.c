@@ -527,9 +527,12 @@ vl_status vl_collection_describe(vl_engine *e, const char *coll, vl_collection_i
     info->index = c->index;
     const vl_index_set *set = c->iset;
     uint64_t nrows = atomic_load(&c->rows->nrows);
-    info->indexed_rows = 0;
-    for (size_t i = 0; set && i < set->n; i++)
+    info->indexed_rows = info->index_bytes = info->index_vector_bytes = 0;
+    for (size_t i = 0; set && i < set->n; i++) {
         info->indexed_rows += vl_seg_index_rows(set->entries[i].ix);
+        info->index_bytes += vl_seg_index_memory(set->entries[i].ix);
+        info->index_vector_bytes += vl_seg_index_vector_bytes(set->entries[i].ix);
+    }
     info->unindexed_rows = set ? set->unindexed + (nrows - set->base) : nrows;
     return VL_OK;
 }

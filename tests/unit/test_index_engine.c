@@ -1,8 +1,9 @@
 /* test_index_engine.c - segment indexes inside the engine, through
  * include/vexlake.h: indexed search equals EXACT across indexed segments,
  * unindexed rows, deletes and overwrites; recall floors on the shared
- * datasets; searches on other threads while flushes, compactions and
- * index builds run. */
+ * datasets; searches on other threads while flushes, compactions, index
+ * builds and row store generation swaps run; the float32 rows held once
+ * (indexes with codes keep no copy). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +115,92 @@ static void test_snapshot_sees_its_rows_only(void **state)
     vl_snapshot_close(after);
     vl_close(e);
     vl_test_rmtree(t.dir);
+}
+
+/* ---- the float32 rows exist once: in the row store ------------------------ */
+
+static vl_collection_info ix_info(vl_engine *e)
+{
+    vl_collection_info info;
+    assert_int_equal(vl_collection_describe(e, IX_COLL, &info), VL_OK);
+    return info;
+}
+
+/* One indexed segment of rows rows under kind+quant and metric; the
+ * collection's facts once it is built, and again after a restart that
+ * loads the index file (the decode path). */
+static void index_facts(vl_index_kind kind, vl_quant quant, vl_metric metric, uint32_t rows,
+                        vl_collection_info *built, vl_collection_info *loaded)
+{
+    vl_test_dir t;
+    assert_true(vl_test_tmpdir(t.dir, sizeof t.dir, "ixmem") != NULL);
+    vl_options o = ix_options(kind, quant);
+    o.default_metric = metric;
+    vl_engine *e = ix_open(t.dir, &o);
+    ix_put_range(e, 0, (int)rows, 0);
+    ix_save(e);
+    ix_index(e);
+    *built = ix_info(e);
+    vl_close(e);
+    e = ix_open(t.dir, &o);
+    vl_engine_stats st;
+    vl_engine_stats_get(e, &st);
+    assert_int_equal(st.index_loads, 1);
+    assert_int_equal(st.index_builds, 0);
+    *loaded = ix_info(e);
+    float q[IX_DIM];
+    ix_vector(11, 0, q);
+    ix_assert_same(e, q, 10, NULL, 1); /* 300 rows, beam 64: every row reached */
+    vl_close(e);
+    vl_test_rmtree(t.dir);
+}
+
+/* HNSW with SQ8 (the default) re-ranks from the row store's rows, so its
+ * memory is codes and links: the same graph walked in float32 (hnsw none
+ * keeps that copy; its walk reads deleted rows too) less the copy, plus
+ * dim bytes of code per row and, under cosine, a float scale and a float
+ * inverse norm per row (L2 codes share one map).  Before the engine set
+ * the vector source, the SQ8 index held the copy beside its codes. */
+static void no_float_copy(vl_metric metric)
+{
+    enum { ROWS = 300 };
+    vl_collection_info sq[2], none[2];
+    index_facts(VL_INDEX_HNSW, VL_QUANT_SQ8, metric, ROWS, &sq[0], &sq[1]);
+    index_facts(VL_INDEX_HNSW, VL_QUANT_NONE, metric, ROWS, &none[0], &none[1]);
+    uint64_t copy = (uint64_t)ROWS * IX_DIM * sizeof(float);
+    uint64_t codes = (uint64_t)ROWS * (IX_DIM + (metric == VL_METRIC_L2 ? 0 : 2 * sizeof(float)));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sq[i].indexed_rows, ROWS);
+        assert_int_equal(sq[i].index_vector_bytes, 0);
+        assert_int_equal(none[i].index_vector_bytes, copy);
+        if (sq[i].index_bytes > none[i].index_bytes - copy + codes)
+            fail_msg("%s: hnsw+sq8 holds %llu bytes, hnsw+none %llu: more than codes (%llu) "
+                     "beside the graph",
+                     i ? "loaded" : "built", (unsigned long long)sq[i].index_bytes,
+                     (unsigned long long)none[i].index_bytes, (unsigned long long)codes);
+    }
+}
+
+static void test_hnsw_sq8_holds_no_float_copy(void **state)
+{
+    (void)state;
+    no_float_copy(VL_METRIC_L2);
+    no_float_copy(VL_METRIC_COSINE);
+}
+
+/* IVF with compressed codes never held a copy; without codes its lists are
+ * float32 (the file's layout), which the counter reports. */
+static void test_ivf_vector_bytes(void **state)
+{
+    (void)state;
+    vl_collection_info built, loaded;
+    index_facts(VL_INDEX_IVF, VL_QUANT_SQ8, VL_METRIC_L2, 300, &built, &loaded);
+    assert_int_equal(built.index_vector_bytes, 0);
+    assert_int_equal(loaded.index_vector_bytes, 0);
+    assert_true(built.index_bytes > 0 && built.index_bytes == loaded.index_bytes);
+    index_facts(VL_INDEX_IVF, VL_QUANT_NONE, VL_METRIC_L2, 300, &built, &loaded);
+    assert_int_equal(built.index_vector_bytes, 300 * IX_DIM * sizeof(float));
+    assert_int_equal(loaded.index_vector_bytes, 300 * IX_DIM * sizeof(float));
 }
 
 /* ---- recall floors on the shared datasets --------------------------------- */
@@ -263,6 +352,97 @@ static void test_searches_during_background_jobs(void **state)
     vl_test_rmtree(t.dir);
 }
 
+/* Overwrite keys [lo, hi) until dead rows outnumber the live ones past the
+ * reclaim threshold (65,536), then run maintenance: the collection's rows
+ * move to a new generation that holds live rows only. */
+static void ix_swap_generation(vl_engine *e, int lo, int hi)
+{
+    for (int round = 1; round <= 70000 / (hi - lo); round++)
+        ix_put_range(e, lo, hi, 1 + round % 3);
+    vl_maintenance(e);
+    vl_collection_info info = ix_info(e);
+    if (info.rows_in_memory != info.count)
+        fail_msg("no generation swap: %llu rows in memory, %llu live",
+                 (unsigned long long)info.rows_in_memory, (unsigned long long)info.count);
+}
+
+/* A searcher that keeps searching its snapshot until told to stop,
+ * counting its searches. */
+typedef struct {
+    searcher base;
+    atomic_int stop, searches;
+} long_searcher;
+
+static void *long_search_thread(void *arg)
+{
+    long_searcher *l = arg;
+    vl_hit hits[IX_MAX_ROWS];
+    for (int i = 0; !atomic_load(&l->stop) && !l->base.bad; i++) {
+        float q[IX_DIM];
+        ix_vector(7000 + i % 50, 0, q);
+        uint32_t n;
+        vl_error err;
+        if (vl_snapshot_search(l->base.snap, q, IX_DIM, l->base.expect, hits, &n, &err) != VL_OK ||
+            n != l->base.expect)
+            l->base.bad = 1;
+        atomic_fetch_add(&l->searches, 1);
+    }
+    return NULL;
+}
+
+/* Searches on other threads keep their snapshot's generation while the
+ * owner swaps generations twice under an indexed segment whose deleted
+ * rows the new generations no longer hold.  The index keeps no pointer
+ * into any generation: each search re-ranks from its own snapshot's rows
+ * (under ASan, a read of a freed generation or of a row the new one lacks
+ * is caught), and every search still returns exactly its snapshot's rows. */
+static void test_searches_across_generation_swaps(void **state)
+{
+    (void)state;
+    vl_test_dir t;
+    assert_true(vl_test_tmpdir(t.dir, sizeof t.dir, "ixgen") != NULL);
+    vl_options o = ix_options(VL_INDEX_HNSW, VL_QUANT_SQ8);
+    o.default_metric = VL_METRIC_COSINE;
+    vl_engine *e = ix_open(t.dir, &o);
+    ix_put_range(e, 0, 300, 0);
+    ix_save(e);
+    ix_index(e);
+    ix_delete_range(e, 0, 50); /* dead in the segment (under the 20% that rewrites it), gone
+                                  from the row store after a swap */
+    ix_save(e);
+    ix_index(e);
+    for (int swap = 0; swap < 2; swap++) {
+        long_searcher s[2];
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++) {
+            s[i].base = (searcher){e, vl_snapshot_open(e, IX_COLL), 250 + 20 * swap, 0};
+            atomic_init(&s[i].stop, 0);
+            atomic_init(&s[i].searches, 0);
+            assert_int_equal(pthread_create(&th[i], NULL, long_search_thread, &s[i]), 0);
+        }
+        ix_swap_generation(e, 300 + 20 * swap, 320 + 20 * swap);
+        for (int i = 0; i < 2; i++) { /* a few more searches on the old generation */
+            int seen = atomic_load(&s[i].searches);
+            while (atomic_load(&s[i].searches) < seen + 3 && !s[i].base.bad)
+                sched_yield();
+            atomic_store(&s[i].stop, 1);
+            pthread_join(th[i], NULL);
+            assert_false(s[i].base.bad);
+            vl_snapshot_close(s[i].base.snap); /* the last reference to the old generation */
+        }
+        vl_collection_info info = ix_info(e);
+        assert_int_equal(info.indexed_rows, 300);
+        assert_int_equal(info.index_vector_bytes, 0);
+        for (int q = 0; q < 10; q++) {
+            float v[IX_DIM];
+            ix_vector(6000 + q, 0, v);
+            ix_assert_same(e, v, 10, NULL, 1);
+        }
+    }
+    vl_close(e);
+    vl_test_rmtree(t.dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +450,9 @@ int main(void)
         cmocka_unit_test(test_ivf_search_equals_exact),
         cmocka_unit_test(test_snapshot_sees_its_rows_only),
         cmocka_unit_test(test_searches_during_background_jobs),
+        cmocka_unit_test(test_searches_across_generation_swaps),
+        cmocka_unit_test(test_hnsw_sq8_holds_no_float_copy),
+        cmocka_unit_test(test_ivf_vector_bytes),
         cmocka_unit_test(test_dataset_recall_hnsw_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1027,6 +1027,16 @@ size_t vl_hnsw_graph_bytes(const vl_hnsw *h)
            h->upper_cap * sizeof(uint32_t);
 }
 
+size_t vl_hnsw_vector_bytes(const vl_hnsw *h)
+{
+    return h->vecs ? (size_t)h->cap * h->dim * sizeof(float) : 0;
+}
+
+vl_hnsw_quant vl_hnsw_quant_of(const vl_hnsw *h)
+{
+    return h->quant;
+}
+
 size_t vl_hnsw_memory_bytes(const vl_hnsw *h)
 {
     size_t codes = h->codes ? (size_t)h->cap * h->dim : 0;

@@ -30,6 +30,10 @@
  *  - Once built, any number of threads may call vl_hnsw_search at once, each
  *    with its own vl_hnsw_scratch (or NULL, which allocates one per call);
  *    with a vector source they call its function concurrently.
+ *  - A vector source is called only from inside a call on the index, on
+ *    the calling thread, and a filtered SQ8 search reads through it only
+ *    rows the filter allows (the re-rank): the engine relies on both
+ *    (core/index/seg_index.c serves each search from its snapshot's rows).
  *
  * Determinism: the same seed and the same rows added in the same order give
  * the same graph, byte for byte in vl_hnsw_save.
@@ -168,6 +172,10 @@ uint32_t vl_hnsw_dim(const vl_hnsw *h);
 size_t vl_hnsw_memory_bytes(const vl_hnsw *h);
 /** Bytes of the same, links and bookkeeping only (without the vectors). */
 size_t vl_hnsw_graph_bytes(const vl_hnsw *h);
+/** Bytes of the index's own float32 copy (0 with a vector source). */
+size_t vl_hnsw_vector_bytes(const vl_hnsw *h);
+/** The traversal quantiser set by vl_hnsw_set_quant or a load. */
+vl_hnsw_quant vl_hnsw_quant_of(const vl_hnsw *h);
 void vl_hnsw_free(vl_hnsw *h);
 
 /**

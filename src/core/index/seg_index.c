@@ -2,10 +2,29 @@
  * seg_index.c - one segment's index over hnsw.h or ivf.h (see seg_index.h).
  *
  * Decisions:
- *  - HNSW walks SQ8 codes by default and re-ranks the beam in float32
- *    (hnsw.h); it keeps its own float32 copy of the rows because the walk
- *    reads them at random.  IVF with compressed codes re-ranks from the
- *    engine's row store through the vector callback, so it holds codes only.
+ *  - Float32 rows exist once in memory, in the engine's row store.  HNSW
+ *    with SQ8 (the default) walks codes and re-ranks in float32 through a
+ *    vector source (vl_hnsw_set_vector_source) instead of its own copy;
+ *    IVF with compressed codes re-ranks through the search's vector
+ *    callback.  Both hold codes and links only, and neither keeps a pointer
+ *    into the rows: the rows a search reads are the ones its snapshot pins.
+ *  - One index serves every row store generation that maps its segment (a
+ *    reclaim of dead rows or a follower's swap copies rows to a new
+ *    generation; a time-travel version has its own), so the HNSW's source
+ *    cannot name rows: it reads through a thread-local pointer to the rows
+ *    of the call in progress on this thread -- the segment's vectors during
+ *    a build or load, the search's vl_seg_filter.vector during a search.
+ *    vl_hnsw calls its source only on the calling thread.  A filtered SQ8
+ *    walk reads float32 rows only to re-rank the rows it may return (the
+ *    walk itself reads codes), so the callback is never asked for a row
+ *    the snapshot does not see; tests/unit/test_index_engine.c searches
+ *    segments whose deleted rows are gone from the row store, under ASan.
+ *  - HNSW without codes (quant none) keeps its float32 copy: its walk reads
+ *    the vector of every row it passes, deleted rows included, and those
+ *    are not in the row store once its dead rows are reclaimed.  IVF
+ *    without codes holds float32 lists by definition (they are its file's
+ *    list layout, read one range per list).  vl_seg_index_vector_bytes
+ *    reports both.
  *  - The seed is a constant: two builds of one segment are byte-identical,
  *    which is what makes "rebuild from the segment" checkable.
  *  - IVF's default NPROBE (a quarter of the lists) misses true neighbours on
@@ -44,6 +63,47 @@ struct vl_seg_index {
     vl_hnsw *hnsw;
     vl_ivf *ivf;
 };
+
+/* ---- the HNSW's vector source: the rows of the call in progress ---- */
+
+typedef struct {
+    const float *(*vector)(void *ctx, uint32_t seg_row);
+    void *ctx;
+} seg_rows;
+
+static _Thread_local seg_rows cur_rows;
+
+static const float *current_row(void *ctx, uint32_t seg_row)
+{
+    (void)ctx;
+    return cur_rows.vector(cur_rows.ctx, seg_row);
+}
+
+typedef struct {
+    const float *vecs;
+    uint32_t dim;
+} row_array;
+
+static const float *array_row(void *ctx, uint32_t seg_row)
+{
+    const row_array *a = ctx;
+    return a->vecs + (size_t)seg_row * a->dim;
+}
+
+/* Make an SQ8 HNSW read its rows through current_row and drop its copy;
+ * vecs (n x dim) are the rows it was built from or is loaded over. */
+static vl_status use_row_source(vl_hnsw *h, const float *vecs, uint32_t dim, vl_error *err)
+{
+    if (vl_hnsw_quant_of(h) != VL_HNSW_QUANT_SQ8)
+        return VL_OK;
+    row_array a = {vecs, dim};
+    seg_rows saved = cur_rows;
+    cur_rows = (seg_rows){array_row, &a};
+    vl_hnsw_vectors src = {current_row, NULL};
+    vl_status st = vl_hnsw_set_vector_source(h, &src, err);
+    cur_rows = saved;
+    return st;
+}
 
 vl_status vl_seg_index_check_params(const vl_index_params *p, vl_error *err)
 {
@@ -92,6 +152,8 @@ static vl_status build_hnsw(const vl_index_params *p, vl_metric metric, const fl
     }
     if (st == VL_OK && p->quant == VL_QUANT_SQ8)
         st = vl_hnsw_set_quant(h, VL_HNSW_QUANT_SQ8, err);
+    if (st == VL_OK)
+        st = use_row_source(h, vecs, dim, err);
     if (st != VL_OK) {
         vl_hnsw_free(h);
         return st;
@@ -154,9 +216,14 @@ vl_status vl_seg_index_decode(vl_index_kind kind, const uint8_t *buf, size_t len
     vl_status st;
     if (kind == VL_INDEX_HNSW) {
         vl_hnsw *h;
-        if ((st = vl_hnsw_load(buf, len, vecs, n, dim, &h, err)) == VL_OK)
-            *out = wrap(kind, n, h, NULL);
-        return st;
+        if ((st = vl_hnsw_load(buf, len, vecs, n, dim, &h, err)) != VL_OK)
+            return st;
+        if ((st = use_row_source(h, vecs, dim, err)) != VL_OK) {
+            vl_hnsw_free(h);
+            return st;
+        }
+        *out = wrap(kind, n, h, NULL);
+        return VL_OK;
     }
     if (kind != VL_INDEX_IVF)
         return vl_fail(err, VL_ERR_CORRUPT, "index kind %d has no file format", (int)kind);
@@ -184,6 +251,15 @@ uint32_t vl_seg_index_rows(const vl_seg_index *ix)
 size_t vl_seg_index_memory(const vl_seg_index *ix)
 {
     return sizeof *ix + (ix->hnsw ? vl_hnsw_memory_bytes(ix->hnsw) : vl_ivf_memory_bytes(ix->ivf));
+}
+
+size_t vl_seg_index_vector_bytes(const vl_seg_index *ix)
+{
+    if (ix->hnsw)
+        return vl_hnsw_vector_bytes(ix->hnsw);
+    if (vl_ivf_quant_of(ix->ivf) != VL_IVF_QUANT_NONE)
+        return 0;
+    return (size_t)vl_ivf_count(ix->ivf) * vl_ivf_dim(ix->ivf) * sizeof(float);
 }
 
 const char *vl_seg_index_suffix(vl_index_kind kind)
@@ -243,7 +319,10 @@ vl_status vl_seg_index_search(const vl_seg_index *ix, const float *query, uint32
     if (ix->kind == VL_INDEX_HNSW) {
         vl_hnsw_filter hf = {.allow = f->allow, .ctx = f->ctx};
         vl_hnsw_hit *hits = vl_malloc((size_t)k * sizeof *hits);
+        seg_rows saved = cur_rows;
+        cur_rows = (seg_rows){f->vector, f->ctx};
         st = vl_hnsw_search(ix->hnsw, query, k, ef, &hf, thread_scratch(), hits, n, err);
+        cur_rows = saved;
         for (uint32_t i = 0; st == VL_OK && i < *n; i++)
             out[i] = (vl_seg_hit){hits[i].row, hits[i].dist};
         free(hits);

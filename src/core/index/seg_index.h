@@ -34,7 +34,8 @@ vl_status vl_seg_index_check_params(const vl_index_params *p, vl_error *err);
 /** 1 when a segment of rows rows gets an index under p. */
 int vl_seg_index_wanted(const vl_index_params *p, uint64_t rows, uint64_t min_rows);
 
-/** Build over n vectors (row-major, dim floats, seg_row order).  When
+/** Build over n vectors (row-major, dim floats, seg_row order; read during
+ *  the call only: the index keeps no pointer to them).  When
  *  *cancel (may be NULL) becomes nonzero an HNSW build stops early with
  *  VL_ERR_BUSY. */
 vl_status vl_seg_index_build(const vl_index_params *p, vl_metric metric, const float *vecs,
@@ -45,7 +46,8 @@ vl_status vl_seg_index_build(const vl_index_params *p, vl_metric metric, const f
 vl_status vl_seg_index_encode(const vl_seg_index *ix, uint8_t **buf, size_t *len, vl_error *err);
 
 /** Decode a body of kind over the segment's n vectors (the ones it was
- *  built from); VL_ERR_CORRUPT names the first problem. */
+ *  built from, read during the call only); VL_ERR_CORRUPT names the first
+ *  problem. */
 vl_status vl_seg_index_decode(vl_index_kind kind, const uint8_t *buf, size_t len, const float *vecs,
                               uint32_t n, uint32_t dim, vl_metric metric, vl_seg_index **out,
                               vl_error *err);
@@ -54,6 +56,10 @@ vl_index_kind vl_seg_index_kind(const vl_seg_index *ix);
 uint32_t vl_seg_index_rows(const vl_seg_index *ix);
 /** Heap bytes of the index (codes, links, vectors it keeps). */
 size_t vl_seg_index_memory(const vl_seg_index *ix);
+/** The part of vl_seg_index_memory that is float32 vectors: 0 with
+ *  compressed codes (re-ranking reads the row store), rows x dim x 4 for
+ *  hnsw none (its walk's copy) and ivf none (its lists). */
+size_t vl_seg_index_vector_bytes(const vl_seg_index *ix);
 /** File suffix of kind: "hnsw" or "ivf". */
 const char *vl_seg_index_suffix(vl_index_kind kind);
 
@@ -62,7 +68,9 @@ void vl_seg_index_ref(vl_seg_index *ix);
 void vl_seg_index_unref(vl_seg_index *ix);
 
 /** What a search of one segment may return and where its float32 rows
- *  are (the IVF re-rank reads them; allowed rows only). */
+ *  are: the re-rank of HNSW with SQ8 and of IVF with compressed codes reads
+ *  them, for allowed rows only, on the calling thread, during the call.
+ *  vector is required. */
 typedef struct {
     int (*allow)(void *ctx, uint32_t seg_row);
     const float *(*vector)(void *ctx, uint32_t seg_row);
