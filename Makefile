@@ -211,6 +211,12 @@ bench-ivf: deps-test ## in-process IVF vs faiss IVF, one thread, every dataset (
 	@bench/install-peers.sh
 	$(PY) bench/ivf_peers.py
 
+# BASELINE_SERVER=path adds another build's server (e.g. main's) to the RSS table.
+bench-memory: deps-test ## bytes per vector of every index type, in process beside hnswlib, and the server's RSS
+	@$(MAKE) --no-print-directory build build/rel/bench/ann_bench build/rel/bench/ivf_bench
+	@bench/install-peers.sh
+	$(PY) bench/memory.py $(if $(BASELINE_SERVER),--baseline-server $(BASELINE_SERVER))
+
 # N, DIM, SEED choose the data set (cached under ~/.cache/vexlake/scale);
 # SCALE_PARTS=ann or startup runs one part.  Not part of make test.
 bench-scale: deps-test ## N (1M) seeded 384-d vectors: HNSW/IVF build, memory, QPS at recall 0.95, start-up
