@@ -492,6 +492,24 @@ void vl_engine_stats_get(vl_engine *e, vl_engine_stats *st);
  */
 vl_snapshot *vl_snapshot_open(vl_engine *e, const char *coll);
 
+/**
+ * Pin collection coll as of the newest durable change (vl_durable_lsn()):
+ * rows written, replaced or deleted after it are shown as they were before
+ * those changes, so a reply built from it never shows what a crash could
+ * undo and need not wait for a sync.  When the generation or the index set
+ * cannot show that older state (a CLEAR, or a rebuild that dropped rows
+ * deleted after it), this is vl_snapshot_open()'s snapshot; either way
+ * vl_snapshot_lsn() says which change it shows up to.  It is meant for
+ * searches: vl_snapshot_count() is the count at open, not at that LSN, and
+ * vl_snapshot_get() misses a key written after it.  Owner thread; NULL
+ * only when out of memory.
+ */
+vl_snapshot *vl_snapshot_open_durable(vl_engine *e, const char *coll);
+
+/** The newest change (LSN) a snapshot from vl_snapshot_open() or
+ *  vl_snapshot_open_durable() may show.  Thread safe. */
+uint64_t vl_snapshot_lsn(const vl_snapshot *s);
+
 /** Release a snapshot; thread safe. */
 void vl_snapshot_close(vl_snapshot *s);
 

@@ -17,6 +17,17 @@
  * and an option for an index the collection does not use has no effect.
  * EXACT with EF or NPROBE is refused: an exact scan uses no index, so the
  * numbers would be silently ignored.
+ *
+ * Durability: a reply may show only durable changes (a crash must not undo
+ * what a client saw).  A search of the current state reads the durable
+ * snapshot (vl_snapshot_open_durable) and its reply is tagged with that
+ * snapshot's LSN (VL_CLIENT_READ_AT), so it leaves at once instead of
+ * waiting for the fsync of other clients' newest writes -- under an insert
+ * stream that was one fsync per search.  A client whose own output still
+ * waits for durability may have a write in flight (VSET then VSEARCH in a
+ * pipeline): it reads the newest state, read-your-writes, and its reply
+ * waits for that state as before; it could not leave before the earlier
+ * replies anyway.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +50,7 @@ typedef struct {
     uint32_t dim, k;
     int withscores;
     uint64_t version;
+    uint64_t read_lsn; /* the newest change the snapshot shows (no VERSION) */
     vl_search_opts opts;
     uint32_t parts_left;
 } search_request;
@@ -101,6 +113,10 @@ static void finish(search_request *r)
         if (vl_client_reserve_output(c, reply_bound(hits, n, r->withscores)) == 0)
             reply_hits(c, hits, n, r->withscores);
         free(hits);
+        if (!r->version) { /* the reply waits for its snapshot, not the newest write */
+            c->read_lsn = r->read_lsn;
+            c->flags |= VL_CLIENT_READ_AT;
+        }
     }
     request_free(r);
 }
@@ -127,8 +143,12 @@ static vl_dispatch_result start_search(search_request *r)
     if (r->version)
         st = vl_snapshot_open_version(server.engine, VL_DEFAULT_COLLECTION, r->version, &r->snap,
                                       &err);
-    else
+    else if (vl_client_output_waits(c)) /* its own write may be in flight: show it */
         r->snap = vl_snapshot_open(server.engine, VL_DEFAULT_COLLECTION);
+    else
+        r->snap = vl_snapshot_open_durable(server.engine, VL_DEFAULT_COLLECTION);
+    if (!r->version)
+        r->read_lsn = vl_snapshot_lsn(r->snap);
     if (st == VL_OK) {
         uint32_t parts = vl_search_suggest_parts(r->snap, (uint32_t)server.cfg.threads);
         st = vl_search_new_opts(r->snap, r->query, r->dim, r->k, parts, &r->opts, &r->search, &err);

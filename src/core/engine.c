@@ -106,6 +106,7 @@ static void apply(vl_engine *e, vl_collection *c, const vl_wal_record *rec)
     case VL_WAL_CLEAR:
         vl_rowstore_unref(c->rows);
         c->rows = vl_rowstore_new(c->metric);
+        c->rows->since_lsn = rec->lsn; /* the rows before are gone from it */
         vl_index_set_unref(c->iset); /* its rows are gone; the segments go at the next flush */
         c->iset = NULL;
         c->lake.cleared_lsn = rec->lsn;

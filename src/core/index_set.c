@@ -83,8 +83,11 @@ vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const ui
     size_t cap = 0;
     long last = -1;
     for (uint64_t r = 0; r < nrows; r++) {
-        if (vl_rowstore_del_lsn(rs, (uint32_t)r))
-            continue; /* dead for every snapshot that can pin this set */
+        uint64_t del = vl_rowstore_del_lsn(rs, (uint32_t)r);
+        if (del) { /* dead for every snapshot at dead_lsn or later */
+            s->dead_lsn = del > s->dead_lsn ? del : s->dead_lsn;
+            continue;
+        }
         uint32_t seg, seg_row;
         vl_rowstore_location(rs, (uint32_t)r, &seg, &seg_row);
         long k = seg == VL_SEG_NONE ? -1 : entry_of(s, seg, &last);

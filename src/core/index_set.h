@@ -11,7 +11,8 @@
  *    indexed segment goes into that segment's seg_row -> row map; every
  *    other live row goes into the exact-scan ranges.  Rows dead when the
  *    set is built are in neither: no snapshot that can pin this set sees
- *    them (their deletion LSN is at or below the LSN the set was built at).
+ *    them (their deletion LSN is at or below the LSN the set was built at;
+ *    dead_lsn is the newest such LSN, for snapshots older than the build).
  *  - Rows appended after the build (rows >= base) are scanned exactly: the
  *    memtable.  The flush thresholds bound it; a flush publishes a new set.
  *  - Every live row below base is in exactly one place, so a search that
@@ -47,6 +48,8 @@ typedef struct vl_index_set {
     size_t n;
     vl_row_range *scan; /* live rows below base outside every index */
     size_t nscan;
+    uint64_t dead_lsn;  /* newest deletion among the rows left out: a snapshot
+                         * may use the set only at this LSN or later */
     uint64_t covered;   /* live rows reached through an index */
     uint64_t unindexed; /* live rows in scan */
 } vl_index_set;

@@ -196,6 +196,19 @@ uint64_t vl_rowstore_del_lsn(const vl_rowstore *rs, uint32_t row)
                                 memory_order_acquire);
 }
 
+uint64_t vl_rowstore_rows_at(const vl_rowstore *rs, uint64_t nrows, uint64_t lsn)
+{
+    uint64_t lo = 0, hi = nrows; /* the answer is in [lo, hi] */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (chunk_of(rs, (uint32_t)mid)->put_lsn[mid % VL_CHUNK_ROWS] <= lsn)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 const float *vl_rowstore_get(const vl_rowstore *rs, const void *key, size_t keylen)
 {
     uint32_t row = vl_rowstore_find(rs, key, keylen);
@@ -212,8 +225,11 @@ vl_rowstore *vl_rowstore_compact(const vl_rowstore *rs)
     for (uint64_t r = 0; r < n; r++) {
         vl_chunk *c = chunk_of(rs, (uint32_t)r);
         uint32_t slot = (uint32_t)(r % VL_CHUNK_ROWS);
-        if (atomic_load_explicit(&c->del_lsn[slot], memory_order_relaxed))
+        uint64_t del = atomic_load_explicit(&c->del_lsn[slot], memory_order_relaxed);
+        if (del) {
+            fresh->since_lsn = del > fresh->since_lsn ? del : fresh->since_lsn;
             continue;
+        }
         vl_rowstore_put(fresh, c->keys[slot]->data, c->keys[slot]->len,
                         c->vecs + (size_t)slot * rs->dim, rs->dim, c->put_lsn[slot],
                         c->seg_id[slot], c->seg_row[slot]);

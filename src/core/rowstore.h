@@ -68,6 +68,10 @@ typedef struct {
     uint64_t key_bytes; /* writer only: bytes of the key copies, dead rows' too */
     vl_keymap map;      /* writer only */
     vl_chunk_dir *retired;
+    /* Rows dead at or below this LSN may be missing (this generation was
+     * rebuilt without them, or started empty at a CLEAR): a snapshot of it
+     * is exact only at this LSN or later.  Writer only. */
+    uint64_t since_lsn;
 } vl_rowstore;
 
 vl_rowstore *vl_rowstore_new(vl_metric metric);
@@ -89,7 +93,8 @@ uint32_t vl_rowstore_find(const vl_rowstore *rs, const void *key, size_t keylen)
 
 /** Writer: a new generation holding only the rows live now, in the same
  *  order and with the same LSNs and lake locations (reclaims the memory of
- *  overwritten and deleted rows; snapshots keep the old generation). */
+ *  overwritten and deleted rows; snapshots keep the old generation).  Its
+ *  since_lsn is the newest deletion it left out. */
 vl_rowstore *vl_rowstore_compact(const vl_rowstore *rs);
 
 /** Where row lives in the lake. */
@@ -98,6 +103,12 @@ void vl_rowstore_location(const vl_rowstore *rs, uint32_t row, uint32_t *seg_id,
 void vl_rowstore_set_location(vl_rowstore *rs, uint32_t row, uint32_t seg_id, uint32_t seg_row);
 /** LSN that deleted row (0 while live). */
 uint64_t vl_rowstore_del_lsn(const vl_rowstore *rs, uint32_t row);
+/** How many of the first nrows rows were written at or below lsn (any
+ *  thread, nrows loaded with acquire).  Rows written above an LSN are
+ *  always a suffix: live writes append in LSN order, and every row a
+ *  generation starts with (loaded, or kept by a rebuild) is at most the
+ *  LSN it was started at. */
+uint64_t vl_rowstore_rows_at(const vl_rowstore *rs, uint64_t nrows, uint64_t lsn);
 
 /** What a generation holds, in bytes asked of malloc (allocator overhead
  *  is not counted).  Chunks are counted whole: a chunk's vectors are

@@ -23,7 +23,8 @@
  *    per indexed segment an index search filtered to the rows the snapshot
  *    sees (del_lsn 0 or above its LSN, row below its count), plus the
  *    exact scan of every row the set does not cover (the memtable and
- *    segments without an index).  Part p takes the segments i with
+ *    segments without an index), cut at the snapshot's row count (a
+ *    durable snapshot, snapshot.c, may end below the set's base).  Part p takes the segments i with
  *    i % parts == p and the p-th slice of the rows to scan, so parts still
  *    share nothing.  Index hits are keyed in double precision straight
  *    away (k rows per segment); the finish is the same for both paths.
@@ -172,9 +173,11 @@ static uint32_t plan_indexed(vl_search *x, uint32_t parts)
 {
     const vl_index_set *set = x->set;
     x->scan = vl_malloc((set->nscan + 1) * sizeof *x->scan);
-    for (size_t i = 0; i < set->nscan; i++) {
-        x->scan[x->nscan++] = set->scan[i];
-        x->scan_rows += set->scan[i].hi - set->scan[i].lo;
+    for (size_t i = 0; i < set->nscan && set->scan[i].lo < x->s->nrows; i++) {
+        vl_row_range r = set->scan[i]; /* a durable snapshot may end below base */
+        r.hi = r.hi < x->s->nrows ? r.hi : x->s->nrows;
+        x->scan[x->nscan++] = r;
+        x->scan_rows += r.hi - r.lo;
     }
     if (x->s->nrows > set->base) {
         x->scan[x->nscan++] = (vl_row_range){set->base, x->s->nrows};

@@ -163,14 +163,16 @@ static void close_scheduled(vl_clients *cs)
 
 /* ---- replies and durability ---- */
 
-/* Tag the output produced since the last mark with the barrier LSN.  A
- * write's acknowledgement gets a mark of its own (see
- * vl_clients_refuse_waiting_writes). */
+/* Tag the output produced since the last mark with the barrier LSN, or
+ * with the read's own LSN (VL_CLIENT_READ_AT).  A write's acknowledgement
+ * gets a mark of its own (see vl_clients_refuse_waiting_writes). */
 static void tag_output(vl_client *c, uint64_t lsn)
 {
     struct vl_reply_mark *last = c->nmarks ? &c->marks[c->nmarks - 1] : NULL;
     int write = (c->flags & VL_CLIENT_WRITE_REPLY) != 0;
-    c->flags &= ~VL_CLIENT_WRITE_REPLY;
+    if (c->flags & VL_CLIENT_READ_AT)
+        lsn = c->read_lsn;
+    c->flags &= ~(VL_CLIENT_WRITE_REPLY | VL_CLIENT_READ_AT);
     if (c->out.len <= (last ? last->end : 0))
         return;
     if (last && last->lsn >= lsn && !write && !last->write) {
@@ -214,6 +216,11 @@ static int waits_for_durability(const vl_client *c, uint64_t durable)
         if (c->marks[i].lsn > durable)
             return 1;
     return 0;
+}
+
+int vl_client_output_waits(const vl_client *c)
+{
+    return waits_for_durability(c, c->owner->dur.durable(c->owner->dur.ctx));
 }
 
 void vl_client_mark_pending(vl_clients *cs, vl_client *c)

@@ -39,7 +39,8 @@ enum {
     VL_CLIENT_CLOSED = 1 << 3,            /* socket gone; freed when unblocked */
     VL_CLIENT_HELD = 1 << 4,              /* in the held list: replies await durability */
     VL_CLIENT_CLOSE_ASAP = 1 << 5,        /* over a memory limit: closed before the loop sleeps */
-    VL_CLIENT_WRITE_REPLY = 1 << 6        /* the reply just queued acknowledges a write */
+    VL_CLIENT_WRITE_REPLY = 1 << 6,       /* the reply just queued acknowledges a write */
+    VL_CLIENT_READ_AT = 1 << 7            /* the reply just queued shows nothing after read_lsn */
 };
 
 /** Caps on client buffers, in bytes; 0 means no cap. */
@@ -88,6 +89,10 @@ struct vl_client {
         int write; /* exactly one reply, a write's acknowledgement */
     } * marks;
     size_t nmarks, cap_marks;
+    /* With VL_CLIENT_READ_AT: the newest change the reply just queued may
+     * show (a read from a snapshot at that LSN); it waits for that LSN,
+     * not for the barrier, so a read need not wait for others' writes. */
+    uint64_t read_lsn;
     struct vl_clients *owner;
     vl_client *prev, *next, *next_pending;
     size_t acct_query, acct_output; /* what the registry's totals count for it */
@@ -158,6 +163,9 @@ void vl_clients_close_all(vl_clients *cs);
 
 /** Resume a blocked client: queue its reply, then run its buffered requests. */
 void vl_client_unblock(vl_clients *cs, vl_client *c);
+/** 1 when some of c's queued output waits for a change to be durable (so
+ *  c may have a write in flight that its next read must show). */
+int vl_client_output_waits(const vl_client *c);
 /** Mark that c has reply bytes to send. */
 void vl_client_mark_pending(vl_clients *cs, vl_client *c);
 /** Close c once its queued replies are sent (at once if there are none);

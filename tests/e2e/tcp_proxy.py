@@ -9,6 +9,9 @@ SeaweedFS and make the store slow, silent or unreachable on demand.
     px.set_mode("reset")                       # every connection is reset (RST)
     px.set_mode("pass")
     px.stop()
+    px.matched_requests                        # reads of requests containing match
+                                               # since the last set_mode (a request
+                                               # reached the store)
 
 Modes apply at once, to open connections too (a pooled keep-alive
 connection does not escape them):
@@ -58,6 +61,7 @@ class TcpProxy:
         self.delay = 0.0
         self.match: bytes | None = None
         self.accepted = 0
+        self.matched_requests = 0  # request reads containing match since the last set_mode
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -79,6 +83,7 @@ class TcpProxy:
             self.mode = mode
             self.delay = seconds
             self.match = match
+            self.matched_requests = 0
             if mode == "reset":
                 self._generation += 1
 
@@ -130,6 +135,8 @@ class TcpProxy:
                 if held:
                     wait = max(0.0, min(wait, held[0][0] - time.monotonic()))
                 r, _, _ = select.select(socks, [], [], wait)
+                with self._lock:  # a mode set while select waited applies to what it found
+                    mode, delay, match = self.mode, self.delay, self.match
                 now = time.monotonic()
                 while held and (held[0][0] <= now or mode == "pass"):
                     client.sendall(held.pop(0)[1])
@@ -144,7 +151,10 @@ class TcpProxy:
                     if mode == "blackhole":
                         continue
                     if s is client:
-                        matched = matched or (match is not None and match in data)
+                        if match is not None and match in data:
+                            matched = True
+                            with self._lock:
+                                self.matched_requests += 1
                         upstream.sendall(data)
                     elif mode == "delay" and (match is None or matched):
                         held.append((now + delay, data))

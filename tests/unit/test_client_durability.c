@@ -47,7 +47,8 @@ static uint64_t durable(void *ctx)
     return state.durable;
 }
 
-/* SET makes a write (a new LSN); GET reads. */
+/* SET makes a write (a new LSN); GET reads; RD reads a snapshot at the
+ * durable position (as VSEARCH does) and tags its reply with that LSN. */
 static vl_dispatch_result dispatch(vl_client *c, int argc, const char **argv, const size_t *lens)
 {
     (void)argc;
@@ -55,6 +56,10 @@ static vl_dispatch_result dispatch(vl_client *c, int argc, const char **argv, co
     if (lens[0] == 3 && memcmp(argv[0], "SET", 3) == 0) {
         state.last++;
         vl_reply_simple(&c->out, "OK");
+    } else if (lens[0] == 2 && memcmp(argv[0], "RD", 2) == 0) {
+        vl_reply_bulk(&c->out, "r", 1);
+        c->read_lsn = state.durable;
+        c->flags |= VL_CLIENT_READ_AT;
     } else {
         vl_reply_bulk(&c->out, "x", 1);
     }
@@ -227,6 +232,23 @@ static void test_reads_alone_are_not_held(void **state_)
     expect(*state_, GET, "$1\r\nx\r\n", "");
 }
 
+#define RD "*1\r\n$2\r\nRD\r\n"
+
+/* Another client's write waits for its fsync: a read of the durable state
+ * goes out at once, where GET (tagged with the newest write) waits. */
+static void test_read_at_durable_not_held_by_others_writes(void **state_)
+{
+    state.last = 5; /* written by someone else, not durable */
+    expect(*state_, RD GET, "$1\r\nr\r\n", "$1\r\nx\r\n");
+}
+
+/* Replies keep their order: a read tagged with an older LSN after this
+ * client's own unsynced write waits behind the write's acknowledgement. */
+static void test_read_at_durable_stays_behind_own_write(void **state_)
+{
+    expect(*state_, SET RD, "", "+OK\r\n$1\r\nr\r\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +256,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_after_unsynced_write_waits_too, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replies_before_a_write_go_out_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_alone_are_not_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_at_durable_not_held_by_others_writes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_read_at_durable_stays_behind_own_write, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
