@@ -61,15 +61,23 @@
  *    to its vector exactly (byte-valued L2 data, sq_exact) and the query's
  *    does too, walk distances are the true ones and nothing is re-ranked:
  *    1.3x on SIFT-5k, 1.6-2x on Fashion-MNIST.  Otherwise an unfiltered walk
- *    re-ranks only the 2k best by code distance (the pool is sorted by it):
- *    on both MiniLM sets recall@10 at ef 16..400 was equal to re-ranking all
- *    ef to four decimals with 1.2k and 2k, and 0.003-0.04 lower with k
- *    alone, so 2k keeps a margin; 1.1-1.4x.  Filtered walks (two heaps, no
+ *    re-ranks only the 1.5k best by code distance (the pool is sorted by
+ *    it): on both MiniLM sets recall@10 at ef 16..400 was equal to
+ *    re-ranking all ef to four decimals with 1.2k and 2k, and 0.003-0.04
+ *    lower with k alone; 1.5k gave the same four decimals as 2k at ef
+ *    16..96 (1.2k lost 0.0001 on manpage-minilm) and re-ranks a quarter
+ *    fewer rows, whose float32 reads are most of what a re-rank costs
+ *    (2k against all ef: 1.1-1.4x).  Filtered walks (two heaps, no
  *    order) still re-rank all ef.  The re-ranked rows' vectors are
  *    prefetched whole two rows ahead and the query's SQ8 code is rounded
  *    inline (perf had them at 11% and 6% of a manpage-minilm search at ef
  *    10): best of three interleaved runs, +11/+25% QPS on manpage-minilm at
- *    ef 10/24, +21/+23/+61% on debian-minilm at ef 10/24/64.
+ *    ef 10/24, +21/+23/+61% on debian-minilm at ef 10/24/64.  A walk that
+ *    keeps at most k rows (ef <= k) returns them without the re-rank, which
+ *    could only reorder them (the engine re-scores its winners in double
+ *    anyway): perf still had the re-rank's float32 reads of 10 rows at 41%
+ *    of a manpage-minilm search at ef 10, and skipping it gave +38% there
+ *    (best of four interleaved runs, same recall).
  *  - Measured and not kept: a 1-bit RaBitQ prefilter (codes of the rotated
  *    residual against the centroid, 4-bit query, the paper's error bound
  *    with eps0 1.9; one 64-byte record per row at 384-d) that skips the SQ8
@@ -89,7 +97,7 @@
  *    (rows in the engine live in chunks addressed through a directory, so a
  *    pointer plus stride would not fit).  Under cosine the caller's rows
  *    are not normalised: a float 1/|v| per row is kept and applied to the
- *    dot product.  With SQ8 the callback only serves the 2k re-ranked rows
+ *    dot product.  With SQ8 the callback only serves the 1.5k re-ranked rows
  *    per search (and the build), so the walk is unchanged; bytes per vector
  *    become codes plus links (about dim + 148 at M = 16, below hnswlib's
  *    4 x dim + 132).
@@ -140,8 +148,6 @@
  * debian-minilm (384-d) against 1, 2 and 32 ahead and 128 or 1024 bytes
  * (bench/results/2026-12-01-hnsw.md). */
 enum { PF_AHEAD = 4, PF_BYTES = 256 };
-/* Unfiltered SQ8 walks re-rank the 2k best by code distance, not all ef. */
-enum { RERANK_FACTOR = 2 };
 
 typedef struct {
     float d;
@@ -329,10 +335,11 @@ static int code_is_exact(const vl_hnsw *h, const float *v, const uint8_t *code)
 }
 
 /* How many of the walk's best (by code distance) are re-ranked in
- * float32: RERANK_FACTOR x k, at most ef (see the header comment). */
+ * float32: 1.5 k rounded up, at most ef (see the header comment). */
 static inline uint32_t rerank_count(uint32_t k, uint32_t ef)
 {
-    return k * RERANK_FACTOR < ef ? k * RERANK_FACTOR : ef; /* k <= VL_MAX_K */
+    uint32_t w = k + (k + 1) / 2; /* k <= VL_MAX_K */
+    return w < ef ? w : ef;
 }
 
 /* The traversal distance: on codes when `coded`, else float32. */
@@ -689,7 +696,7 @@ vl_status vl_hnsw_search(const vl_hnsw *h, const float *query, uint32_t k, uint3
             uint32_t keep = exact ? k : rerank_count(k, ef);
             s->nres = s->nres < keep ? s->nres : keep;
         }
-        if (ok && !exact)
+        if (ok && !exact && s->nres > k) /* at most k kept: the set is final */
             rerank(h, x.q, s->res, s->nres);
     } else {
         cur = (hn_item){dist_q(h, x.q, h->entry), h->entry};

@@ -20,7 +20,10 @@
  *    are normalised on the way in; a zero vector stays zero).
  *  - VL_METRIC_IP: -dot.
  *  They are float32 approximations for ranking; the engine re-scores winners
- *  in double.
+ *  in double.  With SQ8 traversal they are float32 distances when the walk
+ *  kept more than k candidates and re-ranked them, else (ef <= k, or fewer
+ *  rows reachable) the codes' distances: re-ranking could not change which
+ *  rows are returned, only their order.
  *
  * Threads
  *  - vl_hnsw_add, vl_hnsw_reserve, vl_hnsw_set_quant and vl_hnsw_free are
