@@ -216,7 +216,34 @@ static vl_status finish_open(vl_engine *e, vl_error *err)
     return vl_engine_remove_covered_wal(e, err);
 }
 
-vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_error *err)
+/* After the WAL claim (which fences the writer before this one): did a
+ * version or a collection appear since load_collections read them?  That
+ * writer may have committed while this node loaded, and removed the WAL
+ * objects its commit covers before the listing this node replayed, so
+ * the state built here could lack those writes; the open starts over. */
+static int store_moved(vl_engine *e)
+{
+    vl_objinfo *descs;
+    size_t n;
+    if (vl_obj_list(e->store, "collections/", &descs, &n, NULL) != VL_OK)
+        return 0; /* the open's later requests report an unreachable store */
+    vl_objinfo_free(descs, n);
+    int moved = n != e->ncolls;
+    for (size_t i = 0; i < e->ncolls && !moved; i++) {
+        uint64_t *vs;
+        size_t nv;
+        if (vl_manifest_versions(e->store, e->colls[i].name, &vs, &nv, NULL) != VL_OK)
+            continue;
+        moved = (nv ? vs[nv - 1] : 0) != e->colls[i].lake.head.version;
+        free(vs);
+    }
+    return moved;
+}
+
+#define OPEN_ROUNDS 5 /* opens that found the store moved before giving up */
+
+static vl_status open_once(const char *dir, const vl_options *opt, vl_engine **out, int *moved,
+                           vl_error *err)
 {
     vl_engine *e = vl_calloc(1, sizeof *e);
     e->job_fd = -1;
@@ -240,6 +267,15 @@ vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_er
     if (st == VL_OK && wal_in_store) {
         e->opt.fsync = VL_FSYNC_ALWAYS; /* a batch is acknowledged once its PUT succeeded */
         st = vl_wal_open_store(e->store, replay_record, e, &e->wal, err);
+        /* VL_ERR_CONFLICT: an object vanished while it was replayed (that
+         * writer committed and removed it), or the claim kept losing. */
+        *moved = st == VL_ERR_CONFLICT || (st == VL_OK && store_moved(e));
+        if (*moved) {
+            e->store = NULL; /* the caller's again, for the next round */
+            if (st == VL_OK)
+                st = vl_fail(err, VL_ERR_CONFLICT,
+                             "the writer this node fenced committed while it opened");
+        }
     } else if (st == VL_OK) {
         st = vl_wal_open_ex(dir, e->opt.fsync, replay_record, e, e->opt.wal_truncate_damaged,
                             &e->wal, &e->wal_dropped_bytes, err);
@@ -252,6 +288,25 @@ vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_er
     }
     *out = e;
     return VL_OK;
+}
+
+vl_status vl_open(const char *dir, const vl_options *opt, vl_engine **out, vl_error *err)
+{
+    for (int round = 1;; round++) {
+        int moved = 0;
+        vl_status st = open_once(dir, opt, out, &moved, err);
+        if (st == VL_OK || !moved)
+            return st;
+        if (round == OPEN_ROUNDS) {
+            vl_obj_close(opt->store);
+            char last[sizeof err->msg];
+            snprintf(last, sizeof last, "%s", err ? err->msg : "");
+            return vl_fail(err, VL_ERR_CONFLICT,
+                           "the store kept changing while this node opened (%d attempts; last: "
+                           "%.160s); start again",
+                           OPEN_ROUNDS, last);
+        }
+    }
 }
 
 void vl_close(vl_engine *e)
@@ -284,8 +339,9 @@ void vl_close(vl_engine *e)
 static vl_status check_writable(vl_engine *e, const char *coll, vl_error *err)
 {
     if (e->opt.read_only)
-        return vl_fail(err, VL_ERR_READONLY, "read-only engine (a follower): changes go to the "
-                                             "writer");
+        return vl_fail(err, VL_ERR_READONLY,
+                       "read-only engine (a follower): changes go to the "
+                       "writer");
     vl_status st = vl_wal_writable(e->wal, err);
     if (st != VL_OK)
         return st;

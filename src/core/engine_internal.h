@@ -43,6 +43,9 @@ typedef struct {
 typedef struct {
     vl_job_kind kind;
     vl_objstore *store;
+    vl_wal *wal;              /* the engine's: asked whether it is still the writer */
+    vl_lake_version *skipped; /* versions a fenced writer committed that the commit went above */
+    size_t nskipped;
     char coll[VL_MAX_COLLECTION_NAME + 1];
     vl_manifest base;       /* the head the job builds on */
     vl_manifest result;     /* the version it committed */
@@ -115,6 +118,9 @@ void vl_engine_note_save_time(vl_engine *e, const vl_manifest *head);
 /** After a commit of head: count it, stamp LASTSAVE, remove covered WAL. */
 void vl_engine_note_commit(vl_engine *e, const vl_manifest *head);
 vl_status vl_engine_remove_covered_wal(vl_engine *e, vl_error *err);
+/** 1 once another writer fenced this one (store WAL): from then on it
+ *  starts no job, build or GC and commits nothing. */
+int vl_engine_fenced(vl_engine *e);
 
 /* lake_flush.c */
 vl_status vl_flush_prepare(vl_engine *e, vl_collection *c, vl_lake_job **out, vl_error *err);
@@ -137,9 +143,9 @@ void vl_version_indexes_free(vl_version_indexes *vi);
 /** Version v of coll from store into a fresh *lake and *rows (owned by
  *  the caller), with the index files its manifest lists (*index_loads:
  *  how many); on failure nothing is left to free.  Any thread. */
-vl_status vl_lake_open_version(vl_objstore *store, const char *coll, vl_metric metric,
-                               uint64_t v, vl_lake *lake, vl_rowstore **rows,
-                               uint64_t *index_loads, vl_error *err);
+vl_status vl_lake_open_version(vl_objstore *store, const char *coll, vl_metric metric, uint64_t v,
+                               vl_lake *lake, vl_rowstore **rows, uint64_t *index_loads,
+                               vl_error *err);
 /** Retain, in l, the listed versions vs[n] up to its head (their manifests
  *  are read; unreadable ones are skipped).  Any thread. */
 void vl_lake_retain_listed(vl_objstore *store, vl_lake *l, const uint64_t *vs, size_t n);
@@ -180,8 +186,10 @@ void vl_index_complete(vl_engine *e, vl_lake_job *j);
 void vl_lake_gc(vl_engine *e, vl_collection *c);
 /* lake_job.c */
 /** Commit m, the job's result, with put_if_absent (any thread); records
- *  that the commit was attempted, so a failure is resolved later. */
-vl_status vl_lake_job_commit(vl_lake_job *j, const vl_manifest *m);
+ *  that the commit was attempted, so a failure is resolved later.  A lost
+ *  version is resolved as lake_job.c says: m->version may go up (the
+ *  versions passed are in j->skipped), or the job fails as fenced. */
+vl_status vl_lake_job_commit(vl_lake_job *j, vl_manifest *m);
 /** Before a job on c (owner thread): settle a commit whose outcome is
  *  unknown (see lake.h).  Fails, and delays automatic jobs, while the
  *  store cannot tell. */
@@ -198,6 +206,8 @@ vl_status vl_lake_job_finish(vl_engine *e, vl_error *err);
 vl_collection *vl_lake_job_target(vl_engine *e, vl_lake_job *j);
 /** Make the job's committed manifest the head, with nsegs segments. */
 void vl_lake_job_adopt_head(vl_lake *l, vl_lake_job *j, size_t nsegs);
+/** A random 32-bit part for a new object's name. */
+uint32_t vl_lake_random_id(void);
 /** Encode rows as a Parquet segment of the job's version, store it and
  *  describe it (name, size, CRC-32C, seq range) in g. */
 vl_status vl_lake_store_segment(vl_lake_job *j, const vl_segment_rows *rows,

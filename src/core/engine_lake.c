@@ -15,6 +15,11 @@
  * than live), so the copy cost stays proportional to the memory reclaimed. */
 #define VL_RECLAIM_MIN_DEAD 65536
 
+int vl_engine_fenced(vl_engine *e)
+{
+    return vl_wal_writable(e->wal, NULL) == VL_ERR_CONFLICT;
+}
+
 vl_status vl_engine_remove_covered_wal(vl_engine *e, vl_error *err)
 {
     uint64_t covered = e->applied_lsn;
@@ -144,7 +149,9 @@ void vl_maintenance(vl_engine *e)
     if (e->opt.read_only)
         return;
     vl_index_build_finish(e, 0); /* in case a job's finish consumed its signal */
-    vl_index_build_start(e);     /* beside the lake job, never inside it */
+    if (vl_engine_fenced(e))
+        return;              /* the store is another writer's now: no builds, jobs or GC */
+    vl_index_build_start(e); /* beside the lake job, never inside it */
     if (e->job || e->failed)
         return;
     for (size_t i = 0; i < e->ncolls; i++)

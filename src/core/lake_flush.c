@@ -65,9 +65,12 @@ static void merged_deletes(const vl_lake_segment *g, uint64_t upto, vl_job_delet
 vl_status vl_flush_prepare(vl_engine *e, vl_collection *c, vl_lake_job **out, vl_error *err)
 {
     *out = NULL;
+    vl_status st = vl_wal_writable(e->wal, err);
+    if (st == VL_ERR_CONFLICT)
+        return st; /* fenced: "fenced: ..." */
     if (!vl_lake_dirty(&c->lake))
         return VL_OK;
-    vl_status st = vl_lake_settle_commit(e, c, err);
+    st = vl_lake_settle_commit(e, c, err);
     if (st != VL_OK)
         return st;
     st = vl_wal_sync_and_rotate(e->wal, &e->failure);
@@ -159,8 +162,9 @@ static vl_status write_deletes(vl_lake_job *j, vl_manifest_segment *g, const vl_
     const char *base = strrchr(g->name, '/');
     base = base ? base + 1 : g->name;
     int stem = (int)(strlen(base) - strlen(".parquet"));
-    snprintf(g->del_name, sizeof g->del_name, "tables/%s/deletes/%.*s-v%020" PRIu64 ".del", j->coll,
-             stem, base, j->result.version);
+    uint32_t id = vl_lake_random_id(); /* two writers never make the same name */
+    snprintf(g->del_name, sizeof g->del_name, "tables/%s/deletes/%.*s-v%020" PRIu64 "-%08x.del",
+             j->coll, stem, base, j->result.version, id);
     g->del_count = d->n;
     g->del_bytes = len;
     vl_status st = put_object(j, g->del_name, buf, len, &g->del_crc32c);

@@ -14,6 +14,15 @@
  * waits (vl_maintenance runs it afterwards): the files it reads stay.
  * Its listings also give the collection's stored bytes (INFO
  * bytes_on_disk), so asking for stats never sends a store request.
+ *
+ * With the WAL in the store another node may have taken over (fenced this
+ * one) without this one having noticed yet; its new files are referenced
+ * by versions this node never read, and deleting them would lose its
+ * writes.  So before deleting anything, GC confirms this node is still the
+ * writer (vl_wal_confirm_writer: one PUT), and never deletes a file
+ * named for a version above the newest one this node knows: a node that
+ * takes over after the confirmation loads every version committed before
+ * it, so all its files carry higher numbers.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -92,18 +101,35 @@ static int referenced(vl_engine *e, vl_collection *c, name_set *refs)
     return 1;
 }
 
+/* The version a segment, deletion or index file is named for: the
+ * "-v<20 digits>" of a deletion file, else the 20 digits its base name
+ * starts with (a segment's, or an index file's segment stem); 0 if none. */
+static uint64_t named_version(const char *name)
+{
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    const char *v = strstr(base, "-v"), *digits = v ? v + 2 : base;
+    uint64_t n = 0;
+    for (int i = 0; i < 20; i++) {
+        if (digits[i] < '0' || digits[i] > '9')
+            return 0;
+        n = n * 10 + (uint64_t)(digits[i] - '0');
+    }
+    return n;
+}
+
 /* Delete the objects under prefix no retained version references (none
- * when keep_all); *kept grows by the bytes of the others.  0 when the
- * listing failed. */
+ * when keep_all, none named above version top); *kept grows by the bytes
+ * of the others.  0 when the listing failed. */
 static int delete_unreferenced(vl_engine *e, const char *prefix, const name_set *refs, int keep_all,
-                               uint64_t *kept)
+                               uint64_t top, uint64_t *kept)
 {
     vl_objinfo *objs;
     size_t n;
     if (vl_obj_list(e->store, prefix, &objs, &n, NULL) != VL_OK)
         return 0;
     for (size_t i = 0; i < n; i++) {
-        if (keep_all || has_name(refs, objs[i].name) ||
+        if (keep_all || has_name(refs, objs[i].name) || named_version(objs[i].name) > top ||
             vl_obj_del(e->store, objs[i].name, NULL) != VL_OK)
             *kept += objs[i].size;
         else
@@ -119,6 +145,14 @@ void vl_lake_gc(vl_engine *e, vl_collection *c)
         e->gc_pending = 1; /* new files not yet committed, or old ones being read */
         return;
     }
+    vl_error why;
+    vl_status st = vl_wal_confirm_writer(e->wal, &why);
+    if (st != VL_OK) { /* fenced: nothing here is ours to delete; unknown: later */
+        e->gc_pending = st != VL_ERR_CONFLICT;
+        return;
+    }
+    /* A local directory is locked: no other writer makes files in it. */
+    uint64_t top = vl_wal_in_store(e->wal) ? c->lake.top_version : UINT64_MAX;
     expire_versions(e, c);
     name_set refs = {0};
     if (referenced(e, c, &refs)) {
@@ -131,9 +165,9 @@ void vl_lake_gc(vl_engine *e, vl_collection *c)
             add_name(&refs, vl_index_build_segment(e));
             e->gc_pending = 1; /* again once it is done */
         }
-        if (delete_unreferenced(e, segs, &refs, 0, &kept) &&
-            delete_unreferenced(e, dels, &refs, 0, &kept) &&
-            delete_unreferenced(e, idxs, &refs, e->build != NULL, &kept))
+        if (delete_unreferenced(e, segs, &refs, 0, top, &kept) &&
+            delete_unreferenced(e, dels, &refs, 0, top, &kept) &&
+            delete_unreferenced(e, idxs, &refs, e->build != NULL, top, &kept))
             c->lake.stored_bytes = kept; /* what INFO's bytes_on_disk counts */
     }
     free_names(&refs);

@@ -272,7 +272,7 @@ vl_lake_job *vl_index_prepare(vl_engine *e, vl_collection *c)
 
 void vl_index_list_pending(vl_engine *e)
 {
-    for (size_t k = 0; k < e->ncolls && !e->failed && !e->job; k++) {
+    for (size_t k = 0; k < e->ncolls && !e->failed && !e->job && !vl_engine_fenced(e); k++) {
         vl_lake_job *j = vl_index_prepare(e, &e->colls[k]);
         if (j) {
             vl_lake_job_start(e, j, 0);
@@ -290,7 +290,7 @@ void vl_index_run(vl_lake_job *j)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     r->created_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    j->st = vl_manifest_commit(j->store, r, &j->err);
+    j->st = vl_lake_job_commit(j, r);
 }
 
 void vl_index_complete(vl_engine *e, vl_lake_job *j)

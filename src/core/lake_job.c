@@ -6,6 +6,19 @@
  * stalls searches (which use the server's worker pool) or the event loop.
  * When it ends it writes the engine's eventfd; the owner thread then calls
  * vl_background_poll(), which joins the thread and applies the result.
+ *
+ * A commit that loses its version (put_if_absent: another manifest is
+ * there) never overwrites it.  The job first asks the WAL whether this
+ * engine is still the store's writer (vl_wal_confirm_writer), because a
+ * version it did not make has one of two authors:
+ *  - the writer that took over from this one: then this engine is fenced,
+ *    the job fails with the fence's "fenced: ..." error and the engine
+ *    stops (no more acknowledgements, commits or GC).
+ *  - a writer this one fenced, finishing a job it started before it knew:
+ *    everything that writer stored is in WAL objects this engine replayed
+ *    at open (or in the version this engine loaded), so what this commit
+ *    holds is a superset.  The commit goes above the newest version, and
+ *    the versions it passed are kept as retained history.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,6 +28,7 @@
 #include <unistd.h>
 
 #include "storage/crc32c.h"
+#include "util/alloc.h"
 #include "util/error.h"
 
 #include "core/engine_internal.h"
@@ -43,15 +57,71 @@ static void *thread_main(void *arg)
 void vl_lake_job_start(vl_engine *e, vl_lake_job *j, int threaded)
 {
     e->job = j;
+    j->wal = e->wal;
     j->threaded = threaded && pthread_create(&j->thread, NULL, thread_main, e) == 0;
     if (!j->threaded)
         run(j);
 }
 
-vl_status vl_lake_job_commit(vl_lake_job *j, const vl_manifest *m)
+#define COMMIT_ROUNDS 4 /* versions lost to a fenced writer's late jobs before giving up */
+
+/* Versions of j's collection above m->version, into j->skipped (their
+ * number, time and rows; an unreadable one is kept with no rows). */
+static vl_status skip_versions(vl_lake_job *j, vl_manifest *m)
+{
+    uint64_t *vs;
+    size_t n;
+    vl_status st = vl_manifest_versions(j->store, j->coll, &vs, &n, &j->err);
+    if (st != VL_OK)
+        return st;
+    uint64_t newest = m->version;
+    for (size_t i = 0; i < n; i++) {
+        if (vs[i] < m->version || (j->nskipped && vs[i] <= j->skipped[j->nskipped - 1].version))
+            continue;
+        vl_manifest o;
+        vl_lake_version v = {vs[i], 0, 0};
+        if (vl_manifest_load(j->store, j->coll, vs[i], &o, NULL) == VL_OK) {
+            v = (vl_lake_version){o.version, o.created_ms, o.live_rows};
+            vl_manifest_free(&o);
+        }
+        j->skipped = vl_realloc(j->skipped, (j->nskipped + 1) * sizeof *j->skipped);
+        j->skipped[j->nskipped++] = v;
+        newest = vs[i];
+    }
+    free(vs);
+    m->version = newest + 1;
+    return VL_OK;
+}
+
+vl_status vl_lake_job_commit(vl_lake_job *j, vl_manifest *m)
 {
     j->committing = 1;
-    return vl_manifest_commit(j->store, m, &j->err);
+    for (int round = 0;; round++) {
+        uint64_t lost = m->version;
+        vl_status st = vl_manifest_commit(j->store, m, &j->err);
+        if (st != VL_ERR_CONFLICT)
+            return st;
+        j->committing = 0; /* a definite "no": nothing to settle later */
+        vl_error why;
+        st = vl_wal_confirm_writer(j->wal, &why);
+        if (st == VL_ERR_CONFLICT)
+            return vl_fail(&j->err, st, "%s (version %" PRIu64 " of '%s' is its commit)", why.msg,
+                           lost, j->coll);
+        if (st != VL_OK)
+            return vl_fail(&j->err, st,
+                           "version %" PRIu64 " of '%s' exists and whether this node is still "
+                           "the writer could not be checked: %s",
+                           lost, j->coll, why.msg);
+        if (round + 1 == COMMIT_ROUNDS)
+            return vl_fail(&j->err, VL_ERR_CONFLICT,
+                           "version %" PRIu64 " of '%s' exists: %d commits in a row lost their "
+                           "version to a writer this node fenced; trying again later",
+                           lost, j->coll, COMMIT_ROUNDS);
+        st = skip_versions(j, m);
+        if (st != VL_OK)
+            return st;
+        j->committing = 1;
+    }
 }
 
 /* A failed commit may have landed: keep its manifest to settle it. */
@@ -154,6 +224,7 @@ void vl_lake_job_free(vl_lake_job *j)
         free(j->remap[i]);
     free(j->remap);
     free(j->chosen);
+    free(j->skipped);
     free(j);
 }
 
@@ -168,6 +239,10 @@ vl_collection *vl_lake_job_target(vl_engine *e, vl_lake_job *j)
 
 void vl_lake_job_adopt_head(vl_lake *l, vl_lake_job *j, size_t nsegs)
 {
+    for (size_t i = 0; i < j->nskipped; i++) { /* history, below the new head */
+        l->retained = vl_realloc(l->retained, (l->nretained + 1) * sizeof *l->retained);
+        l->retained[l->nretained++] = j->skipped[i];
+    }
     vl_manifest_free(&l->head);
     l->head = j->result;
     l->head.nsegs = nsegs;
@@ -194,6 +269,14 @@ void vl_lake_job_after_commit(vl_engine *e, vl_collection *c)
     vl_lake_gc(e, c);
 }
 
+uint32_t vl_lake_random_id(void)
+{
+    uint32_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
+        id = (uint32_t)vl_monotonic_ms();
+    return id;
+}
+
 vl_status vl_lake_store_segment(vl_lake_job *j, const vl_segment_rows *rows, vl_manifest_segment *g)
 {
     vl_parquet_options opt;
@@ -203,9 +286,7 @@ vl_status vl_lake_store_segment(vl_lake_job *j, const vl_segment_rows *rows, vl_
     vl_status st = vl_parquet_write_segment(rows, &opt, &file, &len, &j->err);
     if (st != VL_OK)
         return st;
-    uint32_t id = 0; /* a random part, so two writers never pick one name */
-    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
-        id = (uint32_t)vl_monotonic_ms();
+    uint32_t id = vl_lake_random_id(); /* two writers never pick one name */
     memset(g, 0, sizeof *g);
     snprintf(g->name, sizeof g->name, "tables/%s/segments/%020" PRIu64 "-%08x.parquet", j->coll,
              j->new_version, id);

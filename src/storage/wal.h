@@ -110,6 +110,16 @@ int vl_wal_in_store(const vl_wal *w);
  *  is always writable here (its failures poison it, see vl_wal_flush). */
 vl_status vl_wal_writable(vl_wal *w, vl_error *err);
 
+/** Is this log still the store's writer?  For a store log: creates the
+ *  next object number (empty) now, which only the writer no one has
+ *  fenced can do: VL_OK, or VL_ERR_CONFLICT ("fenced: ...", and the log
+ *  is fenced from then on), or VL_ERR_IO when the store did not answer or
+ *  a batch is being retried.  Callers that are about to act on the
+ *  store's shared state (a commit that lost its version, GC) ask first.
+ *  A file log (its directory is locked): always VL_OK.  Any thread; waits
+ *  for one PUT (bounded by the store's timeout). */
+vl_status vl_wal_confirm_writer(vl_wal *w, vl_error *err);
+
 /** Encode rec into the pending buffer; sets rec->lsn. Not yet written. */
 vl_status vl_wal_append(vl_wal *w, vl_wal_record *rec, vl_error *err);
 

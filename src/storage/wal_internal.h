@@ -52,15 +52,19 @@ struct vl_wal {
     vl_objstore *store;   /* NULL: local files */
     unsigned char *batch; /* the batch being stored; the thread's while batch_busy */
     size_t batch_len, batch_cap;
-    uint64_t batch_last;  /* under mu: LSN of the batch's last record */
-    int batch_busy;       /* under mu: a batch waits to be stored */
-    uint64_t next_seq;    /* under mu: number of the next object */
-    int fenced;           /* under mu: another writer took the next object */
-    int stalled;          /* under mu: the last attempt failed; retrying */
-    vl_error store_err;   /* under mu: why (fenced or stalled) */
-    uint64_t puts;        /* under mu: batch objects stored since open */
-    uint64_t store_bytes; /* under mu: bytes of the objects in closed */
-    uint64_t remove_lsn;  /* under mu: objects covered up to here may be removed */
+    uint64_t batch_last;    /* under mu: LSN of the batch's last record */
+    int batch_busy;         /* under mu: a batch waits to be stored */
+    uint64_t next_seq;      /* under mu: number of the next object */
+    int fenced;             /* under mu: another writer took the next object */
+    int stalled;            /* under mu: the last attempt failed; retrying */
+    vl_error store_err;     /* under mu: why (fenced or stalled) */
+    uint64_t puts;          /* under mu: batch objects stored since open */
+    uint64_t store_bytes;   /* under mu: bytes of the objects in closed */
+    uint64_t remove_lsn;    /* under mu: objects covered up to here may be removed */
+    uint64_t confirm_asked; /* under mu: confirmations asked for (vl_wal_confirm_writer) */
+    uint64_t confirm_done;  /* under mu: ... answered, by confirm_st */
+    vl_status confirm_st;   /* under mu: the last answer */
+    vl_error confirm_err;   /* under mu: why it was not VL_OK (unless fenced) */
 };
 
 /* Replay state: the callback and the LSN the next record must carry. */

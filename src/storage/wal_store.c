@@ -41,6 +41,10 @@
  *     other writer already has is replayed, the first one it does not
  *     have fences it there, and the rest are filled with empty objects.
  *     Every object it may have acknowledged is therefore replayed.
+ *  8. Confirming the writer (vl_wal_confirm_writer) is the thread creating
+ *     the next number empty, between batches: the same put_if_absent a
+ *     batch makes, so it fences or is fenced exactly as a batch would.
+ *     An empty object is replayed as nothing and removed like any other.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -291,6 +295,16 @@ static int tail_wanted(const vl_wal *w)
            w->closed[0].size > 0 && w->closed[0].last_lsn <= w->remove_lsn;
 }
 
+static void set_fenced(vl_wal *w, uint64_t seq)
+{
+    w->fenced = 1;
+    vl_fail(&w->store_err, VL_ERR_CONFLICT,
+            "fenced: another writer took over this store (it created wal/%020" PRIu64
+            ".log); this node no longer acknowledges writes",
+            seq);
+    wake(w);
+}
+
 static void store_tail(vl_wal *w)
 {
     uint64_t seq = w->next_seq, last = w->closed[0].last_lsn;
@@ -301,15 +315,35 @@ static void store_tail(vl_wal *w)
     if (st == VL_OK && vl_wal_remember_closed(w, seq, last, 0, &err) == VL_OK) {
         w->next_seq = seq + 1;
     } else if (st == VL_ERR_CONFLICT) {
-        w->fenced = 1;
-        vl_fail(&w->store_err, VL_ERR_CONFLICT,
-                "fenced: another writer took over this store (it created wal/%020" PRIu64
-                ".log); this node no longer acknowledges writes",
-                seq);
-        wake(w);
+        set_fenced(w, seq);
     } else {
         w->remove_lsn = 0; /* the next commit asks again */
     }
+}
+
+/* Answer the confirmations asked so far (decision 8; mu held). */
+static void store_confirmation(vl_wal *w)
+{
+    uint64_t asked = w->confirm_asked, seq = w->next_seq, last = w->synced_lsn;
+    vl_status st = VL_ERR_CONFLICT;
+    vl_error err = {{0}};
+    if (!w->fenced) {
+        pthread_mutex_unlock(&w->mu);
+        st = put_empty(w, seq, &err);
+        pthread_mutex_lock(&w->mu);
+        if (st == VL_OK)
+            w->next_seq = seq + 1; /* ours even if it is not remembered (never removed) */
+        if (st == VL_OK)
+            vl_wal_remember_closed(w, seq, last, 0, NULL);
+        else if (st == VL_ERR_CONFLICT)
+            set_fenced(w, seq);
+        else if (st != VL_OK)
+            vl_fail(&w->confirm_err, st, "store unavailable: creating wal/%020" PRIu64 ".log: %s",
+                    seq, err.msg);
+    }
+    w->confirm_st = st;
+    w->confirm_done = asked;
+    pthread_cond_broadcast(&w->cv);
 }
 
 static void pause_ms(vl_wal *w, long ms)
@@ -332,12 +366,17 @@ void *vl_wal_store_thread(void *arg)
     pthread_mutex_lock(&w->mu);
     for (;;) { /* once stopped, only the removals that are due still run */
         int put = !w->stop && w->batch_busy && !w->fenced;
-        uint64_t old = put ? 0 : removable(w, w->remove_lsn);
-        int tail = !put && !old && tail_wanted(w);
-        if (!put && !old && !tail) {
+        int confirm = !put && w->confirm_done < w->confirm_asked;
+        uint64_t old = put || confirm ? 0 : removable(w, w->remove_lsn);
+        int tail = !put && !confirm && !old && tail_wanted(w);
+        if (!put && !confirm && !old && !tail) {
             if (w->stop)
                 break;
             pthread_cond_wait(&w->cv, &w->mu);
+            continue;
+        }
+        if (confirm) {
+            store_confirmation(w);
             continue;
         }
         if (old) {
@@ -441,6 +480,24 @@ vl_status vl_wal_writable(vl_wal *w, vl_error *err)
 int vl_wal_in_store(const vl_wal *w)
 {
     return w->store != NULL;
+}
+
+vl_status vl_wal_confirm_writer(vl_wal *w, vl_error *err)
+{
+    if (!w->store)
+        return VL_OK;
+    pthread_mutex_lock(&w->mu);
+    uint64_t ticket = ++w->confirm_asked;
+    pthread_cond_broadcast(&w->cv);
+    while (w->confirm_done < ticket && !w->fenced && !w->stalled && w->thread_started)
+        pthread_cond_wait(&w->cv, &w->mu);
+    vl_status st = w->fenced || w->stalled ? refusal(w, err) : VL_OK;
+    if (st == VL_OK && w->confirm_done >= ticket && w->confirm_st != VL_OK)
+        st = vl_fail(err, w->confirm_st, "%s", w->confirm_err.msg);
+    else if (st == VL_OK && w->confirm_done < ticket)
+        st = vl_fail(err, VL_ERR_IO, "wal: the store thread is not running");
+    pthread_mutex_unlock(&w->mu);
+    return st;
 }
 
 vl_status vl_wal_store_remove_through(vl_wal *w, uint64_t lsn, vl_error *err)
