@@ -8,12 +8,19 @@
  *     409 "concurrent conditional write" is retried).  If our own earlier
  *     attempt of the same call may have landed (the client retried after
  *     a reset) a 412 is checked by reading the object back: our bytes
- *     there mean we won.  It never uses multipart: the store's commit
+ *     there mean we won -- except empty ones, which prove nothing (every
+ *     WAL writer claims a number with an empty object), so a retried
+ *     empty put that finds the name taken is a conflict: the safe answer
+ *     for a fence.  It never uses multipart: the store's commit
  *     objects are small, and a single PUT is atomic up to 5 GB.
  *  3. put of VL_S3_MULTIPART_MIN bytes or more is a multipart upload in
  *     VL_S3_PART_SIZE parts, sent in order; any failure aborts the upload
  *     so no parts linger.  Completion can fail inside a 200 answer, so its
- *     body is checked for <Error>.
+ *     body is checked for <Error>.  The abort often fails for the reason
+ *     the upload did (the store is away): such an upload is remembered
+ *     and its abort sent again before each later put and at close, until
+ *     the store confirms it (204, or 404: already gone).  Only what a
+ *     process that dies before that leaves behind stays in the bucket.
  *  4. del and a zero-length get_range HEAD the object first: S3's DELETE
  *     answers 204 for a missing key, and the interface reports
  *     VL_ERR_NOTFOUND.  That check and the delete are two requests.
@@ -25,6 +32,7 @@
  *     code.  NoSuchKey is VL_ERR_NOTFOUND; a missing bucket or refused
  *     credentials are VL_ERR_IO at run time and distinct statuses at open.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +41,19 @@
 #include "storage/s3_xml.h"
 #include "util/error.h"
 
+#define ABORTS_MAX 64 /* uploads whose abort is still owed (decision 3) */
+
+typedef struct {
+    char *key, *qid; /* object key and "uploadId=<encoded>" */
+} owed_abort;
+
 typedef struct {
     vl_objstore base;
     vl_s3_client *c;
     char *prefix;
+    pthread_mutex_t lock; /* guards owed */
+    owed_abort owed[ABORTS_MAX];
+    size_t nowed;
 } s3_store;
 
 static const vl_objstore_ops s3_ops;
@@ -112,12 +129,58 @@ static vl_s3_request put_request(const char *key, const void *data, size_t len,
     return req;
 }
 
-static void abort_upload(s3_store *s, const char *key, const char *qid)
+/* 1 when the store confirms the upload is gone. */
+static int send_abort(s3_store *s, const char *key, const char *qid)
 {
     vl_s3_request req = {.method = "DELETE", .key = key, .query = qid};
     vl_s3_response r;
-    vl_s3_perform(s->c, &req, &r, NULL);
+    int gone = vl_s3_perform(s->c, &req, &r, NULL) == VL_OK &&
+               ((r.status >= 200 && r.status < 300) || r.status == 404);
     vl_s3_response_free(&r);
+    return gone;
+}
+
+/* Remember an upload whose abort did not go through (the oldest is
+ * forgotten when the list is full). */
+static void owe_abort(s3_store *s, const char *key, const char *qid)
+{
+    char *k = strdup(key), *q = strdup(qid);
+    if (!k || !q) {
+        free(k);
+        free(q);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->nowed == ABORTS_MAX) {
+        free(s->owed[0].key);
+        free(s->owed[0].qid);
+        memmove(s->owed, s->owed + 1, (ABORTS_MAX - 1) * sizeof *s->owed);
+        s->nowed--;
+    }
+    s->owed[s->nowed++] = (owed_abort){k, q};
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void abort_upload(s3_store *s, const char *key, const char *qid)
+{
+    if (!send_abort(s, key, qid))
+        owe_abort(s, key, qid);
+}
+
+/* Send the aborts still owed (decision 3); those that fail stay owed. */
+static void settle_aborts(s3_store *s)
+{
+    owed_abort todo[ABORTS_MAX];
+    pthread_mutex_lock(&s->lock);
+    size_t n = s->nowed;
+    memcpy(todo, s->owed, n * sizeof *todo);
+    s->nowed = 0;
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < n; i++) {
+        abort_upload(s, todo[i].key, todo[i].qid);
+        free(todo[i].key);
+        free(todo[i].qid);
+    }
 }
 
 /* Upload parts and build the completion document into *doc. */
@@ -138,8 +201,11 @@ static vl_status put_parts(s3_store *s, const char *key, const char *enc_id, con
         vl_s3_request req = {
             .method = "PUT", .key = key, .query = query, .body = data + off, .body_len = plen};
         vl_s3_response r;
-        vl_status st = call(s, "put (part)", &req, &r, err);
-        if (st == VL_OK && (!r.etag[0] || strpbrk(r.etag, "<&")))
+        vl_error perr;
+        vl_status st = call(s, "put (part)", &req, &r, &perr);
+        if (st != VL_OK)
+            vl_fail(err, st, "put %s: part %zu of %zu: %s", key, i + 1, nparts, perr.msg);
+        else if (!r.etag[0] || strpbrk(r.etag, "<&"))
             st = vl_fail(err, VL_ERR_IO, "put %s: part %zu answered without a usable ETag", key,
                          i + 1);
         if (st == VL_OK)
@@ -207,6 +273,7 @@ static vl_status s3_put(vl_objstore *os, const char *name, const void *data, siz
     vl_status st = make_key(s, "put", name, &key, err);
     if (st != VL_OK)
         return st;
+    settle_aborts(s);
     if (len >= VL_S3_MULTIPART_MIN) {
         st = put_multipart(s, key, data, len, err);
     } else {
@@ -223,10 +290,12 @@ static vl_status s3_put(vl_objstore *os, const char *name, const void *data, siz
 /* 1 when key holds exactly data (our own earlier attempt landed). */
 static int holds(s3_store *s, const char *key, const void *data, size_t len)
 {
+    if (len == 0)
+        return 0; /* decision 2 */
     vl_s3_request req = {.method = "GET", .key = key};
     vl_s3_response r;
-    int same = call(s, "get", &req, &r, NULL) == VL_OK && r.len == len &&
-               (len == 0 || memcmp(r.body, data, len) == 0);
+    int same =
+        call(s, "get", &req, &r, NULL) == VL_OK && r.len == len && memcmp(r.body, data, len) == 0;
     vl_s3_response_free(&r);
     return same;
 }
@@ -476,6 +545,12 @@ static vl_status s3_del(vl_objstore *os, const char *name, vl_error *err)
 static void s3_close(vl_objstore *os)
 {
     s3_store *s = as_s3(os);
+    settle_aborts(s); /* a last try; what still fails stays in the bucket */
+    for (size_t i = 0; i < s->nowed; i++) {
+        free(s->owed[i].key);
+        free(s->owed[i].qid);
+    }
+    pthread_mutex_destroy(&s->lock);
     vl_s3_client_free(s->c);
     free(s->prefix);
     free(s);
@@ -539,6 +614,7 @@ vl_status vl_objstore_s3_open(const vl_s3_config *cfg, const char *prefix, vl_ob
         free(s);
         return st;
     }
+    pthread_mutex_init(&s->lock, NULL);
     *out = &s->base;
     return VL_OK;
 }

@@ -6,6 +6,7 @@ SeaweedFS and make the store slow, silent or unreachable on demand.
     px.set_mode("delay", seconds=3, match=b"/manifests/")  # only on connections
                                                # whose requests contain the bytes
     px.set_mode("blackhole")                   # nothing passes, connections stay open
+    px.set_mode("blackhole", match=b"uploadId=")  # only requests naming an upload
     px.set_mode("reset")                       # every connection is reset (RST)
     px.set_mode("pass")
     px.stop()
@@ -22,6 +23,9 @@ connection does not escape them):
              once a request on it contained those bytes (requests are plain
              HTTP), e.g. the manifest commit and not the segment before it.
   blackhole  bytes in either direction are dropped; connections stay open.
+             With match, only on a connection once a request on it
+             contained those bytes (that request is dropped too), e.g.
+             the parts of a multipart upload and not its creation.
   reset      open connections are reset; new ones are accepted and reset.
 
 One thread accepts, one thread per connection pumps; everything is on
@@ -148,13 +152,14 @@ class TcpProxy:
                                 time.sleep(max(0.0, due - time.monotonic()))
                                 client.sendall(chunk)
                         return
-                    if mode == "blackhole":
-                        continue
                     if s is client:
                         if match is not None and match in data:
                             matched = True
                             with self._lock:
                                 self.matched_requests += 1
+                    if mode == "blackhole" and (match is None or matched):
+                        continue
+                    if s is client:
                         upstream.sendall(data)
                     elif mode == "delay" and (match is None or matched):
                         held.append((now + delay, data))

@@ -8,6 +8,8 @@
 - A slow store (tcp_proxy.py between the server and SeaweedFS: answers
   late, silence, resets): every call is bounded by --s3-timeout-ms, and the
   node recovers once the store is well.
+- A multipart upload whose parts (and abort) get no answer leaves no
+  upload behind once the store is back.
 
 The stop/restart tests run their own SeaweedFS (seaweed.py) on other ports,
 so the shared one the other suites use is never touched.
@@ -19,6 +21,8 @@ fresh node with an empty --dir, or answered with an error.
 """
 from __future__ import annotations
 
+import re
+import subprocess
 import threading
 import time
 import uuid
@@ -28,7 +32,7 @@ import pytest
 import redis
 
 from harness import fp32
-from lakeutil import check_vectors, start_expect_failure, version_numbers, wait_until
+from lakeutil import RawLoader, check_vectors, start_expect_failure, version_numbers, wait_until
 from seaweed import OwnSeaweedFS
 from tcp_proxy import TcpProxy
 from test_s3_storage import ENDPOINT
@@ -282,3 +286,49 @@ def test_start_against_a_silent_store_fails_within_the_timeout(vexlake, proxy):
     (rc, out), took = timed(lambda: start_expect_failure(srv))
     assert rc != 0 and "vexlake-test" in out and "attempts" in out, out
     assert took < 15, took
+
+
+def multipart_uploads(prefix: str) -> list[str]:
+    """Keys of the multipart uploads in progress under prefix (ListMultipartUploads,
+    signed by curl as scripts/seaweedfs.sh does)."""
+    empty_sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    out = subprocess.run(
+        ["curl", "-s", "--max-time", "20", "--aws-sigv4", "aws:amz:us-east-1:s3",
+         "--user", "vexlake:vexlake-secret", "-H", f"x-amz-content-sha256: {empty_sha}",
+         f"{ENDPOINT}/vexlake-test?prefix={prefix}%2F&uploads="],
+        capture_output=True, text=True, timeout=30, check=True).stdout
+    assert "<ListMultipartUploadsResult" in out, out
+    return re.findall(r"<Upload>.*?<Key>([^<]*)</Key>", out)
+
+
+@pytest.mark.timeout(240)
+def test_multipart_upload_failing_part_way_is_aborted(vexlake, proxy):
+    """A segment large enough for a multipart upload (>= 16 MiB) whose parts
+    the store never answers (the proxy swallows every request that names an
+    upload, the abort included): SAVE fails, and once the store is back the
+    next SAVE's first act is the abort still owed, so no invisible parts
+    stay behind.  The listing in between proves the failure left one."""
+    prefix = f"faults-mp-{uuid.uuid4().hex[:12]}"
+    args = store_args(proxy.endpoint, 2000, prefix) + ["--index", "flat"]
+    a = vexlake(args=args, name="a")
+    rows, dim = 5000, 1024  # 20 MB of float32: a 3-part upload
+    vecs = np.random.default_rng(7).standard_normal((rows, dim)).astype(np.float32)
+    keys = [f"m{i}" for i in range(rows)]
+    loader = RawLoader(a.port)
+    loader.put(keys, vecs, batch=250)
+    loader.close()
+    proxy.set_mode("blackhole", match=b"uploadId=")
+    r = a.client(socket_timeout=120)
+    outcome = save(r)
+    assert outcome is not True and "part" in outcome, outcome
+    assert multipart_uploads(prefix) != [], "the failed upload should still be there"
+    proxy.set_mode("pass")
+    assert save(r) is True
+    assert multipart_uploads(prefix) == [], "a failed multipart upload was never aborted"
+    r.close()
+    a.kill9()
+    b = vexlake(args=args, name="b")  # the completed upload is the segment
+    rb = b.client(decode=False)
+    assert rb.execute_command("DBSIZE") == rows
+    assert rb.execute_command("VGET", "m4999") is not None
+    rb.close()
