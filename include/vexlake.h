@@ -449,18 +449,27 @@ vl_status vl_version_load_end(vl_engine *e, vl_version_load *l, vl_error *err);
 /**
  * Following the store (vl_options.read_only engines), in three steps so a
  * server can read off its event loop: begin (owner thread; captures what
- * the engine serves), run (any thread; lists descriptors and manifests,
- * loads every collection whose newest version is newer than the one
- * served, with its listed index files, into new row stores), end (owner
- * thread; swaps the new state in and frees f).  Snapshots taken before end
- * keep the generation they pinned (MVCC).  end returns the run's error
- * (the engine keeps serving what it had) and sets *changed to 1 when
- * anything new was swapped in.
+ * the engine serves), run (any thread; lists the WAL objects, then the
+ * descriptors and manifests, loads every collection whose newest version
+ * is newer than the one served, with its listed index files, into new row
+ * stores, and reads and checks the WAL objects not read before), end
+ * (owner thread; swaps the new state in, applies the WAL objects' records
+ * in one step and frees f).  Snapshots taken before end keep the
+ * generation and LSN they pinned (MVCC); none sees part of an object.
+ * end returns the run's error (the engine keeps serving what it had),
+ * sets *changed to 1 when anything new was swapped in or applied, and
+ * *caught_up (may be NULL) to 1 when the run succeeded and applied every
+ * WAL object it listed, so everything acknowledged before the run began
+ * is now served.  Nothing is ever written to the store.
  */
 typedef struct vl_follow vl_follow;
 vl_follow *vl_follow_begin(vl_engine *e);
 void vl_follow_run(vl_follow *f);
-vl_status vl_follow_end(vl_engine *e, vl_follow *f, int *changed, vl_error *err);
+vl_status vl_follow_end(vl_engine *e, vl_follow *f, int *changed, int *caught_up, vl_error *err);
+/** The newest WAL object a follower read (*seq, its number) and the LSN of
+ *  the newest record it read (*lsn: applied, or already in a version it
+ *  serves); 0 before any.  Owner thread. */
+void vl_follow_position(const vl_engine *e, uint64_t *seq, uint64_t *lsn);
 
 /** Copy key's vector as the snapshot sees it; owner thread only.
  *  VL_ERR_NOTFOUND / VL_ERR_LIMIT as vl_get(). */

@@ -90,7 +90,7 @@ static void note_dead_row(vl_collection *c, uint32_t row, uint64_t lsn)
         vl_lake_pending_delete(&c->lake, seg, seg_row, lsn);
 }
 
-static void apply(vl_engine *e, vl_collection *c, const vl_wal_record *rec)
+void vl_collection_apply(vl_collection *c, const vl_wal_record *rec)
 {
     switch (rec->type) {
     case VL_WAL_PUT:
@@ -115,6 +115,11 @@ static void apply(vl_engine *e, vl_collection *c, const vl_wal_record *rec)
     if (!c->lake.dirty_since_ms)
         c->lake.dirty_since_ms = vl_monotonic_ms();
     c->lake.last_change = rec->lsn;
+}
+
+static void apply(vl_engine *e, vl_collection *c, const vl_wal_record *rec)
+{
+    vl_collection_apply(c, rec);
     e->applied_lsn = rec->lsn;
 }
 
@@ -327,6 +332,7 @@ void vl_close(vl_engine *e)
     }
     if (e->job_fd >= 0)
         close(e->job_fd);
+    vl_follow_log_free(e->follow_log);
     free(e->colls);
     vl_obj_close(e->store);
     if (e->lock_fd >= 0)

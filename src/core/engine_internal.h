@@ -92,6 +92,7 @@ struct vl_engine {
     int memory_refused;           /* the last put was refused for max_memory */
     uint64_t commits, flushes, compactions, gc_deleted;
     uint64_t index_builds, index_loads, index_rebuilds;
+    struct vl_follow_log *follow_log; /* read_only: WAL objects applied (core/follow.c) */
 };
 
 struct vl_snapshot {
@@ -108,6 +109,12 @@ vl_collection *vl_engine_find(vl_engine *e, const char *name);
 /** A new, empty collection (the caller made sure it is absent). */
 vl_collection *vl_engine_add_collection(vl_engine *e, const char *name, vl_metric metric,
                                         const vl_index_params *index);
+/** Apply one change to c (rows and lake bookkeeping), as a live write or
+ *  replay does; the caller tracks the engine's applied LSN.  Writer of c
+ *  only (a private collection may be filled on any thread). */
+void vl_collection_apply(vl_collection *c, const vl_wal_record *rec);
+/** follow.c: free what a follower keeps of the WAL (NULL is fine). */
+void vl_follow_log_free(struct vl_follow_log *log);
 int64_t vl_monotonic_ms(void);
 void vl_version_cache_free(struct vl_version_cache *vc);
 /** Add what a cached version holds to *m (nothing for NULL). */

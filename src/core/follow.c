@@ -1,22 +1,52 @@
 /*
- * follow.c - a read-only engine keeping up with the writer's store.
+ * follow.c - a read-only engine keeping up with the writer's store: its
+ * committed versions and, on top of them, the WAL objects no version
+ * covers yet (docs/lake.md, Followers).
  *
  * Decisions:
  *  1. Listing is the truth (docs/lake.md, Reading a version): a run lists
- *     the descriptors and each collection's manifests and loads the newest
- *     version of every collection whose newest is above the one served.
- *     No hint object, nothing written: a follower is invisible to the
- *     writer and to other followers.
- *  2. A newer version is loaded whole into a new row store generation
+ *     the WAL objects, then the descriptors and each collection's
+ *     manifests, and loads the newest version of every collection whose
+ *     newest is above the one served.  No hint object, nothing written: a
+ *     follower is invisible to the writer and to other followers.
+ *  2. The WAL is listed first, on purpose.  The writer removes an object
+ *     only once committed versions cover it, so the objects listed at that
+ *     instant hold every record no version of that instant covers, and the
+ *     versions loaded afterwards are at least those.  Objects are then read
+ *     in number order; one removed between our list and our read (a flush
+ *     committed meanwhile) ends the run's reading there: the next run loads
+ *     that flush's version.  The follower never skips a record it needs.
+ *  3. Every object read is what the writer's own recovery would replay
+ *     (storage/wal_store.c: every object that exists was created by a
+ *     writer that won its number, and a new writer replays all of them), so
+ *     the follower applies every object, empty claims included, with the
+ *     same checks: CRC-32C and framing of each record, LSNs consecutive
+ *     within an object and from one object to the next, collections named
+ *     by a descriptor, one dimension per collection.  An object that fails
+ *     a check is never applied, nor anything after it; the run reports it.
+ *  4. A new version is loaded whole into a new row store generation
  *     (through the object cache, so a segment is downloaded once), off the
- *     owner thread; end swaps it in.  Snapshots pin their generation by
- *     reference, so searches in flight finish on what they started with.
- *  3. A version that fails to load (typically: the writer's GC removed a
- *     segment of it between our list and our read, because several
- *     versions committed meanwhile) leaves the collection as it was; the
- *     error is reported and the next run tries the then newest version.
- *  4. Collections are only ever added: the writer never drops one.
+ *     owner thread, and the WAL records above its wal_lsn that the served
+ *     generation already shows are applied to it too before end swaps it
+ *     in, so a write once visible never disappears.  For that the follower
+ *     keeps the bytes of the objects it applied until every collection
+ *     they touch serves a version covering them (the follow log), at most
+ *     FOLLOW_LOG_BYTES: past that it reads no further until a version lets
+ *     it drop some, and the lag grows to one flush (the writer's default
+ *     flush thresholds, 100000 rows or 256 MiB of WAL, usually keep within it).
+ *  5. The objects read in a run are applied in end, on the owner thread,
+ *     in one go: a snapshot (opened on that thread) sees all of them or
+ *     none, never half a batch, and searches in flight keep theirs (MVCC).
+ *  6. A version that fails to load (typically: the writer's GC removed a
+ *     segment of it between our list and our read) leaves the collection
+ *     as it was; the error is reported and the next run tries the then
+ *     newest version.  When the objects read do not follow on from the
+ *     last one applied (the first run, or ones removed in between), the
+ *     records in between are covered only by the newest versions: such a
+ *     run applies its objects only if every collection's load succeeded.
+ *  7. Collections are only ever added: the writer never drops one.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,27 +56,102 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
+#define FOLLOW_LOG_BYTES (256u * 1024 * 1024)
+
+/* Per collection named in an object: its newest LSN there. */
 typedef struct {
     char name[VL_MAX_COLLECTION_NAME + 1];
-    vl_metric metric;
-    vl_index_params index; /* a new collection's, from its descriptor */
-    uint64_t served; /* version the engine served at begin */
-    int loaded;      /* lake and rows hold a newer version */
+    uint64_t last;
+} obj_coll;
+
+/* A WAL object read and checked. */
+typedef struct {
+    uint64_t seq;
+    unsigned char *data;
+    size_t len;
+    obj_coll *colls;
+    size_t ncolls;
+} wal_obj;
+
+typedef struct {
+    wal_obj *objs; /* ascending seq */
+    size_t n, cap;
+    uint64_t bytes; /* of their data */
+} obj_list;
+
+/* What a follower keeps between runs (decision 4). */
+struct vl_follow_log {
+    obj_list kept; /* applied, and needed again if a collection reloads */
+    uint64_t seq;  /* newest object read, 0: none yet */
+    uint64_t lsn;  /* newest record read and applied, 0: none yet */
+    int chained;   /* lsn is the last LSN before object seq + 1 */
+};
+
+typedef struct {
+    vl_collection priv; /* name, metric, index; lake and rows of a newer version */
+    uint64_t served;    /* version the engine served at begin */
+    uint64_t covered;   /* wal_lsn of the version it will serve */
+    uint32_t dim;       /* dimension after the records checked so far */
+    int loaded;         /* priv holds a newer version */
     uint64_t index_loads;
-    vl_lake lake;
-    vl_rowstore *rows;
 } follow_coll;
 
 struct vl_follow {
     vl_objstore *store;
+    struct vl_follow_log *log;
     vl_index_params default_index; /* for a descriptor from before indexes */
     follow_coll *colls;
     size_t n, cap;
-    vl_status st; /* the first failure of the run */
+    vl_wal_object *listed; /* WAL objects above log->seq, listed first */
+    size_t nlisted;
+    int listed_ok;
+    obj_list fresh;    /* read this run, applied in end */
+    uint64_t seq, lsn; /* log->seq / lsn after fresh */
+    int chained;
+    int caught_up; /* every object listed was read */
+    vl_status st;  /* the first failure of the run */
     vl_error err;
 };
 
-static follow_coll *add_coll(vl_follow *f, const char *name, vl_metric metric, uint64_t served)
+/* ---- the follow log ------------------------------------------------------ */
+
+static void obj_free(wal_obj *o)
+{
+    free(o->data);
+    free(o->colls);
+}
+
+static void list_free(obj_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        obj_free(&l->objs[i]);
+    free(l->objs);
+    memset(l, 0, sizeof *l);
+}
+
+static void list_push(obj_list *l, const wal_obj *o)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->objs = vl_realloc(l->objs, l->cap * sizeof *l->objs);
+    }
+    l->objs[l->n++] = *o;
+    l->bytes += o->len;
+}
+
+void vl_follow_log_free(struct vl_follow_log *log)
+{
+    if (!log)
+        return;
+    list_free(&log->kept);
+    free(log);
+}
+
+/* ---- begin --------------------------------------------------------------- */
+
+static follow_coll *add_coll(vl_follow *f, const char *name, vl_metric metric,
+                             const vl_index_params *index, uint64_t served, uint64_t covered,
+                             uint32_t dim)
 {
     if (f->n == f->cap) {
         f->cap = f->cap ? f->cap * 2 : 4;
@@ -54,21 +159,35 @@ static follow_coll *add_coll(vl_follow *f, const char *name, vl_metric metric, u
     }
     follow_coll *c = &f->colls[f->n++];
     memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "%s", name);
-    c->metric = metric;
+    snprintf(c->priv.name, sizeof c->priv.name, "%s", name);
+    c->priv.metric = metric;
+    c->priv.index = *index;
     c->served = served;
+    c->covered = covered;
+    c->dim = dim;
     return c;
 }
 
 vl_follow *vl_follow_begin(vl_engine *e)
 {
+    if (!e->follow_log)
+        e->follow_log = vl_calloc(1, sizeof *e->follow_log);
     vl_follow *f = vl_calloc(1, sizeof *f);
     f->store = e->store;
+    f->log = e->follow_log;
     f->default_index = e->opt.index;
-    for (size_t i = 0; i < e->ncolls; i++)
-        add_coll(f, e->colls[i].name, e->colls[i].metric, e->colls[i].lake.head.version);
+    f->seq = f->log->seq;
+    f->lsn = f->log->lsn;
+    f->chained = f->log->chained;
+    for (size_t i = 0; i < e->ncolls; i++) {
+        const vl_collection *c = &e->colls[i];
+        add_coll(f, c->name, c->metric, &c->index, c->lake.head.version, c->lake.head.wal_lsn,
+                 c->rows->dim);
+    }
     return f;
 }
+
+/* ---- run (any thread) ---------------------------------------------------- */
 
 static void fail(vl_follow *f, vl_status st, const vl_error *err)
 {
@@ -76,6 +195,14 @@ static void fail(vl_follow *f, vl_status st, const vl_error *err)
         f->st = st;
         f->err = *err;
     }
+}
+
+static follow_coll *find_coll(vl_follow *f, const char *name, size_t len)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strlen(f->colls[i].priv.name) == len && memcmp(f->colls[i].priv.name, name, len) == 0)
+            return &f->colls[i];
+    return NULL;
 }
 
 static void add_new_collections(vl_follow *f)
@@ -86,14 +213,10 @@ static void add_new_collections(vl_follow *f)
     vl_status st = vl_descriptor_load_all(f->store, &descs, &n, &err);
     if (st != VL_OK)
         fail(f, st, &err);
-    for (size_t i = 0; i < n; i++) {
-        size_t k = 0;
-        while (k < f->n && strcmp(f->colls[k].name, descs[i].name) != 0)
-            k++;
-        if (k == f->n)
-            add_coll(f, descs[i].name, descs[i].metric, 0)->index =
-                descs[i].has_index ? descs[i].index : f->default_index;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!find_coll(f, descs[i].name, strlen(descs[i].name)))
+            add_coll(f, descs[i].name, descs[i].metric,
+                     descs[i].has_index ? &descs[i].index : &f->default_index, 0, 0, 0);
     free(descs);
 }
 
@@ -102,13 +225,16 @@ static void load_newer(vl_follow *f, follow_coll *c)
     uint64_t *vs = NULL;
     size_t n = 0;
     vl_error err;
-    vl_status st = vl_manifest_versions(f->store, c->name, &vs, &n, &err);
+    vl_status st = vl_manifest_versions(f->store, c->priv.name, &vs, &n, &err);
     if (st == VL_OK && n && vs[n - 1] > c->served) {
-        st = vl_lake_open_version(f->store, c->name, c->metric, vs[n - 1], &c->lake, &c->rows,
-                                  &c->index_loads, &err);
+        st = vl_lake_open_version(f->store, c->priv.name, c->priv.metric, vs[n - 1], &c->priv.lake,
+                                  &c->priv.rows, &c->index_loads, &err);
         if (st == VL_OK) {
-            vl_lake_retain_listed(f->store, &c->lake, vs, n);
-            c->lake.top_version = vs[n - 1];
+            vl_lake_retain_listed(f->store, &c->priv.lake, vs, n);
+            c->priv.lake.top_version = vs[n - 1];
+            c->covered = c->priv.lake.head.wal_lsn;
+            if (c->covered > f->log->lsn) /* else the served rows have the same records */
+                c->dim = c->priv.rows->dim;
             c->loaded = 1;
         }
     }
@@ -117,46 +243,237 @@ static void load_newer(vl_follow *f, follow_coll *c)
     free(vs);
 }
 
+/* Apply one record to a reloaded collection's private generation if it is
+ * that collection's and its version does not cover it. */
+static vl_status reapply_record(void *ctx, const vl_wal_record *rec, vl_error *err)
+{
+    (void)err;
+    follow_coll *c = ctx;
+    if (rec->coll_len == strlen(c->priv.name) &&
+        memcmp(rec->coll, c->priv.name, rec->coll_len) == 0 && rec->lsn > c->covered)
+        vl_collection_apply(&c->priv, rec);
+    return VL_OK;
+}
+
+static void reapply_list(follow_coll *c, const obj_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        vl_wal_object_apply(l->objs[i].seq, l->objs[i].data, l->objs[i].len, reapply_record, c,
+                            NULL);
+}
+
+/* Checking an object's records as they are read (decision 3). */
+typedef struct {
+    vl_follow *f;
+    wal_obj *obj;
+} check_ctx;
+
+static void note_coll(wal_obj *o, const vl_wal_record *rec)
+{
+    size_t i = 0;
+    while (i < o->ncolls && (strlen(o->colls[i].name) != rec->coll_len ||
+                             memcmp(o->colls[i].name, rec->coll, rec->coll_len) != 0))
+        i++;
+    if (i == o->ncolls) {
+        o->colls = vl_realloc(o->colls, (o->ncolls + 1) * sizeof *o->colls);
+        snprintf(o->colls[i].name, sizeof o->colls[i].name, "%.*s", (int)rec->coll_len, rec->coll);
+        o->ncolls++;
+    }
+    o->colls[i].last = rec->lsn;
+}
+
+static vl_status check_record(void *ctx, const vl_wal_record *rec, vl_error *err)
+{
+    check_ctx *k = ctx;
+    follow_coll *c = find_coll(k->f, rec->coll, rec->coll_len);
+    if (!c)
+        return vl_fail(err, VL_ERR_CORRUPT,
+                       "WAL record %" PRIu64 " names collection '%.*s', which has no descriptor",
+                       rec->lsn, (int)rec->coll_len, rec->coll);
+    note_coll(k->obj, rec);
+    if (rec->lsn <= c->covered || rec->lsn <= k->f->log->lsn)
+        return VL_OK; /* not applied: the version or an earlier run has it */
+    if (rec->type == VL_WAL_CLEAR)
+        c->dim = 0;
+    else if (rec->type == VL_WAL_PUT && c->dim && c->dim != rec->dim)
+        return vl_fail(err, VL_ERR_CORRUPT,
+                       "WAL record %" PRIu64 " puts a %u-dimensional vector into '%s' "
+                       "(dimension %u)",
+                       rec->lsn, rec->dim, c->priv.name, c->dim);
+    else if (rec->type == VL_WAL_PUT)
+        c->dim = rec->dim;
+    return VL_OK;
+}
+
+/* Read the listed objects in order, as far as they can be (decision 2). */
+static void read_listed(vl_follow *f)
+{
+    size_t i = 0;
+    for (; i < f->nlisted; i++) {
+        const vl_wal_object *lo = &f->listed[i];
+        int next = f->seq && lo->seq == f->seq + 1 && f->chained;
+        uint64_t held = f->log->kept.bytes + f->fresh.bytes;
+        if (held && held + lo->size > FOLLOW_LOG_BYTES)
+            break; /* decision 4: wait for a version to cover some */
+        wal_obj o = {.seq = lo->seq};
+        check_ctx k = {f, &o};
+        uint64_t last = 0;
+        vl_error err;
+        vl_status st = VL_OK;
+        if (lo->size)
+            st = vl_wal_store_read(f->store, lo->seq, next ? f->lsn + 1 : 0, check_record, &k,
+                                   (void **)&o.data, &o.len, &last, &err);
+        if (st != VL_OK) {
+            obj_free(&o);
+            if (st != VL_ERR_NOTFOUND) /* gone: covered by a version the next run loads */
+                fail(f, st, &err);
+            break;
+        }
+        if (o.len) {
+            f->lsn = last > f->lsn ? last : f->lsn;
+            f->chained = 1;
+        } else {
+            f->chained = next; /* an empty object passes the chain on */
+        }
+        f->seq = lo->seq;
+        list_push(&f->fresh, &o);
+    }
+    f->caught_up = f->listed_ok && i == f->nlisted;
+}
+
 void vl_follow_run(vl_follow *f)
 {
+    vl_error err;
+    vl_status st = vl_wal_store_list(f->store, f->log->seq, &f->listed, &f->nlisted, &err);
+    f->listed_ok = st == VL_OK;
+    if (st != VL_OK)
+        fail(f, st, &err);
     add_new_collections(f);
     for (size_t i = 0; i < f->n; i++)
         load_newer(f, &f->colls[i]);
+    int follows_on =
+        f->nlisted && f->log->seq && f->listed[0].seq == f->log->seq + 1 && f->log->chained;
+    if (f->listed_ok && (follows_on || f->st == VL_OK)) /* decision 6 */
+        read_listed(f);
+    for (size_t i = 0; i < f->n; i++) {
+        if (!f->colls[i].loaded)
+            continue;
+        reapply_list(&f->colls[i], &f->log->kept);
+        reapply_list(&f->colls[i], &f->fresh);
+    }
 }
+
+/* ---- end (owner thread) -------------------------------------------------- */
 
 static void swap_in(vl_engine *e, follow_coll *fc)
 {
-    vl_collection *c = vl_engine_find(e, fc->name);
+    vl_collection *c = vl_engine_find(e, fc->priv.name);
     if (!c)
-        c = vl_engine_add_collection(e, fc->name, fc->metric, &fc->index);
+        c = vl_engine_add_collection(e, fc->priv.name, fc->priv.metric, &fc->priv.index);
     if (!fc->loaded)
         return;
     vl_lake_free(&c->lake);
-    c->lake = fc->lake;
+    c->lake = fc->priv.lake;
     vl_rowstore_unref(c->rows);
-    c->rows = fc->rows;
-    fc->loaded = 0;
-    if (e->applied_lsn < c->lake.head.wal_lsn) { /* the scratch WAL's LSNs follow, so no
-                                                     * reply waits for a sync that never comes */
+    c->rows = fc->priv.rows;
+    if (e->applied_lsn < c->lake.head.wal_lsn)
         e->applied_lsn = c->lake.head.wal_lsn;
-        vl_wal_bump_lsn(e->wal, e->applied_lsn, NULL);
-    }
     vl_engine_note_save_time(e, &c->lake.head);
     e->index_loads += fc->index_loads;
     vl_lake_publish_indexes(c);
 }
 
-vl_status vl_follow_end(vl_engine *e, vl_follow *f, int *changed, vl_error *err)
+typedef struct {
+    vl_engine *e;
+    vl_follow *f;
+} apply_ctx;
+
+/* A fresh record, onto a collection that was not reloaded this run. */
+static vl_status apply_fresh(void *ctx, const vl_wal_record *rec, vl_error *err)
+{
+    (void)err;
+    apply_ctx *a = ctx;
+    follow_coll *fc = find_coll(a->f, rec->coll, rec->coll_len);
+    if (fc->loaded || rec->lsn <= fc->covered || rec->lsn <= a->f->log->lsn)
+        return VL_OK;
+    vl_collection_apply(vl_engine_find(a->e, fc->priv.name), rec);
+    return VL_OK;
+}
+
+/* 1 when every collection obj touches serves a version covering it. */
+static int covered_by_versions(vl_engine *e, const wal_obj *o)
+{
+    for (size_t i = 0; i < o->ncolls; i++) {
+        const vl_collection *c = vl_engine_find(e, o->colls[i].name);
+        if (c && c->lake.head.wal_lsn < o->colls[i].last)
+            return 0;
+    }
+    return 1;
+}
+
+/* Move the fresh objects to the log, then drop what no reload can need. */
+static void keep_fresh(vl_engine *e, vl_follow *f)
+{
+    struct vl_follow_log *log = f->log;
+    for (size_t i = 0; i < f->fresh.n; i++)
+        list_push(&log->kept, &f->fresh.objs[i]);
+    free(f->fresh.objs);
+    memset(&f->fresh, 0, sizeof f->fresh);
+    size_t w = 0;
+    for (size_t i = 0; i < log->kept.n; i++) {
+        wal_obj *o = &log->kept.objs[i];
+        if (covered_by_versions(e, o)) {
+            log->kept.bytes -= o->len;
+            obj_free(o);
+        } else {
+            log->kept.objs[w++] = *o;
+        }
+    }
+    log->kept.n = w;
+    log->seq = f->seq;
+    log->lsn = f->lsn;
+    log->chained = f->chained;
+}
+
+static int apply_all_fresh(vl_engine *e, vl_follow *f)
+{
+    apply_ctx a = {e, f};
+    int records = 0;
+    for (size_t i = 0; i < f->fresh.n; i++) {
+        vl_wal_object_apply(f->fresh.objs[i].seq, f->fresh.objs[i].data, f->fresh.objs[i].len,
+                            apply_fresh, &a, NULL);
+        records |= f->fresh.objs[i].len > 0;
+    }
+    if (f->lsn > e->applied_lsn)
+        e->applied_lsn = f->lsn;
+    return records;
+}
+
+vl_status vl_follow_end(vl_engine *e, vl_follow *f, int *changed, int *caught_up, vl_error *err)
 {
     *changed = 0;
     for (size_t i = 0; i < f->n; i++) {
-        *changed |= f->colls[i].loaded || !vl_engine_find(e, f->colls[i].name);
+        *changed |= f->colls[i].loaded || !vl_engine_find(e, f->colls[i].priv.name);
         swap_in(e, &f->colls[i]);
     }
+    *changed |= apply_all_fresh(e, f);
+    /* The scratch WAL's LSNs follow, so no reply waits for a sync that
+     * never comes. */
+    vl_wal_bump_lsn(e->wal, e->applied_lsn, NULL);
+    keep_fresh(e, f);
+    if (caught_up)
+        *caught_up = f->caught_up && f->st == VL_OK;
     vl_status st = f->st;
     if (st != VL_OK && err)
         *err = f->err;
+    free(f->listed);
     free(f->colls);
     free(f);
     return st;
+}
+
+void vl_follow_position(const vl_engine *e, uint64_t *seq, uint64_t *lsn)
+{
+    *seq = e->follow_log ? e->follow_log->seq : 0;
+    *lsn = e->follow_log ? e->follow_log->lsn : 0;
 }

@@ -2,12 +2,15 @@
  * follower.c - the follow cadence of a --read-only node; see follower.h.
  *
  * Decisions:
- *  1. The lag is measured from the start of the newest run that succeeded,
- *     not from the writer's commit time: it bounds how old the state
- *     served is (everything committed before that instant is served) and
- *     needs no clock shared with the writer.  With a healthy store it is
- *     about one interval plus one run; while the store cannot be read it
- *     grows, and INFO shows why (follow_last_error).
+ *  1. The lag is measured from the start of the newest run that caught up
+ *     (succeeded and applied every WAL object it listed), not from the
+ *     writer's commit time: it bounds how old the state served is
+ *     (everything acknowledged before that instant is served) and needs no
+ *     clock shared with the writer.  With a healthy store it is about one
+ *     interval plus one run; while the store cannot be read, or a run had
+ *     to stop early (an object removed under it, the follow log full), it
+ *     grows, and INFO shows why (follow_last_error) when it is an error.
+ *     The first run starts at the first cron tick after the open.
  *  2. Runs go through the worker pool like searches, so a slow store
  *     stalls neither the loop nor the clients, and a run in flight at
  *     shutdown completes (vl_pool_free) before the engine closes.
@@ -44,7 +47,8 @@ static int64_t now_ms(void)
 
 void vl_follower_init(void)
 {
-    fs.last_start_ms = fs.ok_start_ms = now_ms();
+    fs.ok_start_ms = now_ms();
+    fs.last_start_ms = fs.ok_start_ms - server.cfg.follow_interval_ms;
 }
 
 static void follow_run(vl_job *j)
@@ -55,13 +59,14 @@ static void follow_run(vl_job *j)
 static void follow_done(vl_job *j)
 {
     follow_job *f = (follow_job *)j;
-    int changed;
+    int changed, caught_up;
     vl_error err;
-    vl_status st = vl_follow_end(server.engine, f->follow, &changed, &err);
+    vl_status st = vl_follow_end(server.engine, f->follow, &changed, &caught_up, &err);
     fs.running = 0;
     fs.polls++;
-    if (st == VL_OK) {
+    if (caught_up)
         fs.ok_start_ms = f->started_ms;
+    if (st == VL_OK) {
         if (fs.last_error.msg[0])
             vl_log(VL_LOG_INFO, "following the store again");
         fs.last_error.msg[0] = '\0';

@@ -104,9 +104,10 @@ static void usage(FILE *f)
             "  --ivf-lists N                  IVF lists per segment, up to 65536 (default\n"
             "                                 0: chosen from the segment's row count)\n"
             "  --read-only                    a follower: serve the newest version in\n"
-            "                                 --storage and follow new ones; writes get\n"
-            "                                 -READONLY (--dir is the node's own scratch)\n"
-            "  --follow-interval-ms N         how often a follower lists the manifests\n"
+            "                                 --storage plus the writer's WAL, and follow\n"
+            "                                 both; writes get -READONLY (--dir is the\n"
+            "                                 node's own scratch)\n"
+            "  --follow-interval-ms N         how often a follower looks at the store\n"
             "                                 (default 1000; 100..3600000)\n"
             "  --help                         show this help\n");
 }

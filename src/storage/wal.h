@@ -101,6 +101,37 @@ vl_status vl_wal_open_ex(const char *dir, vl_fsync policy, vl_wal_apply_fn apply
 vl_status vl_wal_open_store(vl_objstore *store, vl_wal_apply_fn apply, void *ctx, vl_wal **out,
                             vl_error *err);
 
+/* Reading a store log without writing it (a follower, core/follow.c):
+ * list, fetch and check, apply.  Nothing here writes to the store. */
+
+/** A WAL object as listed: its number and its size in bytes. */
+typedef struct {
+    uint64_t seq;
+    uint64_t size;
+} vl_wal_object;
+
+/** The WAL objects of store numbered above after, ascending; *out is the
+ *  caller's (free()), NULL when none. */
+vl_status vl_wal_store_list(vl_objstore *store, uint64_t after, vl_wal_object **out, size_t *n,
+                            vl_error *err);
+
+/** Fetch object seq whole and check every record of it (framing, CRC-32C,
+ *  LSN range, LSNs consecutive, the first equal to expect unless expect is
+ *  0), passing each through check (may be NULL; its failure fails the
+ *  read).  On VL_OK *data / *len are the caller's (free()) and *last is the
+ *  object's last LSN (expect - 1 for an empty object, 0 without expect).
+ *  VL_ERR_NOTFOUND: the object is gone (its writer removed it once a
+ *  committed version covered it); VL_ERR_CORRUPT names the object and
+ *  offset.  On failure nothing is returned. */
+vl_status vl_wal_store_read(vl_objstore *store, uint64_t seq, uint64_t expect,
+                            vl_wal_apply_fn check, void *ctx, void **data, size_t *len,
+                            uint64_t *last, vl_error *err);
+
+/** Pass every record of object seq's bytes, as vl_wal_store_read returned
+ *  them, through apply in order (they were checked then). */
+vl_status vl_wal_object_apply(uint64_t seq, const void *data, size_t len, vl_wal_apply_fn apply,
+                              void *ctx, vl_error *err);
+
 /** 1 for a log opened with vl_wal_open_store. */
 int vl_wal_in_store(const vl_wal *w);
 

@@ -109,6 +109,10 @@ static vl_status replay_one(vl_wal *w, vl_wal_replay *rs, uint64_t seq, int list
     if (st == VL_OK && len)
         st = vl_wal_replay_object(rs, name, data, len, err);
     free(data);
+    if (st == VL_ERR_CORRUPT) {
+        vl_error why = *err;
+        vl_fail(err, st, "%s; refusing to start", why.msg);
+    }
     if (st == VL_OK)
         st = vl_wal_remember_closed(w, seq, rs->last_lsn, len, err);
     if (st == VL_OK) {
@@ -522,4 +526,76 @@ void vl_wal_store_close(vl_wal *w)
         pthread_join(w->thread, NULL);
     }
     vl_wal_free(w);
+}
+
+/* ---- reading without writing (followers) --------------------------------- */
+
+vl_status vl_wal_store_list(vl_objstore *store, uint64_t after, vl_wal_object **out, size_t *n,
+                            vl_error *err)
+{
+    vl_objinfo *objs = NULL;
+    size_t nobjs = 0;
+    *out = NULL;
+    *n = 0;
+    vl_status st = vl_obj_list(store, "wal/", &objs, &nobjs, err);
+    if (st == VL_OK && nobjs)
+        *out = malloc(nobjs * sizeof **out);
+    if (st == VL_OK && nobjs && !*out)
+        st = vl_fail(err, VL_ERR_NOMEM, "wal: out of memory listing %zu objects", nobjs);
+    for (size_t i = 0; st == VL_OK && i < nobjs; i++) {
+        uint64_t seq;
+        if (parse_obj_name(objs[i].name, &seq) && seq > after)
+            (*out)[(*n)++] = (vl_wal_object){seq, objs[i].size};
+    }
+    vl_objinfo_free(objs, nobjs);
+    /* The listing is sorted by name, and the names sort as their numbers. */
+    return st;
+}
+
+/* Decode every record of data (len bytes, an object named name), LSNs
+ * consecutive from expect (any when 0), through apply (may be NULL). */
+static vl_status scan_object(const char *name, const void *data, size_t len, uint64_t expect,
+                             vl_wal_apply_fn apply, void *ctx, uint64_t *last, vl_error *err)
+{
+    vl_wal_replay rs = {apply, ctx, expect ? expect - 1 : 0,
+                        malloc((size_t)VL_MAX_DIM * sizeof(float)), 0};
+    if (!rs.scratch)
+        return vl_fail(err, VL_ERR_NOMEM, "wal: out of memory reading %s", name);
+    vl_status st = vl_wal_replay_object(&rs, name, data, len, err);
+    free(rs.scratch);
+    if (last)
+        *last = rs.last_lsn;
+    return st;
+}
+
+vl_status vl_wal_store_read(vl_objstore *store, uint64_t seq, uint64_t expect,
+                            vl_wal_apply_fn check, void *ctx, void **data, size_t *len,
+                            uint64_t *last, vl_error *err)
+{
+    char name[OBJ_NAME_LEN + 1];
+    obj_name(name, seq);
+    *data = NULL;
+    *len = 0;
+    *last = 0;
+    vl_status st = vl_obj_get(store, name, data, len, err);
+    if (st == VL_ERR_NOTFOUND)
+        return vl_fail(err, st, "%s was removed (a committed version covers it)", name);
+    if (st == VL_OK)
+        st = scan_object(name, *data, *len, expect, check, ctx, last, err);
+    if (st == VL_OK && expect && *len == 0)
+        *last = expect - 1;
+    if (st != VL_OK) {
+        free(*data);
+        *data = NULL;
+        *len = 0;
+    }
+    return st;
+}
+
+vl_status vl_wal_object_apply(uint64_t seq, const void *data, size_t len, vl_wal_apply_fn apply,
+                              void *ctx, vl_error *err)
+{
+    char name[OBJ_NAME_LEN + 1];
+    obj_name(name, seq);
+    return scan_object(name, data, len, 0, apply, ctx, NULL, err);
 }
