@@ -45,8 +45,15 @@
  *     records in between are covered only by the newest versions: such a
  *     run applies its objects only if every collection's load succeeded.
  *  7. Collections are only ever added: the writer never drops one.
+ *  8. A run fetches the objects it lists FETCH_THREADS at a time (each
+ *     batch of the writer is one small object, so a run behind by an
+ *     interval has about one object per batch to GET, and one after the
+ *     other their round trips, not the interval, would set the lag), then
+ *     checks and keeps them strictly in number order.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +64,7 @@
 #include "util/error.h"
 
 #define FOLLOW_LOG_BYTES (256u * 1024 * 1024)
+#define FETCH_THREADS 8 /* the S3 client pools 8 connections */
 
 /* Per collection named in an object: its newest LSN there. */
 typedef struct {
@@ -305,40 +313,95 @@ static vl_status check_record(void *ctx, const vl_wal_record *rec, vl_error *err
     return VL_OK;
 }
 
-/* Read the listed objects in order, as far as they can be (decision 2). */
+/* Fetching the listed objects, FETCH_THREADS at a time (decision 8). */
+typedef struct {
+    vl_objstore *store;
+    const vl_wal_object *objs;
+    size_t n;
+    atomic_size_t next;
+    void **data;
+    size_t *len;
+    vl_status *st;
+    vl_error *err;
+} fetch_pool;
+
+static void *fetch_some(void *arg)
+{
+    fetch_pool *p = arg;
+    for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n;)
+        if (p->objs[i].size)
+            p->st[i] =
+                vl_wal_store_get(p->store, p->objs[i].seq, &p->data[i], &p->len[i], &p->err[i]);
+    return NULL;
+}
+
+static void fetch_all(fetch_pool *p)
+{
+    pthread_t t[FETCH_THREADS - 1];
+    size_t started = 0;
+    while (started < FETCH_THREADS - 1 && started + 1 < p->n &&
+           pthread_create(&t[started], NULL, fetch_some, p) == 0)
+        started++;
+    fetch_some(p); /* this thread fetches too (alone, if no thread started) */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+}
+
+/* Check and keep fetched object i, as the one after f->seq; 0 to stop. */
+static int take_object(vl_follow *f, const fetch_pool *p, size_t i)
+{
+    const vl_wal_object *lo = &p->objs[i];
+    int next = f->seq && lo->seq == f->seq + 1 && f->chained;
+    wal_obj o = {.seq = lo->seq, .data = p->data[i], .len = p->len[i]};
+    check_ctx k = {f, &o};
+    uint64_t last = 0;
+    vl_error err = p->err[i];
+    vl_status st = p->st[i];
+    if (st == VL_OK && o.len)
+        st = vl_wal_object_check(lo->seq, o.data, o.len, next ? f->lsn + 1 : 0, check_record, &k,
+                                 &last, &err);
+    if (st != VL_OK) {
+        obj_free(&o);
+        if (st != VL_ERR_NOTFOUND) /* gone: covered by a version the next run loads */
+            fail(f, st, &err);
+        return 0;
+    }
+    if (o.len) {
+        f->lsn = last > f->lsn ? last : f->lsn;
+        f->chained = 1;
+    } else {
+        f->chained = next; /* an empty object passes the chain on */
+    }
+    f->seq = lo->seq;
+    list_push(&f->fresh, &o);
+    return 1;
+}
+
+/* Read the listed objects in order, as far as they can be (decision 2)
+ * and the follow log has room (decision 4). */
 static void read_listed(vl_follow *f)
 {
+    uint64_t held = f->log->kept.bytes;
+    size_t m = 0;
+    while (m < f->nlisted && !(held && held + f->listed[m].size > FOLLOW_LOG_BYTES))
+        held += f->listed[m++].size;
+    fetch_pool p = {.store = f->store, .objs = f->listed, .n = m};
+    atomic_init(&p.next, 0);
+    p.data = vl_calloc(m ? m : 1, sizeof *p.data);
+    p.len = vl_calloc(m ? m : 1, sizeof *p.len);
+    p.st = vl_calloc(m ? m : 1, sizeof *p.st); /* VL_OK: an empty object is not fetched */
+    p.err = vl_calloc(m ? m : 1, sizeof *p.err);
+    fetch_all(&p);
     size_t i = 0;
-    for (; i < f->nlisted; i++) {
-        const vl_wal_object *lo = &f->listed[i];
-        int next = f->seq && lo->seq == f->seq + 1 && f->chained;
-        uint64_t held = f->log->kept.bytes + f->fresh.bytes;
-        if (held && held + lo->size > FOLLOW_LOG_BYTES)
-            break; /* decision 4: wait for a version to cover some */
-        wal_obj o = {.seq = lo->seq};
-        check_ctx k = {f, &o};
-        uint64_t last = 0;
-        vl_error err;
-        vl_status st = VL_OK;
-        if (lo->size)
-            st = vl_wal_store_read(f->store, lo->seq, next ? f->lsn + 1 : 0, check_record, &k,
-                                   (void **)&o.data, &o.len, &last, &err);
-        if (st != VL_OK) {
-            obj_free(&o);
-            if (st != VL_ERR_NOTFOUND) /* gone: covered by a version the next run loads */
-                fail(f, st, &err);
-            break;
-        }
-        if (o.len) {
-            f->lsn = last > f->lsn ? last : f->lsn;
-            f->chained = 1;
-        } else {
-            f->chained = next; /* an empty object passes the chain on */
-        }
-        f->seq = lo->seq;
-        list_push(&f->fresh, &o);
-    }
+    while (i < m && take_object(f, &p, i))
+        i++;
+    for (size_t k = i + 1; k < m; k++) /* after a stop: fetched, never used */
+        free(p.data[k]);
     f->caught_up = f->listed_ok && i == f->nlisted;
+    free(p.data);
+    free(p.len);
+    free(p.st);
+    free(p.err);
 }
 
 void vl_follow_run(vl_follow *f)

@@ -115,20 +115,28 @@ typedef struct {
 vl_status vl_wal_store_list(vl_objstore *store, uint64_t after, vl_wal_object **out, size_t *n,
                             vl_error *err);
 
-/** Fetch object seq whole and check every record of it (framing, CRC-32C,
- *  LSN range, LSNs consecutive, the first equal to expect unless expect is
- *  0), passing each through check (may be NULL; its failure fails the
- *  read).  On VL_OK *data / *len are the caller's (free()) and *last is the
- *  object's last LSN (expect - 1 for an empty object, 0 without expect).
+/** Fetch object seq whole (*data / *len the caller's, free()), unchecked.
  *  VL_ERR_NOTFOUND: the object is gone (its writer removed it once a
- *  committed version covered it); VL_ERR_CORRUPT names the object and
- *  offset.  On failure nothing is returned. */
+ *  committed version covered it).  Any thread. */
+vl_status vl_wal_store_get(vl_objstore *store, uint64_t seq, void **data, size_t *len,
+                           vl_error *err);
+
+/** Check every record of object seq's bytes (framing, CRC-32C, LSN range,
+ *  LSNs consecutive, the first equal to expect unless expect is 0),
+ *  passing each through check (may be NULL; its failure fails the check).
+ *  *last: the object's last LSN (expect - 1 for an empty object, 0 without
+ *  expect).  VL_ERR_CORRUPT names the object and the offset. */
+vl_status vl_wal_object_check(uint64_t seq, const void *data, size_t len, uint64_t expect,
+                              vl_wal_apply_fn check, void *ctx, uint64_t *last, vl_error *err);
+
+/** vl_wal_store_get, then vl_wal_object_check; on failure nothing is
+ *  returned. */
 vl_status vl_wal_store_read(vl_objstore *store, uint64_t seq, uint64_t expect,
                             vl_wal_apply_fn check, void *ctx, void **data, size_t *len,
                             uint64_t *last, vl_error *err);
 
-/** Pass every record of object seq's bytes, as vl_wal_store_read returned
- *  them, through apply in order (they were checked then). */
+/** Pass every record of object seq's bytes, once checked, through apply
+ *  in order. */
 vl_status vl_wal_object_apply(uint64_t seq, const void *data, size_t len, vl_wal_apply_fn apply,
                               void *ctx, vl_error *err);
 

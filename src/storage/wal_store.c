@@ -568,22 +568,38 @@ static vl_status scan_object(const char *name, const void *data, size_t len, uin
     return st;
 }
 
-vl_status vl_wal_store_read(vl_objstore *store, uint64_t seq, uint64_t expect,
-                            vl_wal_apply_fn check, void *ctx, void **data, size_t *len,
-                            uint64_t *last, vl_error *err)
+vl_status vl_wal_store_get(vl_objstore *store, uint64_t seq, void **data, size_t *len,
+                           vl_error *err)
 {
     char name[OBJ_NAME_LEN + 1];
     obj_name(name, seq);
     *data = NULL;
     *len = 0;
-    *last = 0;
     vl_status st = vl_obj_get(store, name, data, len, err);
     if (st == VL_ERR_NOTFOUND)
         return vl_fail(err, st, "%s was removed (a committed version covers it)", name);
+    return st;
+}
+
+vl_status vl_wal_object_check(uint64_t seq, const void *data, size_t len, uint64_t expect,
+                              vl_wal_apply_fn check, void *ctx, uint64_t *last, vl_error *err)
+{
+    char name[OBJ_NAME_LEN + 1];
+    obj_name(name, seq);
+    vl_status st = scan_object(name, data, len, expect, check, ctx, last, err);
+    if (st == VL_OK && len == 0)
+        *last = expect ? expect - 1 : 0;
+    return st;
+}
+
+vl_status vl_wal_store_read(vl_objstore *store, uint64_t seq, uint64_t expect,
+                            vl_wal_apply_fn check, void *ctx, void **data, size_t *len,
+                            uint64_t *last, vl_error *err)
+{
+    *last = 0;
+    vl_status st = vl_wal_store_get(store, seq, data, len, err);
     if (st == VL_OK)
-        st = scan_object(name, *data, *len, expect, check, ctx, last, err);
-    if (st == VL_OK && expect && *len == 0)
-        *last = expect - 1;
+        st = vl_wal_object_check(seq, *data, *len, expect, check, ctx, last, err);
     if (st != VL_OK) {
         free(*data);
         *data = NULL;
