@@ -118,9 +118,11 @@ typedef struct {
 
 static void run_point(const dataset *ds, const vl_ivf *ix, const config *c, uint32_t nprobe)
 {
-    vl_ivf_search_opts o = {.nprobe = nprobe, .rerank = c->rerank, .rows = ds->base.v};
+    uint32_t scanned = 0;
+    vl_ivf_search_opts o = {
+        .nprobe = nprobe, .rerank = c->rerank, .rows = ds->base.v, .lists_scanned = &scanned};
     vl_ivf_hit hits[1024];
-    uint64_t ok = 0;
+    uint64_t ok = 0, lists = 0;
     uint32_t passes = 0;
     double c0 = now(CLOCK_THREAD_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC), c1;
     do {
@@ -132,17 +134,20 @@ static void run_point(const dataset *ds, const vl_ivf *ix, const config *c, uint
                 fprintf(stderr, "search: %s\n", err.msg);
                 exit(1);
             }
-            if (passes == 0)
+            if (passes == 0) {
                 ok += hits_ok(ds, qi, hits, n, c->k);
+                lists += scanned;
+            }
         }
         passes++;
         c1 = now(CLOCK_THREAD_CPUTIME_ID);
     } while (c1 - c0 < 0.3);
     double w1 = now(CLOCK_MONOTONIC), nq = (double)ds->query.n * passes;
-    printf("ivf %s %s nlist=%u nprobe=%u rerank=%u recall=%.4f qps=%.0f qps_wall=%.0f\n", ds->name,
-           vl_ivf_quant_name(vl_ivf_quant_of(ix)), vl_ivf_nlist(ix),
-           nprobe ? nprobe : vl_ivf_default_nprobe(ix), c->rerank,
-           (double)ok / ((double)ds->query.n * c->k), nq / (c1 - c0), nq / (w1 - w0));
+    printf("ivf %s %s nlist=%u nprobe=%u lists=%.1f rerank=%u recall=%.4f qps=%.0f "
+           "qps_wall=%.0f\n",
+           ds->name, vl_ivf_quant_name(vl_ivf_quant_of(ix)), vl_ivf_nlist(ix), nprobe,
+           (double)lists / ds->query.n, c->rerank, (double)ok / ((double)ds->query.n * c->k),
+           nq / (c1 - c0), nq / (w1 - w0));
     fflush(stdout);
 }
 

@@ -48,15 +48,23 @@ def recall(r, base, queries, gt_dist, metric, *options):
     return total / (NQ * K)
 
 
+INDEXES = [[], ["--index", "ivf"], ["--index", "ivf", "--quant", "rabitq"]]
+
+
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("flags", INDEXES, ids=["default", "ivf", "ivf-rabitq"])
 @pytest.mark.parametrize("name,metric", DATASETS, ids=[d for d, _ in DATASETS])
-def test_recall_with_defaults_after_save(vexlake, name, metric):
+def test_recall_with_defaults_after_save(vexlake, name, metric, flags):
+    """The server's default index, and --index ivf with its default and
+    its 1-bit codes, each with no NPROBE or EF given."""
     base, queries, gt, gt_dist = load_dataset(name)
-    srv = vexlake(["--metric", metric])
+    srv = vexlake(["--metric", metric, *flags])
     r = srv.client()
     bulk_load(r, base)
     save(r)
     info = wait_for_index(r, 0, deadline_s=240)
+    if flags:
+        assert info["index"] == "ivf", info
     if info["index"] != "flat":  # what the defaults search must go through
         assert info["index_build_running"] == 0 and info["unindexed_rows"] == 0, info
         assert info["indexed_rows"] >= len(base), info

@@ -191,12 +191,15 @@ static double dataset_recall(const char *dir, const char *name, vl_ivf_quant qua
     vl_metric m = cosine ? VL_METRIC_COSINE : VL_METRIC_L2;
     vl_ivf *ix = build(m, quant, base.v, base.n, base.dim, 0, 7);
     uint32_t nq = UNDER_ASAN ? (query.n < 50 ? query.n : 50) : query.n, ok = 0;
-    vl_ivf_search_opts o = {.rows = base.v};
+    uint32_t scanned = 0;
+    uint64_t lists = 0;
+    vl_ivf_search_opts o = {.rows = base.v, .lists_scanned = &scanned};
     for (uint32_t qi = 0; qi < nq; qi++) {
         vl_ivf_hit hits[10];
         uint32_t got;
         const float *q = query.v + (size_t)qi * query.dim;
         assert_int_equal(vl_ivf_search(ix, q, 10, &o, hits, &got, NULL), VL_OK);
+        lists += scanned;
         double t = gtd.v[(size_t)qi * gtd.dim + 9];
         for (uint32_t i = 0; i < got; i++) {
             const float *x = base.v + (size_t)hits[i].row * base.dim;
@@ -206,8 +209,8 @@ static double dataset_recall(const char *dir, const char *name, vl_ivf_quant qua
         }
     }
     double r = (double)ok / (10.0 * nq);
-    print_message("  %s %s nlist=%u nprobe=%u recall@10=%.4f (%u queries)\n", name,
-                  vl_ivf_quant_name(quant), vl_ivf_nlist(ix), vl_ivf_default_nprobe(ix), r, nq);
+    print_message("  %s %s nlist=%u lists scanned %.1f recall@10=%.4f (%u queries)\n", name,
+                  vl_ivf_quant_name(quant), vl_ivf_nlist(ix), (double)lists / nq, r, nq);
     vl_ivf_free(ix);
     free(base.v);
     free(query.v);
@@ -242,6 +245,111 @@ static void test_recall_defaults(void **state)
     closedir(d);
     if (!seen)
         skip();
+}
+
+/* ---- defaults on small, clustered sets ------------------------------ */
+
+/* n rows around `centres` random centres (spread 3 per coordinate, noise
+ * 0.15): the shape of the engine's small-collection tests. */
+static float *clustered(uint32_t n, uint32_t dim, uint32_t centres, uint64_t seed)
+{
+    float *c = make_data(centres, dim, 0, seed);
+    float *v = make_data(n, dim, 0, seed + 1);
+    rng_state = seed + 2;
+    for (uint32_t i = 0; i < n; i++) {
+        const float *m = c + (size_t)(rnd() % centres) * dim;
+        for (uint32_t j = 0; j < dim; j++)
+            v[(size_t)i * dim + j] = 3 * m[j] + 0.15f * v[(size_t)i * dim + j];
+    }
+    free(c);
+    return v;
+}
+
+/* Mean overlap of the k results with the exact top k (tie-aware), and the
+ * mean number of lists scanned. */
+static double overlap_with_exact(const vl_ivf *ix, vl_metric m, const float *rows, uint32_t n,
+                                 uint32_t dim, const float *qs, uint32_t nq, uint32_t k,
+                                 const vl_ivf_search_opts *base, double *lists)
+{
+    vl_ivf_hit *hits = malloc(k * sizeof *hits);
+    uint32_t *want = malloc(k * sizeof *want), scanned = 0;
+    vl_ivf_search_opts o = *base;
+    o.lists_scanned = &scanned;
+    uint64_t ok = 0, total = 0;
+    for (uint32_t qi = 0; qi < nq; qi++) {
+        const float *q = qs + (size_t)qi * dim;
+        uint32_t got, nw = brute(m, rows, n, dim, q, k, NULL, want);
+        assert_int_equal(vl_ivf_search(ix, q, k, &o, hits, &got, NULL), VL_OK);
+        assert_int_equal(got, nw);
+        double kth = key_of(m, q, rows + (size_t)want[nw - 1] * dim, dim);
+        for (uint32_t i = 0; i < got; i++)
+            ok += key_of(m, q, rows + (size_t)hits[i].row * dim, dim) <= kth + 1e-9 * (1 + kth);
+        total += scanned;
+    }
+    free(want);
+    free(hits);
+    *lists = (double)total / nq;
+    return (double)ok / ((double)nq * k);
+}
+
+/* The 1-bit code of a low-dimensional row says little about it; the
+ * default re-rank follows RaBitQ's error bound, so with every list
+ * probed it finds what an exact scan finds in any dimension (a fixed
+ * depth of 10 k candidates reached 0.65-0.75 here). */
+static void test_rabitq_default_rerank_follows_error_bound(void **state)
+{
+    (void)state;
+    static const uint32_t dims[] = {8, 16, 64};
+    const uint32_t n = 2000, nq = 50;
+    for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {
+        uint32_t dim = dims[d];
+        float *rows = clustered(n, dim, 12, 40 + d), *qs = clustered(nq, dim, 12, 40 + d);
+        for (vl_metric m = VL_METRIC_L2; m <= VL_METRIC_COSINE; m++) {
+            vl_ivf *ix = build(m, VL_IVF_QUANT_RABITQ, rows, n, dim, 0, 1);
+            vl_ivf_search_opts o = {.nprobe = vl_ivf_nlist(ix), .rows = rows};
+            double lists, r = overlap_with_exact(ix, m, rows, n, dim, qs, nq, 10, &o, &lists);
+            print_message("  rabitq dim %u %s, every list: overlap %.4f\n", dim, vl_metric_name(m),
+                          r);
+            if (r < 0.99)
+                fail_msg("rabitq dim %u %s: overlap %.4f with every list probed", dim,
+                         vl_metric_name(m), r);
+            vl_ivf_free(ix);
+        }
+        free(rows);
+        free(qs);
+    }
+}
+
+/* Small sets get sqrt(n) lists and the default search scans a few of
+ * them, not all, at recall >= 0.95 for every code. */
+static void test_small_sets_scan_few_lists(void **state)
+{
+    (void)state;
+    assert_int_equal(vl_ivf_default_nlist(1), 1);
+    assert_int_equal(vl_ivf_default_nlist(2000), 45);
+    assert_int_equal(vl_ivf_default_nlist(1000000), 1000);
+    assert_int_equal(vl_ivf_default_nlist(1ull << 40), 4096);
+    const uint32_t n = 2000, dim = 8, nq = 50;
+    float *rows = clustered(n, dim, 12, 60), *qs = clustered(nq, dim, 12, 60);
+    for (size_t q = 0; q < 3; q++) {
+        vl_ivf *ix = build(VL_METRIC_L2, QUANTS[q], rows, n, dim, 0, 1);
+        assert_int_equal(vl_ivf_nlist(ix), 45);
+        vl_ivf_search_opts o = {.rows = rows};
+        double lists,
+            r = overlap_with_exact(ix, VL_METRIC_L2, rows, n, dim, qs, nq, 10, &o, &lists);
+        print_message("  %s n %u: %u lists, %.1f scanned, recall@10 %.4f\n",
+                      vl_ivf_quant_name(QUANTS[q]), n, vl_ivf_nlist(ix), lists, r);
+        if (r < 0.95 || lists > vl_ivf_nlist(ix) / 2.0)
+            fail_msg("%s: recall %.4f scanning %.1f of %u lists", vl_ivf_quant_name(QUANTS[q]), r,
+                     lists, vl_ivf_nlist(ix));
+        /* a given nprobe is scanned exactly */
+        o.nprobe = 7;
+        overlap_with_exact(ix, VL_METRIC_L2, rows, n, dim, qs, 1, 10, &o, &lists);
+        assert_true(lists == 7);
+        vl_ivf_free(ix);
+    }
+    free(rows);
+    free(qs);
 }
 
 /* ---- exactness, filters, edge cases --------------------------------- */
@@ -645,9 +753,16 @@ static void test_inconsistent_content_rejected(void **state)
     float zero = 0;
     memcpy(t + 64 + (uint64_t)nlist * dim * 4 + dim * 4, &zero, 4);
     expect_corrupt(t, len, "SQ8");
-    /* an unknown version */
+    /* a probe reach of zero, an SQ8 re-rank depth of zero */
     memcpy(t, buf, len);
-    t[8] = 2;
+    memcpy(t + 56, &zero, 4);
+    expect_corrupt(t, len, "probe reach");
+    memcpy(t, buf, len);
+    memset(t + 60, 0, 4);
+    expect_corrupt(t, len, "re-rank depth");
+    /* another version (1: before the RaBitQ error factor) */
+    memcpy(t, buf, len);
+    t[8] = 1;
     expect_corrupt(t, len, "version");
     free(t);
     free(buf);
@@ -675,6 +790,8 @@ int main(void)
         cmocka_unit_test(test_every_truncation_rejected),
         cmocka_unit_test(test_inconsistent_content_rejected),
         cmocka_unit_test(test_overflowing_floats_search_without_ub),
+        cmocka_unit_test(test_rabitq_default_rerank_follows_error_bound),
+        cmocka_unit_test(test_small_sets_scan_few_lists),
         cmocka_unit_test(test_recall_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,11 +9,23 @@
  *    from object storage needs; in memory a probe is one sequential pass.
  *    vl_ivf_add() rebuilds the body (decoding the old lists), which is the
  *    price of contiguity; the engine builds an index per sealed segment.
- *  - Defaults: nlist = 2 sqrt(n); nprobe = max(8, nlist / 4).  The
- *    debian MiniLM set (short texts, many near-ties) is the hard one: at
- *    nlist / 8 it reached recall@10 0.925, at nlist / 4 0.961 (the other
- *    three sets: 0.996 to 1.0).  nlist = sqrt(n) scanned longer lists for
- *    the same recall on debian (nprobe 48 of 141 for 0.96), no faster.
+ *  - Defaults (figures: bench/results/2026-12-02-ivf.md): nlist = sqrt(n),
+ *    at most 4096.  nprobe is adaptive for l2 and cosine: lists are taken
+ *    nearest centroid first, and list l is skipped when every row it can
+ *    hold is farther than reach x R, R the k-th distance found so far.  A
+ *    row of list l is on c_l's side of the bisector of c_l and c_1 (the
+ *    nearest centroid), so at least (|q - c_l|^2 - |q - c_1|^2) /
+ *    (2 |c_l - c_1|) from q; that bound is at least (|q - c_l| - |q - c_1|)
+ *    / 2, which grows with the probe order, so the scan stops at the first
+ *    list where that passes reach x R.  reach 1 would be exact; the bound
+ *    is loose in high dimensions, so reach is measured per index at build
+ *    (ivf_calibrate.c).  A fixed nlist / 4 (the old default) needed 71 of
+ *    283 lists on debian MiniLM and scanned a quarter of a 1M segment where
+ *    8 of 2000 lists gave recall 0.95; the adaptive probe scans what each
+ *    query needs (6 lists on fashion-mnist, 85 of 141 on debian).  2 sqrt(n)
+ *    lists with the adaptive probe were slower on all four datasets (CPU
+ *    QPS of rabitq: debian 6.6k against 8.0k, sift 36k against 46k).  ip
+ *    keeps max(8, nlist / 4): the bound is about L2 cells.
  *  - Assignment to lists is by L2 for every metric (cosine on normalised
  *    vectors); probing ranks centroids by the metric's key (L2, or the
  *    inner product for ip).
@@ -39,10 +51,24 @@
  *    time (perf, sift nprobe 16); one table per query raised rabitq's QPS
  *    at recall 0.95 on sift from 36k to 46k.  Centring on mu keeps |v|
  *    close to |q - c| on data far from the origin (SIFT, pixels).
- *  - Compressed candidates: the k * rerank best estimates are kept (a pool
- *    with lazy selection, below), then re-scored on float32 rows
- *    (caller-provided: the index does not duplicate the vectors the engine
- *    already keeps).
+ *  - Compressed candidates, rabitq: RaBitQ's error bound decides.  Per row
+ *    the file keeps the estimate's spread s (see encode()); the true key
+ *    is at least estimate - 2 eps0 |v| s - (table rounding, 3 sigma), and a
+ *    row is scored exactly (float32, caller's rows) at once when that lower
+ *    bound can still beat the k-th exact key.  eps0 = 3 (three standard
+ *    deviations): 1.9, the paper's value, lost 2% of neighbours in 16-64
+ *    dimensions with every list probed, 3 lost none, for about 1.3x the
+ *    exact scores (60-110 per query at 1.9, 76-126 at 3 on the datasets).
+ *    The fixed depth it replaces (the 10 k best estimates) found 0.65-0.75
+ *    of the true neighbours in 8-64 dimensions (test_ivf.c).
+ *  - Compressed candidates, sq8: the k x depth best estimates are kept (a
+ *    pool with lazy selection, below) and re-scored in float32; depth is
+ *    measured at build (with it sq8 matches the float32 lists' recall on
+ *    the four datasets).  SQ8 estimates rank nearby rows well but are off
+ *    in absolute terms (the int8 query weights err in proportion to |q|),
+ *    so the adaptive probe takes R from exact scores of the pool's k best
+ *    after each list.  The index never duplicates the vectors the engine
+ *    already keeps.
  *  - Visibility (MVCC, deletes) is checked per candidate before it enters
  *    the pool, so filtered rows never take a slot from a visible one.
  */
@@ -60,22 +86,21 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
-/* Re-rank factors, chosen by `make bench-ivf`: SQ8 at 2 already matches
- * the float32 lists' recall on all four datasets (per-dimension steps are
- * fine enough); the 1-bit code needs 10 (sift, nprobe 32: recall 0.973 at
- * 5, 0.992 at 10). */
-#define RERANK_SQ8 2u
-#define RERANK_RABITQ 10u
+/* RaBitQ's bound in standard deviations of its estimate (see above). */
+#define RABITQ_EPS0 3.0
+#define DEFAULT_NLIST_MAX 4096u
 #define BATCH 256u
 
 uint32_t vl_ivf_default_nlist(uint64_t n)
 {
-    double l = 2.0 * sqrt((double)n);
-    return l < 1 ? 1 : (uint32_t)lrint(l);
+    double l = sqrt((double)n);
+    return l < 1 ? 1 : l > DEFAULT_NLIST_MAX ? DEFAULT_NLIST_MAX : (uint32_t)lrint(l);
 }
 
 uint32_t vl_ivf_default_nprobe(const vl_ivf *ix)
 {
+    if (ix->metric != VL_METRIC_IP)
+        return ix->nlist; /* a bound: the adaptive search stops long before */
     uint32_t p = (ix->nlist + 3) / 4;
     return p < 8 ? (ix->nlist < 8 ? ix->nlist : 8) : p;
 }
@@ -133,7 +158,7 @@ size_t vl_ivf_memory_bytes(const vl_ivf *ix)
 
 uint32_t vl_ivf_factors(const vl_ivf *ix)
 {
-    return ix->quant == VL_IVF_QUANT_NONE ? 0 : ix->quant == VL_IVF_QUANT_SQ8 ? 1 : 2;
+    return ix->quant == VL_IVF_QUANT_NONE ? 0 : ix->quant == VL_IVF_QUANT_SQ8 ? 1 : 3;
 }
 
 static uint64_t code_bytes(const vl_ivf *ix, uint32_t count)
@@ -225,6 +250,8 @@ vl_status vl_ivf_train(const vl_ivf_params *p, const float *vectors, uint32_t n,
     vl_ivf_train_code(ix, sample, m);
     free(sample);
     ix->lists = vl_calloc(ix->nlist, sizeof *ix->lists);
+    ix->reach = VL_IVF_DEFAULT_REACH;
+    ix->sq8_rerank = ix->quant == VL_IVF_QUANT_SQ8 ? VL_IVF_DEFAULT_SQ8_RERANK : 0;
     *out = ix;
     return VL_OK;
 }
@@ -264,6 +291,11 @@ static void encode(const vl_ivf *ix, const float *x, uint32_t list, uint8_t *e, 
         }
         fac[0] = (float)(ix->metric == VL_METRIC_IP ? mr : n2 - 2 * mcr);
         fac[1] = sabs > 0 ? (float)(n2 / sabs) : 0.0f;
+        /* The spread of the estimate of <v, r> per unit |v| (RaBitQ's
+         * bound): |r| sqrt(1 / <o_bar, o>^2 - 1) / sqrt(D - 1), with
+         * <o_bar, o> = sum|r_j| / (sqrt(D) |r|). */
+        double spread = sabs > 0 ? (double)ix->rdim * n2 * n2 / (sabs * sabs) - n2 : 0;
+        fac[2] = (float)sqrt((spread > 0 ? spread : 0) / (ix->rdim - 1));
     }
 }
 
@@ -406,8 +438,10 @@ vl_status vl_ivf_build(const vl_ivf_params *p, const float *vectors, uint32_t n,
     if (st != VL_OK) {
         vl_ivf_free(*out);
         *out = NULL;
+        return st;
     }
-    return st;
+    vl_ivf_calibrate(*out, vectors, n);
+    return VL_OK;
 }
 
 void vl_ivf_free(vl_ivf *ix)
@@ -494,18 +528,43 @@ static void pool_finish(pool *p, int sorted)
         qsort(p->buf, p->n, sizeof *p->buf, cmp_cand);
 }
 
+/* The k-th best key in the pool (INFINITY while it holds fewer than k);
+ * a pool that keeps k tightens its threshold to it. */
+static double pool_kth(pool *p, uint32_t k)
+{
+    if (p->n < k)
+        return INFINITY;
+    select_best(p->buf, p->n, k);
+    double t = p->buf[0].dist;
+    for (uint32_t i = 1; i < k; i++)
+        t = p->buf[i].dist > t ? p->buf[i].dist : t;
+    if (p->keep == k) {
+        p->n = k;
+        p->thr = t;
+    }
+    return t;
+}
+
 typedef struct {
     const vl_ivf *ix;
     const vl_ivf_search_opts *o;
     const float *q; /* prepared query */
-    pool cand;      /* the k (none) or k * rerank best estimates */
-    double *d;      /* BATCH or nlist scratch */
+    uint32_t k;
+    pool cand;    /* none: the k best; sq8, or a given re-rank depth: k * rerank estimates */
+    int bounded;  /* rabitq re-ranked by its error bound into `best` */
+    vl_topk best; /* bounded, and sq8: the k best exact keys so far */
+    double *d;    /* BATCH or nlist scratch */
     /* sq8 */
     int8_t *wq;
     double ws, qb;
+    /* |q - x|^2 = key_scale x the key the probe's radius comes from:
+     * cosine keys are 1 - cos of unit vectors (scale 2), rabitq estimates
+     * are |q - x|^2 already */
+    double key_scale;
     /* rabitq */
     uint8_t *lut;
     double delta, bias;
+    float err_spread, err_table; /* key error bound: err_spread f2 + err_table f1 */
 } scan;
 
 static inline int visible(const vl_ivf_search_opts *o, uint32_t row)
@@ -524,6 +583,17 @@ static inline void offer(scan *s, double key, uint32_t row)
         if (p->n == POOL_SLACK * p->keep)
             pool_shrink(p);
     }
+}
+
+static double exact(const vl_ivf *ix, const vl_ivf_search_opts *o, const float *q, uint32_t row)
+{
+    const float *x = o->rows ? o->rows + (size_t)row * ix->dim : o->vector(o->vector_ctx, row);
+    if (ix->metric == VL_METRIC_L2)
+        return vl_l2sq(q, x, ix->dim);
+    if (ix->metric == VL_METRIC_IP)
+        return -vl_dot(q, x, ix->dim);
+    double nx = vl_dot(x, x, ix->dim);
+    return nx > 0 ? 1 - vl_dot(q, x, ix->dim) / sqrt(nx) : 1;
 }
 
 static void scan_none(scan *s, const uint32_t *ids, uint32_t cnt)
@@ -594,6 +664,25 @@ static void build_lut(scan *s, const float *v)
     s->bias = bias;
 }
 
+/* Bounded re-rank: rows whose lower bound (estimate minus error bound)
+ * can still beat the k-th exact key so far are scored exactly now. */
+static void rerank_bounded(scan *s, const float *key, const float *g1, const float *g2,
+                           const uint32_t *ids, uint32_t m)
+{
+    float lb[32];
+    float es = s->err_spread, et = s->err_table;
+    for (uint32_t v = 0; v < m; v++)
+        lb[v] = key[v] - es * g2[v] - et * g1[v];
+    /* estimates of cosine rows are |q - x|^2 = 2 (1 - cos) of unit vectors */
+    double scale = s->ix->metric == VL_METRIC_COSINE ? 2 : 1;
+    double thr = scale * vl_topk_bound(&s->best);
+    for (uint32_t v = 0; v < m; v++)
+        if (lb[v] <= thr && visible(s->o, ids[v])) {
+            vl_topk_push(&s->best, exact(s->ix, s->o, s->q, ids[v]), ids[v]);
+            thr = scale * vl_topk_bound(&s->best);
+        }
+}
+
 /* pkey: the list's probe key, |q - c|^2 (l2, cosine) or -<q, c> (ip).
  * Keys of a block are computed in float in a branch-free loop of 32 (the
  * compiler vectorises it) and only those under the pool's threshold are
@@ -604,7 +693,7 @@ static void scan_rabitq(scan *s, double pkey, const uint32_t *ids, uint32_t cnt)
     const vl_ivf *ix = s->ix;
     const vl_kernel_set *k = vl_kernels();
     const uint8_t *blocks = (const uint8_t *)(ids + cnt);
-    const float *f0 = (const float *)(blocks + code_bytes(ix, cnt)), *f1 = f0 + cnt;
+    const float *f0 = (const float *)(blocks + code_bytes(ix, cnt)), *f1 = f0 + cnt, *f2 = f1 + cnt;
     float sg = ix->metric == VL_METRIC_IP ? -1.0f : 1.0f, two = ix->metric == VL_METRIC_IP ? 1 : 2;
     float pk = (float)pkey, dl = (float)s->delta, bs = (float)s->bias;
     uint32_t tot[32];
@@ -619,6 +708,10 @@ static void scan_rabitq(scan *s, double pkey, const uint32_t *ids, uint32_t cnt)
         else
             for (uint32_t v = 0; v < m; v++)
                 key[v] = pk + sg * g0[v] - two * g1[v] * (dl * (float)tot[v] + bs);
+        if (s->bounded) {
+            rerank_bounded(s, key, g1, f2 + base, ids + base, m);
+            continue;
+        }
         for (uint32_t v = 0; v < m; v++)
             if (key[v] <= s->cand.thr)
                 offer(s, key[v], ids[base + v]);
@@ -643,38 +736,163 @@ static void prepare_query(scan *s)
         float *v = vl_malloc((size_t)ix->rdim * sizeof *v);
         s->lut = vl_malloc((size_t)ix->nsub * 16);
         vl_ivf_rotate(ix, s->q, v);
-        for (uint32_t j = 0; j < ix->rdim; j++) /* one table for every list */
+        double vv = 0;
+        for (uint32_t j = 0; j < ix->rdim; j++) { /* one table for every list */
             v[j] -= ix->rmu[j];
+            vv += (double)v[j] * v[j];
+        }
         build_lut(s, v);
         free(v);
+        double two = ix->metric == VL_METRIC_IP ? 1 : 2;
+        s->err_spread = (float)(two * RABITQ_EPS0 * sqrt(vv));
+        s->err_table = (float)(two * 3 * sqrt(ix->nsub / 12.0) * s->delta);
+        if (!s->bounded)
+            s->key_scale = 1;
     }
 }
 
-/* Indices of the nprobe lists nearest to q, nearest first. */
-static void probe(const vl_ivf *ix, const float *q, double *d, vl_topk *t)
+/* ---- the lists a search scans -------------------------------------- */
+
+/* Lists by probe key, nearest first, popped from a binary min-heap: an
+ * adaptive search looks at a few lists of many, so heapify (O(nlist)) and
+ * pops beat sorting every list. */
+static void heap_down(vl_candidate *h, uint32_t n, uint32_t i)
 {
-    if (ix->metric == VL_METRIC_IP) {
-        vl_dot_batch(q, ix->centroids, ix->nlist, ix->dim, d);
-        for (uint32_t l = 0; l < ix->nlist; l++)
-            d[l] = -d[l];
-    } else {
-        vl_l2sq_batch(q, ix->centroids, ix->nlist, ix->dim, d);
+    for (;;) {
+        uint32_t l = 2 * i + 1, m = i;
+        if (l < n && better(&h[l], &h[m]))
+            m = l;
+        if (l + 1 < n && better(&h[l + 1], &h[m]))
+            m = l + 1;
+        if (m == i)
+            return;
+        vl_candidate t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
     }
-    for (uint32_t l = 0; l < ix->nlist; l++)
-        if (d[l] <= vl_topk_bound(t))
-            vl_topk_push(t, d[l], l);
-    vl_topk_sort(t);
 }
 
-static double exact(const vl_ivf *ix, const vl_ivf_search_opts *o, const float *q, uint32_t row)
+static vl_candidate heap_pop(vl_candidate *h, uint32_t *n)
 {
-    const float *x = o->rows ? o->rows + (size_t)row * ix->dim : o->vector(o->vector_ctx, row);
-    if (ix->metric == VL_METRIC_L2)
-        return vl_l2sq(q, x, ix->dim);
+    vl_candidate top = h[0];
+    h[0] = h[--*n];
+    heap_down(h, *n, 0);
+    return top;
+}
+
+static void order_lists(const vl_ivf *ix, const float *q, double *d, vl_candidate *h)
+{
     if (ix->metric == VL_METRIC_IP)
-        return -vl_dot(q, x, ix->dim);
-    double nx = vl_dot(x, x, ix->dim);
-    return nx > 0 ? 1 - vl_dot(q, x, ix->dim) / sqrt(nx) : 1;
+        vl_dot_batch(q, ix->centroids, ix->nlist, ix->dim, d);
+    else
+        vl_l2sq_batch(q, ix->centroids, ix->nlist, ix->dim, d);
+    for (uint32_t l = 0; l < ix->nlist; l++)
+        h[l] = (vl_candidate){ix->metric == VL_METRIC_IP ? -d[l] : d[l], l};
+    for (uint32_t i = ix->nlist / 2; i-- > 0;)
+        heap_down(h, ix->nlist, i);
+}
+
+/* SQ8 estimates rank nearby rows well but are off in absolute terms (the
+ * int8 query weights err in proportion to |q|), so the probe's radius
+ * comes from exact keys: after each list, the pool's k best estimates not
+ * scored yet are scored exactly into `best` (ROW_SCORED marks them). */
+#define ROW_SCORED (1ull << 63)
+static void score_sq8_best(scan *s)
+{
+    pool *p = &s->cand;
+    uint32_t m = p->n < s->k ? p->n : s->k;
+    select_best(p->buf, p->n, m);
+    for (uint32_t i = 0; i < m; i++)
+        if (!(p->buf[i].row & ROW_SCORED)) {
+            uint32_t row = (uint32_t)p->buf[i].row;
+            vl_topk_push(&s->best, exact(s->ix, s->o, s->q, row), row);
+            p->buf[i].row |= ROW_SCORED;
+        }
+}
+
+/* The Euclidean radius of the k-th best key so far, between the prepared
+ * (unit, for cosine) query and rows: INFINITY while fewer than k are known. */
+static double kth_radius(scan *s)
+{
+    double key;
+    if (s->ix->quant == VL_IVF_QUANT_SQ8) {
+        score_sq8_best(s);
+        key = vl_topk_bound(&s->best);
+    } else {
+        key = s->bounded ? vl_topk_bound(&s->best) : pool_kth(&s->cand, s->k);
+    }
+    if (!isfinite(key))
+        return INFINITY;
+    double r2 = s->key_scale * key;
+    return sqrt(r2 > 0 ? r2 : 0);
+}
+
+/* Whether the adaptive search can skip list l (probe key dl) when the
+ * first list scanned was c1 (key d1): every row of l lies on c_l's side of
+ * the bisector of c_1 and c_l, at distance (dl - d1) / (2 |c_l - c_1|)
+ * from q at least; l is skipped when that exceeds ix->reach x the k-th
+ * radius.  *stop: no later list can qualify either, since the bound is at
+ * least (sqrt(dl) - sqrt(d1)) / 2 (triangle inequality), which grows with
+ * the probe order. */
+static int skip_list(const vl_ivf *ix, uint32_t l, double dl, uint32_t c1, double d1, double r,
+                     int *stop)
+{
+    *stop = 0;
+    if (!isfinite(r))
+        return 0;
+    double reach = (double)ix->reach * r;
+    if ((sqrt(dl > 0 ? dl : 0) - sqrt(d1 > 0 ? d1 : 0)) / 2 > reach) {
+        *stop = 1;
+        return 1;
+    }
+    double cc =
+        vl_l2sq(ix->centroids + (size_t)l * ix->dim, ix->centroids + (size_t)c1 * ix->dim, ix->dim);
+    return cc > 0 && (dl - d1) / (2 * sqrt(cc)) > reach;
+}
+
+static void scan_list(scan *s, uint32_t l, double pkey)
+{
+    const vl_ivf *ix = s->ix;
+    const vl_ivf_list_info *li = &ix->lists[l];
+    const uint32_t *ids = (const uint32_t *)(ix->body + li->offset);
+    if (li->count == 0)
+        return;
+    if (ix->quant == VL_IVF_QUANT_NONE)
+        scan_none(s, ids, li->count);
+    else if (ix->quant == VL_IVF_QUANT_SQ8)
+        scan_sq8(s, ids, li->count);
+    else
+        scan_rabitq(s, pkey, ids, li->count);
+}
+
+/* Scans the given number of lists, nearest first, or (nprobe 0, l2 and
+ * cosine) adaptively; returns how many it scanned. */
+static uint32_t scan_lists(scan *s, vl_candidate *h)
+{
+    const vl_ivf *ix = s->ix;
+    int adaptive = !s->o->nprobe && ix->metric != VL_METRIC_IP;
+    uint32_t cap = s->o->nprobe ? s->o->nprobe : vl_ivf_default_nprobe(ix);
+    cap = cap > ix->nlist ? ix->nlist : cap;
+    uint32_t left = ix->nlist, scanned = 0, c1 = 0;
+    double d1 = 0;
+    while (left && scanned < cap) {
+        vl_candidate c = heap_pop(h, &left);
+        uint32_t l = (uint32_t)c.row;
+        int stop = 0;
+        if (adaptive && scanned && skip_list(ix, l, c.dist, c1, d1, kth_radius(s), &stop)) {
+            if (stop)
+                break;
+            continue;
+        }
+        if (!scanned) {
+            c1 = l;
+            d1 = c.dist;
+        }
+        scan_list(s, l, c.dist);
+        scanned++;
+    }
+    return scanned;
 }
 
 vl_status vl_ivf_search(const vl_ivf *ix, const float *query, uint32_t k,
@@ -684,6 +902,8 @@ vl_status vl_ivf_search(const vl_ivf *ix, const float *query, uint32_t k,
     static const vl_ivf_search_opts none_opts;
     const vl_ivf_search_opts *o = opt ? opt : &none_opts;
     *nout = 0;
+    if (o->lists_scanned)
+        *o->lists_scanned = 0;
     if (k == 0)
         return vl_fail(err, VL_ERR_ARG, "ivf search: k must be at least 1");
     if (!all_finite(query, ix->dim))
@@ -694,54 +914,54 @@ vl_status vl_ivf_search(const vl_ivf *ix, const float *query, uint32_t k,
                        vl_ivf_quant_name(ix->quant));
     if (ix->count == 0)
         return VL_OK;
-    scan s = {.ix = ix, .o = o};
+    scan s = {.ix = ix, .o = o, .k = k, .key_scale = ix->metric == VL_METRIC_COSINE ? 2 : 1};
     float *qbuf = vl_malloc((size_t)ix->dim * sizeof *qbuf);
     s.q = prepare(ix, query, qbuf);
-    uint32_t nprobe = o->nprobe ? o->nprobe : vl_ivf_default_nprobe(ix);
-    nprobe = nprobe > ix->nlist ? ix->nlist : nprobe;
     s.d = vl_malloc((size_t)(ix->nlist > BATCH ? ix->nlist : BATCH) * sizeof *s.d);
-    vl_candidate *pitems = vl_malloc((size_t)nprobe * sizeof *pitems);
-    vl_topk probes;
-    vl_topk_init(&probes, pitems, nprobe);
-    probe(ix, s.q, s.d, &probes);
-    uint64_t cap = compressed ? (uint64_t)k * (o->rerank                       ? o->rerank
-                                               : ix->quant == VL_IVF_QUANT_SQ8 ? RERANK_SQ8
-                                                                               : RERANK_RABITQ)
-                              : k;
+    vl_candidate *heap = vl_malloc((size_t)ix->nlist * sizeof *heap);
+    order_lists(ix, s.q, s.d, heap);
+    s.bounded = ix->quant == VL_IVF_QUANT_RABITQ && !o->rerank;
+    uint64_t cap =
+        !compressed || s.bounded ? k : (uint64_t)k * (o->rerank ? o->rerank : ix->sq8_rerank);
     cap = cap > ix->count ? ix->count : cap;
     cap = cap < k ? k : cap;
     s.cand.keep = (uint32_t)cap;
     s.cand.thr = INFINITY;
     s.cand.buf = vl_malloc(POOL_SLACK * (size_t)cap * sizeof *s.cand.buf);
+    vl_candidate *best = vl_malloc((size_t)k * sizeof *best);
+    vl_topk_init(&s.best, best, k);
     prepare_query(&s);
-    for (uint32_t p = 0; p < probes.n; p++) {
-        uint32_t l = (uint32_t)probes.items[p].row;
-        const vl_ivf_list_info *li = &ix->lists[l];
-        const uint32_t *ids = (const uint32_t *)(ix->body + li->offset);
-        if (li->count == 0)
-            continue;
-        if (ix->quant == VL_IVF_QUANT_NONE)
-            scan_none(&s, ids, li->count);
-        else if (ix->quant == VL_IVF_QUANT_SQ8)
-            scan_sq8(&s, ids, li->count);
-        else
-            scan_rabitq(&s, probes.items[p].dist, ids, li->count);
+    uint32_t scanned = scan_lists(&s, heap);
+    if (o->lists_scanned)
+        *o->lists_scanned = scanned;
+    vl_candidate *res;
+    uint32_t nres;
+    if (s.bounded) {
+        vl_topk_sort(&s.best);
+        res = s.best.items;
+        nres = s.best.n;
+    } else {
+        pool_finish(&s.cand, !compressed);
+        if (compressed) { /* exact distances of the candidates, best k kept */
+            for (uint32_t i = 0; i < s.cand.n; i++) {
+                s.cand.buf[i].row &= ~ROW_SCORED;
+                s.cand.buf[i].dist = exact(ix, o, s.q, (uint32_t)s.cand.buf[i].row);
+            }
+            s.cand.keep = k;
+            pool_finish(&s.cand, 1);
+        }
+        res = s.cand.buf;
+        nres = s.cand.n;
     }
-    pool_finish(&s.cand, !compressed);
-    if (compressed) { /* exact distances of the candidates, best k kept */
-        for (uint32_t i = 0; i < s.cand.n; i++)
-            s.cand.buf[i].dist = exact(ix, o, s.q, (uint32_t)s.cand.buf[i].row);
-        s.cand.keep = k;
-        pool_finish(&s.cand, 1);
-    }
-    uint32_t m = s.cand.n < k ? s.cand.n : k;
+    uint32_t m = nres < k ? nres : k;
     for (uint32_t i = 0; i < m; i++) {
-        out[i].row = (uint32_t)s.cand.buf[i].row;
-        out[i].dist = (float)s.cand.buf[i].dist;
+        out[i].row = (uint32_t)res[i].row;
+        out[i].dist = (float)res[i].dist;
     }
     *nout = m;
+    free(best);
     free(s.cand.buf);
-    free(pitems);
+    free(heap);
     free(s.d);
     free(s.wq);
     free(s.lut);

@@ -82,9 +82,15 @@ typedef const float *(*vl_ivf_vector_fn)(void *ctx, uint32_t row);
 /** Per-search options; a zeroed struct means "defaults, every row
  *  visible".  Rows must pass both the bitmap and the callback. */
 typedef struct {
-    uint32_t nprobe;         /**< lists to scan; 0: vl_ivf_default_nprobe(); clamped */
-    uint32_t rerank;         /**< compressed codes: re-rank k * rerank candidates
-                                  exactly; 0: default (see ivf.c) */
+    uint32_t nprobe;         /**< lists to scan, nearest first; clamped to nlist.
+                                  0: adaptive (l2, cosine): lists whose rows can
+                                  still be near enough, judged from the k-th
+                                  distance found so far (see ivf.c); ip:
+                                  vl_ivf_default_nprobe() */
+    uint32_t rerank;         /**< compressed codes: re-rank the k * rerank best
+                                  estimates exactly; 0: the code's default (sq8:
+                                  2; rabitq: every row its error bound cannot
+                                  rule out) */
     const uint64_t *visible; /**< bit r % 64 of word r / 64 set: row r is
                                   visible; NULL: all (covers every row) */
     vl_ivf_filter_fn filter; /**< NULL: no callback */
@@ -94,6 +100,7 @@ typedef struct {
     const float *rows;
     vl_ivf_vector_fn vector;
     void *vector_ctx;
+    uint32_t *lists_scanned; /**< if not NULL, set to the lists the search scanned */
 } vl_ivf_search_opts;
 
 /** One result: a row and its distance key (see the contract). */
@@ -112,7 +119,9 @@ vl_status vl_ivf_search(const vl_ivf *ix, const float *query, uint32_t k,
                         const vl_ivf_search_opts *opt, vl_ivf_hit *out, uint32_t *nout,
                         vl_error *err);
 
-/** The nprobe used when the search options leave it 0. */
+/** The most lists a search scans when the options leave nprobe 0: nlist
+ *  for l2 and cosine (the adaptive search stops earlier), max(8, nlist / 4)
+ *  for ip. */
 uint32_t vl_ivf_default_nprobe(const vl_ivf *ix);
 uint32_t vl_ivf_count(const vl_ivf *ix);
 uint32_t vl_ivf_nlist(const vl_ivf *ix);

@@ -21,6 +21,12 @@
 #define VL_IVF_ALIGN 64u
 #define VL_IVF_DEFAULT_ITERS 10u
 #define VL_IVF_TRAIN_PER_LIST 256u
+/* Defaults of an index that vl_ivf_build() did not calibrate (train + add):
+ * the adaptive probe's reach and the SQ8 re-rank depth (see ivf.c). */
+#define VL_IVF_DEFAULT_REACH 0.35f
+#define VL_IVF_DEFAULT_SQ8_RERANK 2u
+/* A reach past every list: the adaptive probe scans them all. */
+#define VL_IVF_REACH_ALL 1e30f
 
 struct vl_ivf {
     uint32_t dim, nlist, count;
@@ -33,6 +39,8 @@ struct vl_ivf {
     float *rot;             /* rabitq: 3 x rdim random signs (+-1) */
     float *rcent;           /* rabitq: nlist x rdim, rot x centroid */
     float *rmu;             /* rabitq: rdim, rot x the mean of the centroids */
+    float reach;            /* adaptive probe: lists within reach x the k-th radius */
+    uint32_t sq8_rerank;    /* sq8: re-rank k x this many estimates; 0 for other codes */
     vl_ivf_list_info *lists;
     uint8_t *body;
     uint64_t body_len;
@@ -58,6 +66,10 @@ uint32_t vl_ivf_nearest(const float *centroids, uint32_t k, uint32_t dim, const 
                         double *scratch);
 /** Train the code parameters of ix (sq8 ranges, rabitq rotation). */
 void vl_ivf_train_code(vl_ivf *ix, const float *x, uint32_t n);
+
+/** Measure reach and sq8_rerank on the index's own rows x (the n rows it
+ *  holds, as added); see ivf_calibrate.c. */
+void vl_ivf_calibrate(vl_ivf *ix, const float *x, uint32_t n);
 
 /** splitmix64 step, the generator of every seeded choice. */
 uint64_t vl_ivf_rand(uint64_t *state);

@@ -33,9 +33,10 @@
 #endif
 
 #define MAGIC "VLIVFIDX"
-#define VERSION 1u
+#define VERSION 2u
 #define HEADER 64u
 #define DIR_ENTRY 24u
+#define MAX_SQ8_RERANK 1024u
 
 typedef struct {
     uint64_t cent, sq, rot, dir, body, end; /* section offsets; end = CRC offset */
@@ -100,6 +101,8 @@ vl_status vl_ivf_serialize(const vl_ivf *ix, uint8_t **buf, size_t *len, vl_erro
     put32(b + 36, ix->rdim);
     put64(b + 40, ix->seed);
     put64(b + 48, ix->body_len);
+    memcpy(b + 56, &ix->reach, 4);
+    put32(b + 60, ix->sq8_rerank);
     memcpy(b + L.cent, ix->centroids, (size_t)ix->nlist * ix->dim * 4);
     if (ix->quant == VL_IVF_QUANT_SQ8) {
         memcpy(b + L.sq, ix->sq_lo, (size_t)ix->dim * 4);
@@ -144,8 +147,8 @@ static vl_status check_header(const uint8_t *b, size_t len, layout *L, vl_error 
         return CORRUPT("bad magic (not an IVF index file)");
     if (get32(b + 8) != VERSION)
         return CORRUPT("version %u, this build reads version %u", get32(b + 8), VERSION);
-    if (get32(b + 12) != HEADER || get32(b + 56) != 0 || get32(b + 60) != 0)
-        return CORRUPT("header length or reserved fields not as written by version %u", VERSION);
+    if (get32(b + 12) != HEADER)
+        return CORRUPT("header length not as written by version %u", VERSION);
     uint32_t dim = get32(b + 16), metric = get32(b + 20), quant = get32(b + 24);
     uint32_t nlist = get32(b + 28), rdim = get32(b + 36);
     if (dim == 0 || dim > VL_MAX_DIM)
@@ -156,6 +159,13 @@ static vl_status check_header(const uint8_t *b, size_t len, layout *L, vl_error 
         return CORRUPT("list count %u does not fit in %zu bytes", nlist, len);
     if (rdim != (quant == VL_IVF_QUANT_RABITQ ? vl_ivf_rdim(dim) : 0))
         return CORRUPT("rotated dimension %u does not match dimension %u", rdim, dim);
+    float reach;
+    memcpy(&reach, b + 56, 4);
+    if (!(reach > 0 && reach <= VL_IVF_REACH_ALL))
+        return CORRUPT("probe reach %g not in (0, %g]", (double)reach, (double)VL_IVF_REACH_ALL);
+    uint32_t depth = get32(b + 60);
+    if (quant == VL_IVF_QUANT_SQ8 ? depth == 0 || depth > MAX_SQ8_RERANK : depth != 0)
+        return CORRUPT("sq8 re-rank depth %u for quantiser %u", depth, quant);
     uint64_t body_len = get64(b + 48);
     if (body_len > len)
         return CORRUPT("body length %llu exceeds the %zu-byte buffer", (unsigned long long)body_len,
@@ -260,6 +270,8 @@ vl_status vl_ivf_load(const uint8_t *b, size_t len, vl_ivf **out, vl_error *err)
     ix->nsub = ix->rdim / 4;
     ix->seed = get64(b + 40);
     ix->body_len = get64(b + 48);
+    memcpy(&ix->reach, b + 56, 4);
+    ix->sq8_rerank = get32(b + 60);
     ix->lists = vl_calloc(ix->nlist, sizeof *ix->lists);
     if ((st = check_params(b, &L, ix, err)) != VL_OK ||
         (st = check_lists(b, &L, ix, err)) != VL_OK) {

@@ -27,15 +27,11 @@
  *    reports both.
  *  - The seed is a constant: two builds of one segment are byte-identical,
  *    which is what makes "rebuild from the segment" checkable.
- *  - IVF's default NPROBE (a quarter of the lists) misses true neighbours on
- *    small segments, where lists are few and a neighbour's list is often
- *    not among the nearest centroids; up to IVF_PROBE_ALL_ROWS rows the
- *    default probes every list: the codes of that many rows scan in well
- *    under a millisecond, and every candidate is re-ranked in float32
- *    (RaBitQ's default re-rank of 10 k candidates missed the nearest row
- *    on 2,000-row segments in tests/e2e/test_vsearch_options.py, and gave
- *    0.82 overlap with every list probed), so the defaults are exact there
- *    and a given NPROBE loses only the lists it leaves out.
+ *  - IVF searches with ivf.h's defaults at every segment size: sqrt(n)
+ *    lists, an adaptive probe that stops once no further list can hold a
+ *    row near enough, and RaBitQ candidates re-ranked by their error
+ *    bound (small segments used to probe every list and re-rank every
+ *    candidate to make up for fixed defaults).
  *  - HNSW search scratch is per thread (a pthread key, freed when the
  *    thread exits) and shared by every index the thread searches: a fresh
  *    scratch per search costs a visited set of the segment's size, which
@@ -53,8 +49,6 @@
 #include "util/error.h"
 
 #define SEG_INDEX_SEED 0x76657861ull /* "vexa" */
-/* IVF segments up to this many rows probe every list by default. */
-#define IVF_PROBE_ALL_ROWS 10000u
 
 struct vl_seg_index {
     _Atomic uint32_t refs;
@@ -328,13 +322,7 @@ vl_status vl_seg_index_search(const vl_seg_index *ix, const float *query, uint32
         free(hits);
         return st;
     }
-    uint32_t rerank = 0;
-    if (ix->rows <= IVF_PROBE_ALL_ROWS) {
-        nprobe = nprobe ? nprobe : vl_ivf_nlist(ix->ivf);
-        rerank = (ix->rows + k - 1) / k; /* every candidate of the probed lists re-ranked */
-    }
     vl_ivf_search_opts o = {.nprobe = nprobe,
-                            .rerank = rerank,
                             .filter = f->allow,
                             .filter_ctx = f->ctx,
                             .vector = f->vector,
