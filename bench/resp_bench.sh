@@ -20,7 +20,10 @@
 # SEARCH_N (searches per 50-client run, at least 2000, rounded up to whole
 # passes over the queries), PING_N (200000), SETS (dataset names), INDEX
 # (hnsw) and QUANT (the server's default) for the search servers,
-# VEXLAKE_SERVER (bin/vexlake-server).
+# VEXLAKE_SERVER (bin/vexlake-server), BASELINE_SERVER (another build, e.g.
+# main's: its searches run beside this build's, dataset by dataset, in the
+# same run, so "before" and "after" share the machine's load), SECTIONS
+# (default "insert search ping": which parts to run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh bench
@@ -34,6 +37,13 @@ tmp=$(mktemp -d)
 # a rebuild during the run does not change the binary under test.
 cp "${VEXLAKE_SERVER:-bin/vexlake-server}" "$tmp/vexlake-server"
 server=$tmp/vexlake-server
+builds="this"
+if [ -n "${BASELINE_SERVER:-}" ]; then
+  cp "$BASELINE_SERVER" "$tmp/baseline-server"
+  builds="baseline this"
+fi
+SECTIONS=${SECTIONS:-"insert search ping"}
+has() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -54,7 +64,7 @@ wait_ping() {
 start_vl() {
   local name=$1; shift
   port=$(free_port)
-  "$server" --port "$port" --bind 127.0.0.1 --dir "$tmp/$name" "$@" >"$tmp/$name.log" 2>&1 &
+  "${bin:-$server}" --port "$port" --bind 127.0.0.1 --dir "$tmp/$name" "$@" >"$tmp/$name.log" 2>&1 &
   pid=$!; pids+=("$pid")
   wait_ping "$port"
 }
@@ -114,6 +124,7 @@ sift="$DATASETS/sift-128-euclidean-ngt5k"
 } >"$md"
 
 # ---- 1. insert throughput ------------------------------------------------
+if has insert; then
 echo "resp_bench: inserts" >&2
 {
   echo "## Inserts: VSET FP32, $INSERT_N new keys (sift rows, 128-d), $C clients"
@@ -147,8 +158,10 @@ for fsync in always everysec; do
       "$(field "$log" insert max_ms)" "${fsyncs:--}" "$us" "$target" >>"$md"
   done
 done
+fi
 
 # ---- 2 and 3. searches, alone and beside an insert stream -----------------
+if has search; then
 {
   echo
   echo "## Search: VSEARCH FP32 K=10 at recall@10 >= 0.95"
@@ -157,16 +170,22 @@ done
   echo "(pipeline 1, appendfsync always, same keys and vectors); 'p99 x' is p99 beside the stream"
   echo "over p99 alone (target <= 2). Target p99 < 2 ms with $C clients. Before every run the"
   echo "collection is saved and its index builds awaited (the 'search' column is INFO at the start)."
+  if [ -n "${BASELINE_SERVER:-}" ]; then
+    echo "Build: 'baseline' is BASELINE_SERVER, 'this' the build under test, run one after the other"
+    echo "per dataset."
+  fi
   echo
-  echo "| dataset | search | EF | clients | QPS | p50 ms | p99 ms | recall@10 | inserts/s beside | p99 x |"
-  echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| dataset | build | search | EF | clients | QPS | p50 ms | p99 ms | recall@10 | inserts/s beside | p99 x |"
+  echo "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 } >>"$md"
 for set in $SETS; do
+ for build in $builds; do
+  bin=$server; [ "$build" = baseline ] && bin=$tmp/baseline-server
   ds="$DATASETS/$set"
   [ -f "$ds/base.fvecs" ] || { echo "resp_bench: skipping $set (missing)" >&2; continue; }
-  echo "resp_bench: search $set" >&2
+  echo "resp_bench: search $set ($build)" >&2
   metric=l2; case "$set" in *cosine*|*angular*) metric=cosine ;; esac
-  start_vl "s-$set" --metric "$metric" "${index_flags[@]}"
+  start_vl "s-$set-$build" --metric "$metric" "${index_flags[@]}"
   bench "$tmp/load.out" -mode=insert -dataset="$ds" -concurrency=$C -pipeline=16 -port="$port"
   nbase=$(field "$tmp/load.out" insert ops)
   nq=$(sed -n 's/.*, \([0-9]*\) queries.*/\1/p' "$tmp/load.out" | head -n 1)
@@ -204,15 +223,19 @@ for set in $SETS; do
         label="$kind_mixed + inserts"
         [ -n "$tail_rows" ] && ins="$ins ($tail_rows unindexed at the end)"
       fi
-      printf '| %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$set" "$label" \
+      printf '| %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$set" "$build" "$label" \
         "$ef_shown" "$clients" "$(field "$log" search ops_per_sec)" "$(field "$log" search p50_ms)" \
         "$(field "$log" search p99_ms)" "$(field "$log" search recall)" "${ins:--}" "${x:--}" >>"$md"
     done
   done
   stop "$pid"
+ done
 done
+bin=$server
+fi
 
 # ---- 4. PING and SET/VSET against redis-server ----------------------------
+if has ping; then
 echo "resp_bench: redis-benchmark" >&2
 rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonly no \
@@ -285,6 +308,7 @@ for target in redis-server:$rport VexLake:$vport; do
   done
 done
 stop "$rpid"; stop "$vpid"; stop "$epid"
+fi
 
 {
   echo

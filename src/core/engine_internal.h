@@ -100,6 +100,7 @@ struct vl_snapshot {
     uint64_t nrows;
     uint64_t lsn;
     uint64_t count;
+    uint64_t deletions; /* the generation's deletion count at open (rowstore.h) */
     uint32_t dim;
     vl_metric metric;
     struct vl_index_set *iset; /* pinned indexes, or NULL: scan everything */

@@ -36,16 +36,23 @@ static long entry_of(const vl_index_set *s, uint32_t seg, long *last)
 }
 
 /* An index none of whose rows is live (its rows were cleared, overwritten
- * or deleted) would only cost a walk: leave it out. */
+ * or deleted) would only cost a walk: leave it out.  The others learn
+ * whether every row maps and the largest row, for search.c's filter. */
 static void drop_unused(vl_index_set *s)
 {
     size_t w = 0;
     for (size_t i = 0; i < s->n; i++) {
         vl_index_entry *e = &s->entries[i];
-        uint32_t rows = vl_seg_index_rows(e->ix), r = 0;
-        while (r < rows && e->map[r] == VL_ROW_NONE)
-            r++;
-        if (r < rows) {
+        uint32_t rows = vl_seg_index_rows(e->ix), mapped = 0;
+        e->max_row = 0;
+        for (uint32_t r = 0; r < rows; r++) {
+            if (e->map[r] == VL_ROW_NONE)
+                continue;
+            mapped++;
+            e->max_row = e->map[r] > e->max_row ? e->map[r] : e->max_row;
+        }
+        e->whole = mapped == rows;
+        if (mapped) {
             s->entries[w++] = *e;
         } else {
             vl_seg_index_unref(e->ix);
@@ -67,6 +74,7 @@ vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const ui
     atomic_init(&s->refs, 1);
     s->rows = rs;
     s->base = nrows;
+    s->deletions = rs->deletions;
     s->entries = vl_calloc(used, sizeof *s->entries);
     for (size_t i = 0; i < n; i++) {
         if (!ixs[i])

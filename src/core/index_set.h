@@ -34,6 +34,8 @@ typedef struct {
     uint32_t seg_id;
     vl_seg_index *ix;
     uint32_t *map; /* seg_row -> row of the generation, VL_ROW_NONE when not live */
+    uint32_t max_row; /* the largest row in map */
+    int whole;        /* every seg_row maps to a row live when the set was built */
 } vl_index_entry;
 
 typedef struct {
@@ -50,6 +52,7 @@ typedef struct vl_index_set {
     size_t nscan;
     uint64_t dead_lsn;  /* newest deletion among the rows left out: a snapshot
                          * may use the set only at this LSN or later */
+    uint64_t deletions; /* the generation's deletion count when built (rowstore.h) */
     uint64_t covered;   /* live rows reached through an index */
     uint64_t unindexed; /* live rows in scan */
 } vl_index_set;

@@ -124,6 +124,7 @@ static void mark_deleted(vl_rowstore *rs, uint32_t row, uint64_t lsn)
     atomic_store_explicit(&vl_rowstore_chunk(dir, row)->del_lsn[row % VL_CHUNK_ROWS], lsn,
                           memory_order_release);
     rs->live--;
+    rs->deletions++;
 }
 
 uint32_t vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const float *vec,

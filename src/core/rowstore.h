@@ -66,6 +66,7 @@ typedef struct {
     _Atomic uint64_t nrows;
     uint64_t live;      /* writer only */
     uint64_t key_bytes; /* writer only: bytes of the key copies, dead rows' too */
+    uint64_t deletions; /* writer only: rows marked deleted so far */
     vl_keymap map;      /* writer only */
     vl_chunk_dir *retired;
     /* Rows dead at or below this LSN may be missing (this generation was

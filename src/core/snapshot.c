@@ -42,6 +42,7 @@ vl_snapshot *vl_snapshot_open(vl_engine *e, const char *coll)
     s->rows = c->rows;
     s->nrows = atomic_load_explicit(&c->rows->nrows, memory_order_acquire);
     s->count = c->rows->live;
+    s->deletions = c->rows->deletions;
     s->dim = c->rows->dim;
     if (c->iset && c->iset->rows == c->rows) {
         vl_index_set_ref(c->iset);

@@ -1,4 +1,12 @@
-/* worker_pool.c - see worker_pool.h. */
+/*
+ * worker_pool.c - see worker_pool.h.
+ *
+ * A search is tens of microseconds of work, so the hand-off itself is
+ * kept to what it needs: a worker wakes the loop (eventfd write) only
+ * when it finds the finished list empty -- until the loop takes the list,
+ * one wake-up covers every job that joins it -- and a submit signals the
+ * condition only when a worker waits on it.
+ */
 #include "server/worker_pool.h"
 
 #include <pthread.h>
@@ -18,6 +26,7 @@ struct vl_pool {
     queue todo, finished;
     int stopping;
     int nthreads;
+    int idle; /* workers waiting for a job */
     pthread_t *threads;
     int efd;
     vl_loop *loop;
@@ -46,8 +55,11 @@ static void *worker_main(void *arg)
     vl_pool *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->todo.head && !p->stopping)
+        while (!p->todo.head && !p->stopping) {
+            p->idle++;
             pthread_cond_wait(&p->ready, &p->lock);
+            p->idle--;
+        }
         vl_job *j = p->todo.head;
         if (!j)
             break; /* stopping and nothing left */
@@ -57,10 +69,13 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->lock);
         j->run(j);
         pthread_mutex_lock(&p->lock);
+        int wake = !p->finished.head; /* else the loop is woken already */
         push(&p->finished, j);
-        uint64_t one = 1;
-        ssize_t ignored = write(p->efd, &one, sizeof one);
-        (void)ignored;
+        if (wake) {
+            uint64_t one = 1;
+            ssize_t ignored = write(p->efd, &one, sizeof one);
+            (void)ignored;
+        }
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -119,7 +134,8 @@ void vl_pool_submit(vl_pool *p, vl_job *job)
     p->inflight++;
     pthread_mutex_lock(&p->lock);
     push(&p->todo, job);
-    pthread_cond_signal(&p->ready);
+    if (p->idle)
+        pthread_cond_signal(&p->ready);
     pthread_mutex_unlock(&p->lock);
 }
 

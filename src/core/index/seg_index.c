@@ -315,7 +315,8 @@ vl_status vl_seg_index_search(const vl_seg_index *ix, const float *query, uint32
         vl_hnsw_hit *hits = vl_malloc((size_t)k * sizeof *hits);
         seg_rows saved = cur_rows;
         cur_rows = (seg_rows){f->vector, f->ctx};
-        st = vl_hnsw_search(ix->hnsw, query, k, ef, &hf, thread_scratch(), hits, n, err);
+        st = vl_hnsw_search(ix->hnsw, query, k, ef, f->allow ? &hf : NULL, thread_scratch(), hits,
+                            n, err); /* no filter: the faster unfiltered walk */
         cur_rows = saved;
         for (uint32_t i = 0; st == VL_OK && i < *n; i++)
             out[i] = (vl_seg_hit){hits[i].row, hits[i].dist};

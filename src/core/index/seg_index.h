@@ -70,7 +70,8 @@ void vl_seg_index_unref(vl_seg_index *ix);
 /** What a search of one segment may return and where its float32 rows
  *  are: the re-rank of HNSW with SQ8 and of IVF with compressed codes reads
  *  them, for allowed rows only, on the calling thread, during the call.
- *  vector is required. */
+ *  vector is required; allow NULL allows every row (an HNSW walk then
+ *  takes its unfiltered path), so every row's vector must be readable. */
 typedef struct {
     int (*allow)(void *ctx, uint32_t seg_row);
     const float *(*vector)(void *ctx, uint32_t seg_row);
