@@ -466,10 +466,17 @@ typedef struct vl_follow vl_follow;
 vl_follow *vl_follow_begin(vl_engine *e);
 void vl_follow_run(vl_follow *f);
 vl_status vl_follow_end(vl_engine *e, vl_follow *f, int *changed, int *caught_up, vl_error *err);
-/** The newest WAL object a follower read (*seq, its number) and the LSN of
- *  the newest record it read (*lsn: applied, or already in a version it
- *  serves); 0 before any.  Owner thread. */
-void vl_follow_position(const vl_engine *e, uint64_t *seq, uint64_t *lsn);
+/** Where a follower is in the writer's WAL (all 0 before its first run). */
+typedef struct {
+    uint64_t wal_object;  /**< number of the newest WAL object read */
+    uint64_t wal_lsn;     /**< LSN of the newest record read: applied, or
+                               already in a version served */
+    uint64_t log_bytes;   /**< WAL bytes kept for reloads (the follow log,
+                               at most 256 MiB; docs/lake.md, Followers) */
+    uint64_t log_objects; /**< objects in it */
+} vl_follow_stats;
+/** Owner thread. */
+void vl_follow_stats_get(const vl_engine *e, vl_follow_stats *out);
 
 /** Copy key's vector as the snapshot sees it; owner thread only.
  *  VL_ERR_NOTFOUND / VL_ERR_LIMIT as vl_get(). */

@@ -235,10 +235,11 @@ static void section_replication(text *t)
     add(t, "follow_version:%llu\r\nfollow_lag_ms:%lld\r\n",
         (unsigned long long)vl_current_version(server.engine, VL_DEFAULT_COLLECTION),
         (long long)fs.lag_ms);
-    uint64_t wal_seq, wal_lsn;
-    vl_follow_position(server.engine, &wal_seq, &wal_lsn);
-    add(t, "follow_wal_object:%llu\r\nfollow_wal_lsn:%llu\r\n", (unsigned long long)wal_seq,
-        (unsigned long long)wal_lsn);
+    vl_follow_stats fw;
+    vl_follow_stats_get(server.engine, &fw);
+    add(t, "follow_wal_object:%llu\r\nfollow_wal_lsn:%llu\r\nfollow_log_bytes:%llu\r\n",
+        (unsigned long long)fw.wal_object, (unsigned long long)fw.wal_lsn,
+        (unsigned long long)fw.log_bytes);
     add(t, "follow_polls:%llu\r\nfollow_poll_errors:%llu\r\nfollow_last_error:%s\r\n",
         (unsigned long long)fs.polls, (unsigned long long)fs.poll_errors, fs.last_error);
 }

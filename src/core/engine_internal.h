@@ -116,6 +116,8 @@ vl_collection *vl_engine_add_collection(vl_engine *e, const char *name, vl_metri
 void vl_collection_apply(vl_collection *c, const vl_wal_record *rec);
 /** follow.c: free what a follower keeps of the WAL (NULL is fine). */
 void vl_follow_log_free(struct vl_follow_log *log);
+/** Tests only: cap the follow log at bytes instead of 256 MiB. */
+void vl_follow_set_log_limit_for_test(vl_engine *e, uint64_t bytes);
 int64_t vl_monotonic_ms(void);
 void vl_version_cache_free(struct vl_version_cache *vc);
 /** Add what a cached version holds to *m (nothing for NULL). */

@@ -31,9 +31,9 @@
  *     in, so a write once visible never disappears.  For that the follower
  *     keeps the bytes of the objects it applied until every collection
  *     they touch serves a version covering them (the follow log), at most
- *     FOLLOW_LOG_BYTES: past that it reads no further until a version lets
- *     it drop some, and the lag grows to one flush (the writer's default
- *     flush thresholds, 100000 rows or 256 MiB of WAL, usually keep within it).
+ *     FOLLOW_LOG_BYTES (the first object always fits): past that it reads
+ *     no further until a version lets it drop some, and the lag grows to one flush (the writer's
+ * default flush thresholds, 100000 rows or 256 MiB of WAL, usually keep within it).
  *  5. The objects read in a run are applied in end, on the owner thread,
  *     in one go: a snapshot (opened on that thread) sees all of them or
  *     none, never half a batch, and searches in flight keep theirs (MVCC).
@@ -89,10 +89,11 @@ typedef struct {
 
 /* What a follower keeps between runs (decision 4). */
 struct vl_follow_log {
-    obj_list kept; /* applied, and needed again if a collection reloads */
-    uint64_t seq;  /* newest object read, 0: none yet */
-    uint64_t lsn;  /* newest record read and applied, 0: none yet */
-    int chained;   /* lsn is the last LSN before object seq + 1 */
+    obj_list kept;  /* applied, and needed again if a collection reloads */
+    uint64_t limit; /* of kept.bytes (decision 4) */
+    uint64_t seq;   /* newest object read, 0: none yet */
+    uint64_t lsn;   /* newest record read and applied, 0: none yet */
+    int chained;    /* lsn is the last LSN before object seq + 1 */
 };
 
 typedef struct {
@@ -176,10 +177,23 @@ static follow_coll *add_coll(vl_follow *f, const char *name, vl_metric metric,
     return c;
 }
 
+static struct vl_follow_log *follow_log(vl_engine *e)
+{
+    if (!e->follow_log) {
+        e->follow_log = vl_calloc(1, sizeof *e->follow_log);
+        e->follow_log->limit = FOLLOW_LOG_BYTES;
+    }
+    return e->follow_log;
+}
+
+void vl_follow_set_log_limit_for_test(vl_engine *e, uint64_t bytes)
+{
+    follow_log(e)->limit = bytes;
+}
+
 vl_follow *vl_follow_begin(vl_engine *e)
 {
-    if (!e->follow_log)
-        e->follow_log = vl_calloc(1, sizeof *e->follow_log);
+    follow_log(e);
     vl_follow *f = vl_calloc(1, sizeof *f);
     f->store = e->store;
     f->log = e->follow_log;
@@ -313,6 +327,18 @@ static vl_status check_record(void *ctx, const vl_wal_record *rec, vl_error *err
     return VL_OK;
 }
 
+/* 1 when every collection o touches serves (or will, once end swaps the
+ * versions of this run in) a version covering it: no reload needs it. */
+static int covered_by_versions(vl_follow *f, const wal_obj *o)
+{
+    for (size_t i = 0; i < o->ncolls; i++) {
+        const follow_coll *c = find_coll(f, o->colls[i].name, strlen(o->colls[i].name));
+        if (c && c->covered < o->colls[i].last)
+            return 0;
+    }
+    return 1;
+}
+
 /* Fetching the listed objects, FETCH_THREADS at a time (decision 8). */
 typedef struct {
     vl_objstore *store;
@@ -381,9 +407,12 @@ static int take_object(vl_follow *f, const fetch_pool *p, size_t i)
  * and the follow log has room (decision 4). */
 static void read_listed(vl_follow *f)
 {
-    uint64_t held = f->log->kept.bytes;
+    uint64_t held = 0; /* what the log keeps after this run */
+    for (size_t i = 0; i < f->log->kept.n; i++)
+        if (!covered_by_versions(f, &f->log->kept.objs[i]))
+            held += f->log->kept.objs[i].len;
     size_t m = 0;
-    while (m < f->nlisted && !(held && held + f->listed[m].size > FOLLOW_LOG_BYTES))
+    while (m < f->nlisted && !(held && held + f->listed[m].size > f->log->limit))
         held += f->listed[m++].size;
     fetch_pool p = {.store = f->store, .objs = f->listed, .n = m};
     atomic_init(&p.next, 0);
@@ -463,19 +492,8 @@ static vl_status apply_fresh(void *ctx, const vl_wal_record *rec, vl_error *err)
     return VL_OK;
 }
 
-/* 1 when every collection obj touches serves a version covering it. */
-static int covered_by_versions(vl_engine *e, const wal_obj *o)
-{
-    for (size_t i = 0; i < o->ncolls; i++) {
-        const vl_collection *c = vl_engine_find(e, o->colls[i].name);
-        if (c && c->lake.head.wal_lsn < o->colls[i].last)
-            return 0;
-    }
-    return 1;
-}
-
 /* Move the fresh objects to the log, then drop what no reload can need. */
-static void keep_fresh(vl_engine *e, vl_follow *f)
+static void keep_fresh(vl_follow *f)
 {
     struct vl_follow_log *log = f->log;
     for (size_t i = 0; i < f->fresh.n; i++)
@@ -485,7 +503,7 @@ static void keep_fresh(vl_engine *e, vl_follow *f)
     size_t w = 0;
     for (size_t i = 0; i < log->kept.n; i++) {
         wal_obj *o = &log->kept.objs[i];
-        if (covered_by_versions(e, o)) {
+        if (covered_by_versions(f, o)) {
             log->kept.bytes -= o->len;
             obj_free(o);
         } else {
@@ -523,7 +541,7 @@ vl_status vl_follow_end(vl_engine *e, vl_follow *f, int *changed, int *caught_up
     /* The scratch WAL's LSNs follow, so no reply waits for a sync that
      * never comes. */
     vl_wal_bump_lsn(e->wal, e->applied_lsn, NULL);
-    keep_fresh(e, f);
+    keep_fresh(f);
     if (caught_up)
         *caught_up = f->caught_up && f->st == VL_OK;
     vl_status st = f->st;
@@ -535,8 +553,14 @@ vl_status vl_follow_end(vl_engine *e, vl_follow *f, int *changed, int *caught_up
     return st;
 }
 
-void vl_follow_position(const vl_engine *e, uint64_t *seq, uint64_t *lsn)
+void vl_follow_stats_get(const vl_engine *e, vl_follow_stats *out)
 {
-    *seq = e->follow_log ? e->follow_log->seq : 0;
-    *lsn = e->follow_log ? e->follow_log->lsn : 0;
+    const struct vl_follow_log *log = e->follow_log;
+    memset(out, 0, sizeof *out);
+    if (!log)
+        return;
+    out->wal_object = log->seq;
+    out->wal_lsn = log->lsn;
+    out->log_bytes = log->kept.bytes;
+    out->log_objects = log->kept.n;
 }

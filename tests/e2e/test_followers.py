@@ -181,6 +181,7 @@ def test_two_followers_converge_under_load_and_outlive_the_writer(vexlake, s3arg
     for f in (f1, f2):
         wait_for_version(f, want)
         assert state(f, keys, queries) == expected
+        assert int(info(f)["follow_log_bytes"]) == 0  # the version covers every WAL object
 
     writer.kill9()
     time.sleep(0.5)  # a few follow intervals without a writer
@@ -263,6 +264,7 @@ def test_a_follower_serves_acknowledged_writes_without_a_flush(vexlake, s3args):
     assert int(fi["follow_version"]) == 0
     assert int(fi["follow_wal_lsn"]) == int(info(writer)["wal_lsn"])
     assert int(fi["follow_wal_object"]) >= 2
+    assert int(fi["follow_log_bytes"]) > 0  # kept until a version covers them
     assert int(fi["follow_poll_errors"]) == 0
     r.close()
 

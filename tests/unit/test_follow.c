@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/engine_internal.h"
 #include "storage/crc32c.h"
 #include "storage/objstore.h"
 #include "storage/wal.h"
@@ -246,10 +247,11 @@ static void test_acknowledged_writes_visible_without_a_flush(void **state)
     vl_snapshot *s = vl_snapshot_open(x->f, COLL);
     assert_int_equal(vl_snapshot_count(s), 2);
     vl_snapshot_close(s);
-    uint64_t seq, lsn;
-    vl_follow_position(x->f, &seq, &lsn);
-    assert_int_equal(lsn, vl_last_lsn(x->w));
-    assert_true(seq >= 5); /* the writer's claim, then one object per acknowledged write */
+    vl_follow_stats fw;
+    vl_follow_stats_get(x->f, &fw);
+    assert_int_equal(fw.wal_lsn, vl_last_lsn(x->w));
+    assert_true(fw.wal_object >= 5); /* the writer's claim, then one per acknowledged write */
+    assert_true(fw.log_bytes > 0);   /* no version covers them */
     assert_int_equal(x->fs->writes, 0);
 }
 
@@ -377,9 +379,9 @@ static void test_a_corrupt_object_is_never_applied(void **state)
     assert_non_null(strstr(err.msg, name));
     assert_non_null(strstr(err.msg, "checksum"));
     assert_follower_has(x, "a", 1); /* the objects before it are applied */
-    uint64_t pos, lsn;
-    vl_follow_position(x->f, &pos, &lsn);
-    assert_int_equal(pos, seq - 1);
+    vl_follow_stats fw;
+    vl_follow_stats_get(x->f, &fw);
+    assert_int_equal(fw.wal_object, seq - 1);
 
     /* The same bytes with a good checksum are applied: the check is what
      * kept the corrupt copy out. */
@@ -486,6 +488,44 @@ static void test_no_object_after_a_gap_without_the_versions(void **state)
     assert_follower_has(x, "d", 4);
 }
 
+/* The follow log (what a reload would need again) stays within its
+ * limit: a run reads no further once it is full (the first object always
+ * fits), and goes on once a version covers what it holds. */
+static void test_the_follow_log_stays_within_its_limit(void **state)
+{
+    fixture *x = *state;
+    x->w = open_writer(x, x->wdir);
+    open_follower(x);
+    vl_follow_set_log_limit_for_test(x->f, 1);
+    put(x->w, "a", 1);
+    put(x->w, "b", 2);
+    put(x->w, "c", 3);
+    for (int run = 0; run < 2; run++) {
+        int caught_up = 1;
+        vl_error err;
+        assert_int_equal(follow(x, &caught_up, &err), VL_OK);
+        assert_false(caught_up);
+        assert_follower_has(x, "a", 1);
+        assert_follower_lacks(x, "b"); /* the log is full with a's object */
+        vl_follow_stats fw;
+        vl_follow_stats_get(x->f, &fw);
+        assert_int_equal(fw.log_objects, 1);
+    }
+    vl_error err;
+    assert_int_equal(vl_save(x->w, COLL, &err), VL_OK); /* covers a, b, c */
+    put(x->w, "d", 4);
+    int caught_up = 0;
+    for (int run = 0; run < 10 && !caught_up; run++)
+        assert_int_equal(follow(x, &caught_up, &err), VL_OK);
+    assert_true(caught_up);
+    assert_follower_has(x, "b", 2);
+    assert_follower_has(x, "c", 3);
+    assert_follower_has(x, "d", 4);
+    vl_follow_stats fw;
+    vl_follow_stats_get(x->f, &fw);
+    assert_int_equal(fw.log_objects, 1); /* d's: no version covers it */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +540,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_objects_removed_under_a_run_end_it_early, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_no_object_after_a_gap_without_the_versions, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_the_follow_log_stays_within_its_limit, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
