@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -407,5 +408,12 @@ int main(int argc, char **argv)
     }
     explicit_bzero(cfg.requirepass, sizeof cfg.requirepass); /* only its hash is kept */
     vl_auth_warn_exposure(cfg.bind, cfg.protected_mode);
+    /* Blocks of 1 MiB and more (row chunks, segments an index build or a
+     * load reads, Parquet pages, index arrays) are mapped on their own and
+     * returned when freed.  glibc's default raises this threshold as large
+     * blocks are freed, and a build thread's arena then kept what it had
+     * read: RSS after an index build was twice the steady state until a
+     * restart (bench/results/2026-12-02-memory.md). */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     return vl_server_main(&cfg);
 }
