@@ -15,7 +15,10 @@
  * What the figures mean
  *  - Build: wall and process CPU seconds of one thread adding every row in
  *    file order (HNSW: M = 16, ef_construction = 200, then the SQ8 codes;
- *    IVF: the engine's default lists, 2 sqrt(N), k-means and the adds).
+ *    IVF: the engine's default lists, sqrt(N), k-means, the adds and the
+ *    calibration of the defaults on 100 of its rows, ivf_calibrate.c).
+ *  - IVF defaults: the search with no NPROBE (the adaptive probe), then the
+ *    sweep of fixed NPROBE values.
  *  - Memory per vector: the index's own bytes (vl_hnsw_memory_bytes: its
  *    float32 copy of the rows, SQ8 codes and links; vl_ivf_memory_bytes:
  *    centroids, codes and row ids) and the links alone for HNSW; "total" is
@@ -53,6 +56,7 @@ typedef struct {
     const vl_hnsw *hnsw;
     vl_hnsw_scratch *scratch;
     const vl_ivf *ivf;
+    uint64_t *lists; /* IVF: lists scanned, summed over searches */
 } searcher;
 
 static double now(clockid_t clock)
@@ -96,9 +100,11 @@ static uint32_t search_one(const searcher *s, uint32_t qi, uint32_t p, uint32_t 
             rows[i] = hits[i].row;
     } else {
         vl_ivf_hit hits[K];
-        vl_ivf_search_opts o = {.nprobe = p, .rows = s->ds->base};
+        uint32_t scanned = 0;
+        vl_ivf_search_opts o = {.nprobe = p, .rows = s->ds->base, .lists_scanned = &scanned};
         if (vl_ivf_search(s->ivf, q, K, &o, hits, &n, &err) != VL_OK)
             die("ivf search", &err);
+        *s->lists += scanned;
         for (uint32_t i = 0; i < n; i++)
             rows[i] = hits[i].row;
     }
@@ -223,7 +229,13 @@ static void run_ivf(const dataset *ds)
            vl_ivf_nlist(ix), build_s, build_cpu, ibpv, tbpv, rss);
     static const uint32_t probes[] = {1,  2,  4,   8,   12,  16,  24,  32,  48,
                                       64, 96, 128, 192, 256, 384, 512, 768, 1024};
-    searcher s = {.ds = ds, .ivf = ix};
+    uint64_t lists = 0;
+    searcher s = {.ds = ds, .ivf = ix, .lists = &lists};
+    point dflt = measure(&s, 0); /* no nprobe: the adaptive probe */
+    printf("Defaults (no NPROBE): %.1f of %u lists scanned per query, recall@10 %.4f, "
+           "%.0f QPS (cpu; %.0f wall).\n\n",
+           (double)lists / ((double)REPEAT * ds->nq), vl_ivf_nlist(ix), dflt.recall, dflt.cpu_qps,
+           dflt.wall_qps);
     point at = sweep(&s, "nprobe", probes, sizeof probes / sizeof probes[0], vl_ivf_nlist(ix));
     report("ivf", ds, build_s, build_cpu, ibpv, tbpv, rss, "nprobe", at);
     vl_ivf_free(ix);

@@ -24,7 +24,8 @@ cache holds the files: these are warm starts):
   1. with the index files present (the server loads them), and
   2. after deleting tables/*/indexes/* (the server scans the unindexed
      segment exactly and rebuilds its index in the background).
-Timed from the exec: the first PONG, the first VSEARCH reply (of the first
+Timed from the exec: the first PONG (with the CPU seconds the server used
+until then: the wall time depends on the machine's load), the first VSEARCH reply (of the first
 query), and the first VSEARCH answered while INFO shows every row indexed
 (for 2 only with --wait-rebuild: that is the whole build again).  Each row
 also gives INFO's index counters right after the first answer, one more
@@ -176,6 +177,13 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def recall(reply: list, truth: list[int]) -> float:
     keys = [k.decode() if isinstance(k, bytes) else k for k in reply]
     want = {f"v{i}" for i in truth[:10]}
@@ -238,6 +246,7 @@ def timed_start(server: Server, cache: str, drop_indexes: bool, query: bytes, tr
     try:
         row = {"dropped": len(dropped) if drop_indexes else 0}
         row["pong"] = server.poll("PONG", lambda r: r.ping(), a.timeout)
+        row["pong_cpu"] = cpu_s(server.proc.pid)
         row["first"] = server.poll(
             "VSEARCH answer", lambda r: r.execute_command("VSEARCH", "FP32", query, 10) is not None,
             a.timeout)
@@ -310,15 +319,15 @@ def main() -> int:
           + f".  Index files: {fig['index_files']}, {fig['index_bytes'] / 2**20:.1f} MiB.\n")
     print("Each start copies the cached --dir to a fresh folder first (warm page cache). "
           "Times are seconds from the exec.\n")
-    print("| start | first PONG (s) | first VSEARCH answer (s) | VSEARCH with every row indexed (s) "
-          "| next VSEARCH (ms) | recall@10 (query 0) | resident (MiB) | "
-          + " | ".join(FIELDS) + " |")
-    print("|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(FIELDS))
+    print("| start | first PONG (s) | server CPU until then (s) | first VSEARCH answer (s) "
+          "| VSEARCH with every row indexed (s) | next VSEARCH (ms) | recall@10 (query 0) "
+          "| resident (MiB) | " + " | ".join(FIELDS) + " |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(FIELDS))
     for name, row in rows:
         if row["dropped"]:
             name += f" ({row['dropped']} deleted)"
         idx = "not waited" if row["indexed"] is None else f"{row['indexed']:.2f}"
-        print(f"| {name} | {row['pong']:.2f} | {row['first']:.2f} | {idx} | "
+        print(f"| {name} | {row['pong']:.2f} | {row['pong_cpu']:.1f} | {row['first']:.2f} | {idx} | "
               f"{row['latency'] * 1000:.1f} | {row['recall']:.1f} | {row['rss']:.0f} | "
               + " | ".join(str(row[f]) for f in FIELDS) + " |")
     print()
