@@ -287,10 +287,12 @@ static float encode_query(const vl_hnsw *h, const float *v, uint8_t *code)
 {
     uint32_t dim = h->dim;
     if (h->metric == VL_METRIC_L2) {
-        float lo = h->sq_lo, inv = 1.0f / h->sq_step;
+        /* In double: a loaded map's step may be so small that 1 / step
+         * overflows float.  NaN codes as 0. */
+        double lo = h->sq_lo, inv = 1.0 / h->sq_step;
         for (uint32_t i = 0; i < dim; i++) {
-            float c = (v[i] - lo) * inv + 0.5f;
-            code[i] = c < 1.0f ? 0 : c >= 255.0f ? 255 : (uint8_t)c;
+            double c = ((double)v[i] - lo) * inv + 0.5;
+            code[i] = c >= 255.0 ? 255 : c >= 1.0 ? (uint8_t)c : 0;
         }
         return 0;
     }
@@ -302,8 +304,8 @@ static float encode_query(const vl_hnsw *h, const float *v, uint8_t *code)
     float inv = 127.0f / m;
     int8_t *c8 = (int8_t *)code;
     for (uint32_t i = 0; i < dim; i++) {
-        float t = v[i] * inv;
-        c8[i] = (int8_t)(int)(t + (t >= 0 ? 0.5f : -0.5f));
+        float t = v[i] * inv; /* |t| <= 127, or NaN (a NaN or infinite v) */
+        c8[i] = t >= 0 ? (int8_t)(int)(t + 0.5f) : t < 0 ? (int8_t)-(int)(0.5f - t) : 0;
     }
     return (float)((double)m / 127.0);
 }
