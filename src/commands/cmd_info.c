@@ -220,12 +220,19 @@ static void section_vectors(text *t, const vl_engine_stats *st)
     add(t, "index_build_running:%d\r\n", st->index_build_running);
 }
 
-/* role:writer, or role:follower with the version served (of the default
- * collection) and the lag (server/follower.c). */
+/* role:writer with writer_state (ok, fenced: another writer took over the
+ * store, store_unavailable: a WAL batch is being retried), or
+ * role:follower with the version served (of the default collection) and
+ * the lag (server/follower.c). */
 static void section_replication(text *t)
 {
     if (!server.cfg.read_only) {
-        add(t, "# Replication\r\nrole:writer\r\n");
+        vl_error why;
+        vl_status st = vl_write_refusal(server.engine, &why);
+        add(t, "# Replication\r\nrole:writer\r\nwriter_state:%s\r\n",
+            st == VL_OK             ? "ok"
+            : st == VL_ERR_CONFLICT ? "fenced"
+                                    : "store_unavailable");
         return;
     }
     vl_follower_stats fs;
@@ -244,7 +251,16 @@ static void section_replication(text *t)
         (unsigned long long)fs.polls, (unsigned long long)fs.poll_errors, fs.last_error);
 }
 
-typedef enum { SERVER, CLIENTS, MEMORY, STATS, PERSISTENCE, VECTORS, REPLICATION, NSECTIONS } section;
+typedef enum {
+    SERVER,
+    CLIENTS,
+    MEMORY,
+    STATS,
+    PERSISTENCE,
+    VECTORS,
+    REPLICATION,
+    NSECTIONS
+} section;
 static const char *const section_names[NSECTIONS] = {
     "server", "clients", "memory", "stats", "persistence", "vectors", "replication"};
 

@@ -74,7 +74,7 @@ vl_status vl_bgsave(vl_engine *e, const char *coll, vl_error *err)
     if (st == VL_OK && j)
         vl_lake_job_start(e, j, 1);
     vl_error why;
-    if (st != VL_OK && vl_write_refusal(e, &why) != VL_OK) {
+    if (st != VL_OK && st != VL_ERR_CONFLICT && vl_write_refusal(e, &why) != VL_OK) {
         /* A store WAL that cannot store the changes yet: reported as a
          * background save that failed (INFO), as when the store refuses the
          * job's own objects; the next save after the store is back runs. */

@@ -101,6 +101,11 @@ vl_status vl_wal_open_ex(const char *dir, vl_fsync policy, vl_wal_apply_fn apply
 vl_status vl_wal_open_store(vl_objstore *store, vl_wal_apply_fn apply, void *ctx, vl_wal **out,
                             vl_error *err);
 
+/** A store log object of exactly this many bytes is a fence ("VLWAL-FENCE-
+ *  0001", docs/storage-format.md): it holds no records, so a reader of the
+ *  objects skips it (no batch is this short). */
+#define VL_WAL_FENCE_LEN 16u
+
 /* Reading a store log without writing it (a follower, core/follow.c):
  * list, fetch and check, apply.  Nothing here writes to the store. */
 
@@ -111,7 +116,8 @@ typedef struct {
 } vl_wal_object;
 
 /** The WAL objects of store numbered above after, ascending; *out is the
- *  caller's (free()), NULL when none. */
+ *  caller's (free()), NULL when none.  A fence (VL_WAL_FENCE_LEN) is
+ *  listed with size 0: it holds no records, like an empty object. */
 vl_status vl_wal_store_list(vl_objstore *store, uint64_t after, vl_wal_object **out, size_t *n,
                             vl_error *err);
 

@@ -28,7 +28,7 @@
  *  5. The newest object is never removed, even when a version covers it:
  *     it carries the highest number, which the next writer must see to
  *     claim one above it (with no objects at all it would start at 1
- *     again and nothing would fence).
+ *     again and nothing would fence).  Nor is a fence (decision 9).
  *  6. The closed list, the counters and every "under mu" field are shared
  *     with the thread; the pending buffer belongs to the caller and the
  *     batch buffer to the thread while batch_busy is set.
@@ -41,6 +41,18 @@
  *     other writer already has is replayed, the first one it does not
  *     have fences it there, and the rest are filled with empty objects.
  *     Every object it may have acknowledged is therefore replayed.
+ *  9. A fence is never removed.  The writer a claim fenced tries exactly
+ *     one number again, the first it does not hold (its next batch, or a
+ *     confirmation); were that object ever removed -- by the new writer
+ *     trimming covered objects, or by any writer after it -- the old one's
+ *     put_if_absent would succeed there and it would acknowledge a batch
+ *     no one replays.  So the claim writes that number (and its target)
+ *     as a fence object: the 16 bytes FENCE, which no batch can be (a
+ *     record is at least 25 bytes), recognised by its listed size and
+ *     never fetched.  Trimming skips fences, so the numbers of the objects
+ *     present have gaps only among fences and before the first object
+ *     with records; after that they are consecutive, as removal takes the
+ *     oldest other object first.  One or two fences stay per takeover.
  *  8. Confirming the writer (vl_wal_confirm_writer) is the thread creating
  *     the next number empty, between batches: the same put_if_absent a
  *     batch makes, so it fences or is fenced exactly as a batch would.
@@ -57,10 +69,12 @@
 #include "storage/wal_internal.h"
 #include "util/error.h"
 
-#define OBJ_NAME_LEN 28u /* "wal/" + 20 digits + ".log" */
-#define CLAIM_ROUNDS 16  /* claims lost to a writer still writing before open gives up */
-#define CLAIM_LEAP 32    /* how far past a writer still writing a claim aims */
-#define RETRY_MS 1000    /* pause between attempts of a batch that failed */
+#define OBJ_NAME_LEN 28u         /* "wal/" + 20 digits + ".log" */
+#define CLAIM_ROUNDS 16          /* claims lost to a writer still writing before open gives up */
+#define CLAIM_LEAP 32            /* how far past a writer still writing a claim aims */
+#define RETRY_MS 1000            /* pause between attempts of a batch that failed */
+#define FENCE "VLWAL-FENCE-0001" /* decision 9 */
+#define FENCE_LEN VL_WAL_FENCE_LEN
 
 static void obj_name(char out[OBJ_NAME_LEN + 1], uint64_t seq)
 {
@@ -91,22 +105,31 @@ static void wake(vl_wal *w)
 
 /* ---- open: replay and claim ---------------------------------------------- */
 
-/* Replay object seq (listed, so it should exist) and record it as closed;
- * listed_empty: the listing says it has no bytes, so it is not fetched. */
-static vl_status replay_one(vl_wal *w, vl_wal_replay *rs, uint64_t seq, int listed_empty,
+/* 1 for a closed object that is a fence (decision 9). */
+static int is_fence(const closed_file *f)
+{
+    return f->size == FENCE_LEN;
+}
+
+/* Replay object seq (listed, so it should exist, with listed_size bytes)
+ * and record it as closed; an empty object or a fence is not fetched. */
+static vl_status replay_one(vl_wal *w, vl_wal_replay *rs, uint64_t seq, uint64_t listed_size,
                             vl_error *err)
 {
     char name[OBJ_NAME_LEN + 1];
     obj_name(name, seq);
     void *data = NULL;
-    size_t len = 0;
-    vl_status st = listed_empty ? VL_OK : vl_obj_get(w->store, name, &data, &len, err);
+    size_t len = listed_size == FENCE_LEN ? FENCE_LEN : 0;
+    vl_status st = listed_size == 0 || listed_size == FENCE_LEN
+                       ? VL_OK
+                       : vl_obj_get(w->store, name, &data, &len, err);
     if (st == VL_ERR_NOTFOUND)
         return vl_fail(err, VL_ERR_CONFLICT,
                        "%s vanished while this node replayed the log (another writer flushed "
                        "and removed it); start again",
                        name);
-    if (st == VL_OK && len)
+    int fence = len == FENCE_LEN && (!data || memcmp(data, FENCE, FENCE_LEN) == 0);
+    if (st == VL_OK && data && len && !fence)
         st = vl_wal_replay_object(rs, name, data, len, err);
     free(data);
     if (st == VL_ERR_CORRUPT) {
@@ -122,8 +145,18 @@ static vl_status replay_one(vl_wal *w, vl_wal_replay *rs, uint64_t seq, int list
     return st;
 }
 
+/* 1 while every object replayed so far is a fence (decision 9). */
+static int only_fences(const vl_wal *w)
+{
+    for (size_t i = 0; i < w->nclosed; i++)
+        if (!is_fence(&w->closed[i]))
+            return 0;
+    return 1;
+}
+
 /* Replay every object numbered next_seq or above, in order; the numbers
- * must be consecutive (removal only ever takes the oldest). */
+ * must be consecutive from the first object that is not a fence on
+ * (removal takes the oldest other object first, decision 9). */
 static vl_status replay_from_next(vl_wal *w, vl_wal_replay *rs, vl_error *err)
 {
     vl_objinfo *objs = NULL;
@@ -133,13 +166,13 @@ static vl_status replay_from_next(vl_wal *w, vl_wal_replay *rs, vl_error *err)
         uint64_t seq;
         if (!parse_obj_name(objs[i].name, &seq) || seq < w->next_seq)
             continue;
-        if (w->nclosed && seq != w->next_seq)
+        if (!only_fences(w) && seq != w->next_seq)
             st = vl_fail(err, VL_ERR_CORRUPT,
                          "wal: object %020" PRIu64 ".log is missing (have %020" PRIu64
                          ".log and %s); refusing to start",
                          w->next_seq, w->next_seq - 1, objs[i].name);
         else
-            st = replay_one(w, rs, seq, objs[i].size == 0, err);
+            st = replay_one(w, rs, seq, objs[i].size, err);
     }
     vl_objinfo_free(objs, n);
     return st;
@@ -153,13 +186,21 @@ static vl_status put_empty(vl_wal *w, uint64_t seq, vl_error *err)
     return vl_obj_put_if_absent(w->store, name, "", 0, err);
 }
 
+/* Create object seq as a fence (decision 9). */
+static vl_status put_fence(vl_wal *w, uint64_t seq, vl_error *err)
+{
+    char name[OBJ_NAME_LEN + 1];
+    obj_name(name, seq);
+    return vl_obj_put_if_absent(w->store, name, FENCE, FENCE_LEN, err);
+}
+
 /* Claim a number to fence whoever wrote before us (decision 7). */
 static vl_status claim(vl_wal *w, vl_wal_replay *rs, vl_error *err)
 {
     uint64_t target = w->next_seq;
     vl_status st = VL_ERR_CONFLICT;
     for (int round = 0; round < CLAIM_ROUNDS && st == VL_ERR_CONFLICT; round++) {
-        st = put_empty(w, target, err);
+        st = put_fence(w, target, err);
         if (st == VL_ERR_CONFLICT)
             target += CLAIM_LEAP;
     }
@@ -169,19 +210,23 @@ static vl_status claim(vl_wal *w, vl_wal_replay *rs, vl_error *err)
                        "take over (%d attempts); refusing to start",
                        CLAIM_ROUNDS);
     /* Below target: the other writer's objects are replayed; the first
-     * number it has not reached yet is taken from it (it is fenced there)
-     * and the rest filled, so the numbers stay consecutive. */
+     * number it has not reached yet is taken from it with a fence (it is
+     * fenced there) and the rest filled, so the numbers stay consecutive. */
+    int fenced_below = 0;
     for (uint64_t seq = w->next_seq; st == VL_OK && seq < target; seq++) {
-        st = put_empty(w, seq, err);
+        st = fenced_below ? put_empty(w, seq, err) : put_fence(w, seq, err);
         if (st == VL_OK) {
-            st = vl_wal_remember_closed(w, seq, rs->last_lsn, 0, err);
+            st = vl_wal_remember_closed(w, seq, rs->last_lsn, fenced_below ? 0 : FENCE_LEN, err);
+            w->store_bytes += fenced_below ? 0 : FENCE_LEN;
             w->next_seq = seq + 1;
+            fenced_below = 1;
         } else if (st == VL_ERR_CONFLICT) {
-            st = replay_one(w, rs, seq, 0, err);
+            st = replay_one(w, rs, seq, UINT64_MAX, err); /* fetched: it may hold records */
         }
     }
     if (st == VL_OK)
-        st = vl_wal_remember_closed(w, target, rs->last_lsn, 0, err);
+        st = vl_wal_remember_closed(w, target, rs->last_lsn, FENCE_LEN, err);
+    w->store_bytes += FENCE_LEN;
     w->next_seq = target + 1;
     return st;
 }
@@ -263,16 +308,27 @@ static void batch_stored(vl_wal *w, uint64_t seq, uint64_t last)
     w->stalled = 0;
 }
 
-/* The oldest closed object if a version covers it and it is not the
- * newest (decision 5): its number, else 0. */
-static uint64_t removable(const vl_wal *w, uint64_t through)
+/* Index in closed of the oldest object that is not a fence, or nclosed. */
+static size_t oldest_plain(const vl_wal *w)
 {
-    if (!through || w->nclosed < 2 || w->closed[0].last_lsn > through)
-        return 0;
-    return w->closed[0].no;
+    size_t i = 0;
+    while (i < w->nclosed && is_fence(&w->closed[i]))
+        i++;
+    return i;
 }
 
-/* Remove closed object seq (mu held on entry and exit). */
+/* The oldest closed object that is not a fence if a version covers it
+ * and it is not the newest (decisions 5, 9): its number, else 0. */
+static uint64_t removable(const vl_wal *w, uint64_t through)
+{
+    size_t i = oldest_plain(w);
+    if (!through || i + 1 >= w->nclosed || w->closed[i].last_lsn > through)
+        return 0;
+    return w->closed[i].no;
+}
+
+/* Remove closed object seq, the oldest that is not a fence (mu held on
+ * entry and exit). */
 static void remove_oldest(vl_wal *w, uint64_t seq)
 {
     char name[OBJ_NAME_LEN + 1];
@@ -285,8 +341,9 @@ static void remove_oldest(vl_wal *w, uint64_t seq)
         w->remove_lsn = 0; /* the object stays; the next commit asks again */
         return;
     }
-    w->store_bytes -= w->closed[0].size;
-    memmove(w->closed, w->closed + 1, (w->nclosed - 1) * sizeof *w->closed);
+    size_t i = oldest_plain(w);
+    w->store_bytes -= w->closed[i].size;
+    memmove(w->closed + i, w->closed + i + 1, (w->nclosed - i - 1) * sizeof *w->closed);
     w->nclosed--;
 }
 
@@ -295,8 +352,9 @@ static void remove_oldest(vl_wal *w, uint64_t seq)
  * next open downloads nothing (mu held). */
 static int tail_wanted(const vl_wal *w)
 {
-    return !w->fenced && !w->stalled && !w->batch_busy && w->remove_lsn && w->nclosed == 1 &&
-           w->closed[0].size > 0 && w->closed[0].last_lsn <= w->remove_lsn;
+    size_t i = oldest_plain(w);
+    return !w->fenced && !w->stalled && !w->batch_busy && w->remove_lsn && i + 1 == w->nclosed &&
+           w->closed[i].size > 0 && w->closed[i].last_lsn <= w->remove_lsn;
 }
 
 static void set_fenced(vl_wal *w, uint64_t seq)
@@ -311,7 +369,7 @@ static void set_fenced(vl_wal *w, uint64_t seq)
 
 static void store_tail(vl_wal *w)
 {
-    uint64_t seq = w->next_seq, last = w->closed[0].last_lsn;
+    uint64_t seq = w->next_seq, last = w->closed[w->nclosed - 1].last_lsn;
     pthread_mutex_unlock(&w->mu);
     vl_error err;
     vl_status st = put_empty(w, seq, &err);
@@ -545,7 +603,7 @@ vl_status vl_wal_store_list(vl_objstore *store, uint64_t after, vl_wal_object **
     for (size_t i = 0; st == VL_OK && i < nobjs; i++) {
         uint64_t seq;
         if (parse_obj_name(objs[i].name, &seq) && seq > after)
-            (*out)[(*n)++] = (vl_wal_object){seq, objs[i].size};
+            (*out)[(*n)++] = (vl_wal_object){seq, objs[i].size == FENCE_LEN ? 0 : objs[i].size};
     }
     vl_objinfo_free(objs, nobjs);
     /* The listing is sorted by name, and the names sort as their numbers. */

@@ -14,6 +14,10 @@ What is proved:
   fences it: the first's clients get -ERR fenced (or their connection
   closed after it), nothing the first acknowledged is lost, and a third
   fresh node sees every write either of them acknowledged.
+- a fenced writer answers every data command, reads included, and SAVE
+  with an -ERR that names the fencing, keeps answering PING and INFO
+  (writer_state:fenced), and never commits again: the new writer's
+  versions stay the newest.
 """
 from __future__ import annotations
 
@@ -168,3 +172,45 @@ def test_second_writer_fences_the_first_and_loses_no_ack(vexlake, s3args):
     assert same_bits(parse_vec_text(r.execute_command("VGET", "by-b")), vec(97, 0))
     assert r.execute_command("VGET", "late") is None
     r.close()
+
+
+@pytest.mark.timeout(120)
+def test_fenced_writer_names_the_fence_for_reads_and_commits_nothing(vexlake, s3args):
+    a = vexlake(args=s3args, name="a")
+    ra = a.client(decode=True)
+    for i in range(20):
+        assert ra.execute_command("VSET", f"k{i}", "FP32", fp32(vec(1, i))) == "OK"
+    assert ra.execute_command("SAVE") in (True, "OK")
+    assert ra.info("replication")["writer_state"] == "ok"
+    b = vexlake(args=s3args, name="b")  # fences a, which has not noticed yet
+    rb = b.client(decode=True)
+    assert rb.execute_command("VSET", "by-b", "FP32", fp32(vec(2, 0))) == "OK"
+    assert rb.execute_command("SAVE") in (True, "OK")  # covers (and trims) a's WAL objects
+    # a's next batch goes to the number b fenced it at, which b's trimming
+    # must not have removed: were it gone, "late" would be acknowledged and lost.
+    with pytest.raises(redis.ResponseError, match="fenced: another writer took over"):
+        ra.execute_command("VSET", "late", "FP32", fp32(vec(3, 0)))
+    # From now on every data command names the fence: memory may hold a
+    # batch the store never took, and the new writer has moved on.
+    for cmd in (("VGET", "k1"), ("DBSIZE",), ("VSEARCH", "FP32", fp32(vec(1, 1)), 3),
+                ("VERSIONS",)):
+        with pytest.raises(redis.ResponseError, match="fenced: another writer took over"):
+            ra.execute_command(*cmd)
+    with pytest.raises(redis.ResponseError, match="fenced"):
+        ra.execute_command("SAVE")
+    with pytest.raises(redis.ResponseError, match="fenced"):
+        ra.execute_command("BGSAVE")
+    assert ra.execute_command("PING") in (True, "PONG")
+    assert ra.info("replication")["writer_state"] == "fenced"
+    head = rb.info("vectors")["version"]
+    ra.close()
+    a.stop()  # a clean shutdown of the fenced node commits nothing either
+    assert rb.info("vectors")["version"] == head
+    assert rb.execute_command("DBSIZE") == 21
+    assert rb.execute_command("VGET", "late") is None
+    rb.close()
+    b.kill9()
+    c = vexlake(args=s3args, name="c")  # a fresh node: the same 21, never "late"
+    rc = c.client(decode=True)
+    assert rc.execute_command("DBSIZE") == 21 and rc.execute_command("VGET", "late") is None
+    rc.close()

@@ -213,8 +213,9 @@ static uint32_t rd32(const unsigned char *p)
 
 /* ---- tests ---------------------------------------------------------------- */
 
-/* A fresh log claims object 1 (empty); each committed batch is the next
- * object, holding that batch's records in the WAL file format. */
+/* A fresh log claims object 1 (a fence: 16 bytes no batch can be); each
+ * committed batch is the next object, holding that batch's records in the
+ * WAL file format. */
 static void test_batches_become_numbered_objects(void **state)
 {
     fixture *f = *state;
@@ -244,7 +245,8 @@ static void test_batches_become_numbered_objects(void **state)
     void *data;
     size_t len;
     assert_int_equal(vl_obj_get(f->s, list[0], &data, &len, &err), VL_OK);
-    assert_int_equal(len, 0);
+    assert_int_equal(len, 16);
+    assert_memory_equal(data, "VLWAL-FENCE-0001", 16);
     free(data);
     assert_int_equal(vl_obj_get(f->s, list[1], &data, &len, &err), VL_OK);
     const unsigned char *p = data;
@@ -414,7 +416,8 @@ static int wait_for_objects(vl_objstore *s, const char *const *want, size_t n)
 
 /* Objects covered by a commit are removed in the background, oldest first,
  * but the newest number always stays: while its records are not all
- * covered the object itself, once they are an empty successor. */
+ * covered the object itself, once they are an empty successor.  The claim's
+ * fence (object 1) stays too. */
 static void test_removal_keeps_the_newest_number(void **state)
 {
     fixture *f = *state;
@@ -427,15 +430,15 @@ static void test_removal_keeps_the_newest_number(void **state)
         assert_int_equal(wait_outcome(w, (uint64_t)i + 1, &err), VL_OK);
     }
     assert_int_equal(vl_wal_remove_through(w, 2, &err), VL_OK);
-    const char *newest[] = {"wal/00000000000000000004.log"};
-    assert_true(wait_for_objects(f->s, newest, 1));
+    const char *newest[] = {"wal/00000000000000000001.log", "wal/00000000000000000004.log"};
+    assert_true(wait_for_objects(f->s, newest, 2));
 
     assert_int_equal(vl_wal_remove_through(w, 3, &err), VL_OK);
-    const char *successor[] = {"wal/00000000000000000005.log"};
-    assert_true(wait_for_objects(f->s, successor, 1));
+    const char *successor[] = {"wal/00000000000000000001.log", "wal/00000000000000000005.log"};
+    assert_true(wait_for_objects(f->s, successor, 2));
     void *data;
     size_t len;
-    assert_int_equal(vl_obj_get(f->s, successor[0], &data, &len, &err), VL_OK);
+    assert_int_equal(vl_obj_get(f->s, successor[1], &data, &len, &err), VL_OK);
     assert_int_equal(len, 0);
     free(data);
     vl_wal_close(w);
@@ -444,6 +447,62 @@ static void test_removal_keeps_the_newest_number(void **state)
     assert_int_equal(vl_wal_open_store(f->s, collect, &s, &w, &err), VL_OK);
     assert_int_equal(s.n, 0); /* everything was covered */
     vl_wal_close(w);
+}
+
+/* 1 when no wal/ object holds records (a fence is 16 bytes, a record at
+ * least 25) and the newest is empty: the trimming is done. */
+static int trimmed(vl_objstore *s)
+{
+    vl_objinfo *objs;
+    size_t n, full = 0;
+    assert_int_equal(vl_obj_list(s, "wal/", &objs, &n, NULL), VL_OK);
+    for (size_t i = 0; i < n; i++)
+        full += objs[i].size > 16;
+    int done = full == 0 && n > 0 && objs[n - 1].size == 0;
+    vl_objinfo_free(objs, n);
+    return done;
+}
+
+/* The fence a new writer claimed survives its trimming: an idle writer it
+ * fenced, whose next batch comes after the new writer's commit covered
+ * (and removed) everything else, still finds its number taken.  Were the
+ * fence removed, that batch would land there and be acknowledged with no
+ * one ever replaying it. */
+static void test_fence_outlives_the_new_writers_trimming(void **state)
+{
+    fixture *f = *state;
+    vl_wal *w1, *w2;
+    vl_error err;
+    assert_int_equal(vl_wal_open_store(f->s, NULL, NULL, &w1, &err), VL_OK);
+    append_put(w1, "a", 1); /* objects: 1 fence, 2 a */
+    commit(w1);
+    assert_int_equal(wait_outcome(w1, 1, &err), VL_OK);
+    seen s = {0};
+    assert_int_equal(vl_wal_open_store(f->s, collect, &s, &w2, &err), VL_OK); /* 3 fence */
+    assert_int_equal(s.n, 1);
+    append_put(w2, "b", 2); /* 4 b */
+    commit(w2);
+    assert_int_equal(wait_outcome(w2, 2, &err), VL_OK);
+    assert_int_equal(vl_wal_remove_through(w2, 2, &err), VL_OK); /* a version covers a, b */
+    const char *left[] = {"wal/00000000000000000001.log", "wal/00000000000000000003.log",
+                          "wal/00000000000000000005.log"};
+    for (int i = 0; i < 600 && !trimmed(f->s); i++) /* removal runs in the background */
+        usleep(100 * 1000);
+    assert_true(trimmed(f->s));
+
+    append_put(w1, "lost", 9); /* w1 never noticed: its next number is 3 */
+    commit(w1);
+    assert_int_equal(wait_outcome(w1, 2, &err), VL_ERR_CONFLICT);
+    assert_non_null(strstr(err.msg, "fenced: another writer took over"));
+    assert_true(wait_for_objects(f->s, left, 3)); /* 2, 4 removed; 5 the empty successor */
+    vl_wal_close(w1);
+    vl_wal_close(w2);
+
+    seen again = {0};
+    vl_wal *w3;
+    assert_int_equal(vl_wal_open_store(f->s, collect, &again, &w3, &err), VL_OK);
+    assert_int_equal(again.n, 0); /* everything was covered; "lost" nowhere */
+    vl_wal_close(w3);
 }
 
 /* A batch the store refuses stays pending: the log refuses changes while
@@ -506,6 +565,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_object_refuses_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_object_refuses_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removal_keeps_the_newest_number, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fence_outlives_the_new_writers_trimming, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_refused_batch_is_retried_until_it_lands, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_own_landed_attempt_is_not_a_fence, setup, teardown),
