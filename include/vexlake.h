@@ -396,6 +396,23 @@ int vl_sync_pending(const vl_engine *e);
  */
 vl_status vl_save(vl_engine *e, const char *coll, vl_error *err);
 
+/** Called on the owner thread when a flush started by vl_save_begin has
+ *  finished (inside vl_background_poll, or whatever call finished it):
+ *  st and err as vl_save would have returned them.  It must not call back
+ *  into the engine. */
+typedef void (*vl_save_done_fn)(void *arg, vl_status st, const vl_error *err);
+
+/**
+ * vl_save for an event loop: start the flush of coll on the background
+ * thread and return at once, so that a slow store never stalls the
+ * caller.  *started = 1: done(arg, ...) reports the outcome later.
+ * *started = 0 with VL_OK: nothing to flush (done is never called).
+ * VL_ERR_BUSY: another background job runs; call again once
+ * vl_background_busy() is 0.  Other errors as vl_save.
+ */
+vl_status vl_save_begin(vl_engine *e, const char *coll, vl_save_done_fn done, void *arg,
+                        int *started, vl_error *err);
+
 /** Start a flush of coll in the background; VL_ERR_CONFLICT when a
  *  background job is already running. Completion is applied by
  *  vl_background_poll(). */

@@ -87,6 +87,11 @@ typedef vl_dispatch_result (*vl_version_ready_fn)(void *arg, vl_status st, const
 vl_dispatch_result vl_with_version(vl_client *c, uint64_t version, vl_version_ready_fn then,
                                    void *arg);
 
+/** Answer the SAVEs waiting for their flush (--storage: SAVE blocks only
+ *  its client, cmd_lake.c); start the next one once no job runs.  Called
+ *  after each background completion and every cron tick. */
+void vl_saves_poll(void);
+
 /** Case-insensitive comparison of a (ptr, len) argument with a C string. */
 int vl_arg_is(const char *arg, size_t len, const char *word);
 

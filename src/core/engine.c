@@ -291,6 +291,7 @@ static vl_status open_once(const char *dir, const vl_options *opt, vl_engine **o
         vl_close(e);
         return st;
     }
+    e->opened = 1;
     *out = e;
     return VL_OK;
 }

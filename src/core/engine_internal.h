@@ -28,7 +28,22 @@ typedef struct {
     struct vl_version_cache *cache; /* last version loaded for time travel */
 } vl_collection;
 
-typedef enum { VL_JOB_FLUSH, VL_JOB_COMPACT, VL_JOB_INDEX } vl_job_kind;
+typedef enum { VL_JOB_FLUSH, VL_JOB_COMPACT, VL_JOB_INDEX, VL_JOB_GC } vl_job_kind;
+
+/* A GC pass (lake_gc.c): inputs captured on the owner thread, outputs. */
+typedef struct {
+    vl_lake_version *expired; /* versions whose manifests go (out of retained already) */
+    size_t nexpired;
+    uint64_t *kept; /* retained versions: their files stay */
+    size_t nkept;
+    char **extra; /* other names to keep (head index files, a build's segment) */
+    size_t nextra;
+    int keep_indexes; /* an index build runs: no index file goes */
+    uint64_t top;     /* nothing named above this version goes */
+    int expired_gone; /* out: the expired manifests were deleted (or tried) */
+    int listed;       /* out: every listing answered; stored_bytes is the total */
+    uint64_t stored_bytes, deleted;
+} vl_job_gc;
 
 /* New deletion set of one base segment, computed for a flush. */
 typedef struct {
@@ -59,7 +74,10 @@ typedef struct {
     uint64_t nflushed;
     size_t *chosen; /* compact: base segment indexes merged */
     size_t nchosen;
-    uint32_t **remap; /* compact: per chosen segment, old row -> new row */
+    uint32_t **remap;        /* compact: per chosen segment, old row -> new row */
+    vl_job_gc gc;            /* gc: the pass */
+    vl_save_done_fn on_done; /* flush from vl_save_begin: told the outcome */
+    void *done_arg;
     vl_status st;
     vl_error err;
     int committing; /* the manifest commit was attempted (vl_lake_job_commit) */
@@ -90,6 +108,8 @@ struct vl_engine {
     int version_loads;            /* time-travel reads in flight: GC waits for them */
     int gc_pending;               /* a GC pass was put off; vl_maintenance runs it */
     int memory_refused;           /* the last put was refused for max_memory */
+    int opened;                   /* vl_open has returned it (GC may run in the background) */
+    char bgsave_after_gc[VL_MAX_COLLECTION_NAME + 1]; /* BGSAVE asked during a GC pass, or "" */
     uint64_t commits, flushes, compactions, gc_deleted;
     uint64_t index_builds, index_loads, index_rebuilds;
     struct vl_follow_log *follow_log; /* read_only: WAL objects applied (core/follow.c) */
@@ -193,7 +213,13 @@ vl_lake_job *vl_index_prepare(vl_engine *e, vl_collection *c);
 void vl_index_run(vl_lake_job *j);
 void vl_index_complete(vl_engine *e, vl_lake_job *j);
 /* lake_gc.c */
+/** Owner: a GC pass over c (lake_gc.c): a background job in store mode
+ *  once the engine is open, else right here; put off (gc_pending) while a
+ *  job or a time-travel read runs. */
 void vl_lake_gc(vl_engine *e, vl_collection *c);
+void vl_gc_run(vl_lake_job *j);
+void vl_gc_complete(vl_engine *e, vl_lake_job *j);
+void vl_gc_free(vl_job_gc *g);
 /* lake_job.c */
 /** Commit m, the job's result, with put_if_absent (any thread); records
  *  that the commit was attempted, so a failure is resolved later.  A lost

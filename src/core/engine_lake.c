@@ -60,10 +60,36 @@ vl_status vl_save(vl_engine *e, const char *coll, vl_error *err)
     return vl_lake_job_finish(e, err);
 }
 
+vl_status vl_save_begin(vl_engine *e, const char *coll, vl_save_done_fn done, void *arg,
+                        int *started, vl_error *err)
+{
+    *started = 0;
+    if (e->opt.read_only)
+        return vl_fail(err, VL_ERR_READONLY, "read-only engine (a follower): the writer saves");
+    if (e->job)
+        return vl_fail(err, VL_ERR_BUSY, "a background job runs");
+    vl_collection *c = vl_engine_find(e, coll);
+    if (!c)
+        return VL_OK;
+    vl_lake_job *j;
+    vl_status st = vl_flush_prepare(e, c, &j, err);
+    if (st != VL_OK || !j)
+        return st;
+    j->on_done = done;
+    j->done_arg = arg;
+    vl_lake_job_start(e, j, 1);
+    *started = 1;
+    return VL_OK;
+}
+
 vl_status vl_bgsave(vl_engine *e, const char *coll, vl_error *err)
 {
     if (e->opt.read_only)
         return vl_fail(err, VL_ERR_READONLY, "read-only engine (a follower): the writer saves");
+    if (e->job && e->job->kind == VL_JOB_GC) { /* the last save's GC, not a save */
+        snprintf(e->bgsave_after_gc, sizeof e->bgsave_after_gc, "%s", coll);
+        return VL_OK; /* started when it is done (vl_background_poll) */
+    }
     if (e->job)
         return vl_fail(err, VL_ERR_CONFLICT, "Background save already in progress");
     vl_collection *c = vl_engine_find(e, coll);
@@ -109,6 +135,12 @@ void vl_background_poll(vl_engine *e)
     if (e->job && e->job->threaded && atomic_load(&e->job->done)) {
         e->job->threaded = 2;
         vl_lake_job_finish(e, NULL);
+    }
+    if (e->bgsave_after_gc[0] && !e->job) {
+        char coll[sizeof e->bgsave_after_gc];
+        snprintf(coll, sizeof coll, "%s", e->bgsave_after_gc);
+        e->bgsave_after_gc[0] = '\0';
+        vl_bgsave(e, coll, NULL);
     }
     vl_index_build_finish(e, 0);
 }
@@ -160,6 +192,8 @@ void vl_maintenance(vl_engine *e)
         e->gc_pending = 0;
         for (size_t i = 0; i < e->ncolls; i++)
             vl_lake_gc(e, &e->colls[i]);
+        if (e->job)
+            return; /* a pass runs in the background */
     }
     if (now < e->backoff_until)
         return;

@@ -23,6 +23,15 @@
  * named for a version above the newest one this node knows: a node that
  * takes over after the confirmation loads every version committed before
  * it, so all its files carry higher numbers.
+ *
+ * The pass is a lake job (VL_JOB_GC): inputs taken on the owner thread
+ * (gc_prepare), the store's requests in vl_gc_run, the result applied in
+ * vl_gc_complete.  Against a store, once the engine is open, it runs on
+ * the job thread, so its round trips never hold up the event loop; the
+ * expiring versions leave the retained list at prepare, so no time-travel
+ * read starts on them meanwhile, and lake_index.c starts no build while
+ * it runs (the build's new file would look like garbage).  A local
+ * directory's pass runs right away, as before.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,6 +40,7 @@
 
 #include "core/engine_internal.h"
 #include "util/alloc.h"
+#include "util/error.h"
 
 typedef struct {
     char **names;
@@ -61,43 +71,33 @@ static void free_names(name_set *s)
     free(s->names);
 }
 
-static void expire_versions(vl_engine *e, vl_collection *c)
+/* Names the pass must keep besides the retained versions': the in-memory
+ * head's index files (built, listed by the next commit) and the segment
+ * an index build reads. */
+static void head_refs(vl_engine *e, vl_collection *c, name_set *refs)
 {
-    vl_lake *l = &c->lake;
-    size_t keep = e->opt.retain_versions ? e->opt.retain_versions : 1;
-    size_t drop = l->nretained > keep ? l->nretained - keep : 0;
-    for (size_t i = 0; i < drop; i++) {
-        char name[VL_OBJECT_NAME_MAX];
-        vl_manifest_object(name, sizeof name, c->name, l->retained[i].version);
-        if (vl_obj_del(e->store, name, NULL) == VL_OK)
-            e->gc_deleted++;
-    }
-    if (!drop)
-        return;
-    memmove(l->retained, l->retained + drop, (l->nretained - drop) * sizeof *l->retained);
-    l->nretained -= drop;
-}
-
-/* Names referenced by the retained versions; 0 if one could not be read
- * (then nothing is deleted: better a leftover file than a lost one). */
-static int referenced(vl_engine *e, vl_collection *c, name_set *refs)
-{
-    for (size_t i = 0; i < c->lake.nretained; i++) {
-        vl_manifest m;
-        if (vl_manifest_load(e->store, c->name, c->lake.retained[i].version, &m, NULL) != VL_OK)
-            return 0;
-        for (size_t k = 0; k < m.nsegs; k++) {
-            add_name(refs, m.segs[k].name);
-            if (m.segs[k].del_name[0])
-                add_name(refs, m.segs[k].del_name);
-            if (m.segs[k].idx.name[0])
-                add_name(refs, m.segs[k].idx.name);
-        }
-        vl_manifest_free(&m);
-    }
-    for (size_t k = 0; k < c->lake.head.nsegs; k++) /* built, listed by the next commit */
+    for (size_t k = 0; k < c->lake.head.nsegs; k++)
         if (c->lake.head.segs[k].idx.name[0])
             add_name(refs, c->lake.head.segs[k].idx.name);
+    if (e->build)
+        add_name(refs, vl_index_build_segment(e));
+}
+
+/* Add the names version v references to refs; 0 if it could not be read
+ * (then nothing is deleted: better a leftover file than a lost one). */
+static int version_refs(vl_objstore *store, const char *coll, uint64_t v, name_set *refs)
+{
+    vl_manifest m;
+    if (vl_manifest_load(store, coll, v, &m, NULL) != VL_OK)
+        return 0;
+    for (size_t k = 0; k < m.nsegs; k++) {
+        add_name(refs, m.segs[k].name);
+        if (m.segs[k].del_name[0])
+            add_name(refs, m.segs[k].del_name);
+        if (m.segs[k].idx.name[0])
+            add_name(refs, m.segs[k].idx.name);
+    }
+    vl_manifest_free(&m);
     return 1;
 }
 
@@ -118,25 +118,123 @@ static uint64_t named_version(const char *name)
     return n;
 }
 
-/* Delete the objects under prefix no retained version references (none
- * when keep_all, none named above version top); *kept grows by the bytes
- * of the others.  0 when the listing failed. */
-static int delete_unreferenced(vl_engine *e, const char *prefix, const name_set *refs, int keep_all,
-                               uint64_t top, uint64_t *kept)
+/* Delete the objects under prefix that refs does not name (none when
+ * keep_all, none named above version top); *kept grows by the bytes of
+ * the others.  0 when the listing failed. */
+static int delete_unreferenced(vl_lake_job *j, const char *prefix, const name_set *refs,
+                               int keep_all, uint64_t top, uint64_t *kept)
 {
     vl_objinfo *objs;
     size_t n;
-    if (vl_obj_list(e->store, prefix, &objs, &n, NULL) != VL_OK)
+    if (vl_obj_list(j->store, prefix, &objs, &n, NULL) != VL_OK)
         return 0;
     for (size_t i = 0; i < n; i++) {
         if (keep_all || has_name(refs, objs[i].name) || named_version(objs[i].name) > top ||
-            vl_obj_del(e->store, objs[i].name, NULL) != VL_OK)
+            vl_obj_del(j->store, objs[i].name, NULL) != VL_OK)
             *kept += objs[i].size;
         else
-            e->gc_deleted++;
+            j->gc.deleted++;
     }
     vl_objinfo_free(objs, n);
     return 1;
+}
+
+/* Owner: the pass over c as a job.  The expiring versions leave the
+ * retained list now, so no time-travel read can start on them while the
+ * pass deletes their files; complete() puts them back if it could not
+ * run. */
+static vl_lake_job *gc_prepare(vl_engine *e, vl_collection *c)
+{
+    vl_lake *l = &c->lake;
+    vl_lake_job *j = vl_calloc(1, sizeof *j);
+    j->kind = VL_JOB_GC;
+    j->store = e->store;
+    snprintf(j->coll, sizeof j->coll, "%s", c->name);
+    size_t keep = e->opt.retain_versions ? e->opt.retain_versions : 1;
+    vl_job_gc *g = &j->gc;
+    g->nexpired = l->nretained > keep ? l->nretained - keep : 0;
+    g->expired = vl_malloc((g->nexpired + 1) * sizeof *g->expired);
+    memcpy(g->expired, l->retained, g->nexpired * sizeof *g->expired);
+    memmove(l->retained, l->retained + g->nexpired,
+            (l->nretained - g->nexpired) * sizeof *l->retained);
+    l->nretained -= g->nexpired;
+    g->nkept = l->nretained;
+    g->kept = vl_malloc((g->nkept + 1) * sizeof *g->kept);
+    for (size_t i = 0; i < g->nkept; i++)
+        g->kept[i] = l->retained[i].version;
+    name_set refs = {0};
+    head_refs(e, c, &refs);
+    g->extra = refs.names;
+    g->nextra = refs.n;
+    g->keep_indexes = e->build != NULL; /* it writes an index not referenced yet */
+    /* A local directory is locked: no other writer makes files in it. */
+    g->top = vl_wal_in_store(e->wal) ? l->top_version : UINT64_MAX;
+    return j;
+}
+
+/* Any thread: the deletions. */
+void vl_gc_run(vl_lake_job *j)
+{
+    vl_job_gc *g = &j->gc;
+    vl_error why;
+    j->st = vl_wal_confirm_writer(j->wal, &why);
+    if (j->st != VL_OK) { /* fenced: nothing here is ours to delete; unknown: later */
+        vl_fail(&j->err, j->st, "GC of '%s' did not run: %s", j->coll, why.msg);
+        return;
+    }
+    for (size_t i = 0; i < g->nexpired; i++) {
+        char name[VL_OBJECT_NAME_MAX];
+        vl_manifest_object(name, sizeof name, j->coll, g->expired[i].version);
+        if (vl_obj_del(j->store, name, NULL) == VL_OK)
+            g->deleted++;
+    }
+    g->expired_gone = 1;
+    name_set refs = {g->extra, g->nextra, g->nextra};
+    int ok = 1;
+    for (size_t i = 0; ok && i < g->nkept; i++)
+        ok = version_refs(j->store, j->coll, g->kept[i], &refs);
+    g->extra = refs.names; /* add_name may have moved it */
+    g->nextra = refs.n;
+    if (!ok)
+        return;
+    char segs[VL_OBJECT_NAME_MAX], dels[VL_OBJECT_NAME_MAX], idxs[VL_OBJECT_NAME_MAX];
+    snprintf(segs, sizeof segs, "tables/%s/segments/", j->coll);
+    snprintf(dels, sizeof dels, "tables/%s/deletes/", j->coll);
+    snprintf(idxs, sizeof idxs, "tables/%s/indexes/", j->coll);
+    uint64_t kept = 0;
+    g->listed = delete_unreferenced(j, segs, &refs, 0, g->top, &kept) &&
+                delete_unreferenced(j, dels, &refs, 0, g->top, &kept) &&
+                delete_unreferenced(j, idxs, &refs, g->keep_indexes, g->top, &kept);
+    g->stored_bytes = kept;
+}
+
+/* Owner: apply the pass. */
+void vl_gc_complete(vl_engine *e, vl_lake_job *j)
+{
+    vl_job_gc *g = &j->gc;
+    vl_collection *c = vl_engine_find(e, j->coll);
+    e->gc_deleted += g->deleted;
+    if (g->keep_indexes || (j->st != VL_OK && j->st != VL_ERR_CONFLICT))
+        e->gc_pending = 1; /* again once the build is done / the store answers */
+    if (!c)
+        return;
+    vl_lake *l = &c->lake;
+    if (!g->expired_gone && g->nexpired) { /* they are still there: retained again */
+        l->retained = vl_realloc(l->retained, (l->nretained + g->nexpired) * sizeof *l->retained);
+        memmove(l->retained + g->nexpired, l->retained, l->nretained * sizeof *l->retained);
+        memcpy(l->retained, g->expired, g->nexpired * sizeof *l->retained);
+        l->nretained += g->nexpired;
+    }
+    if (g->listed)
+        l->stored_bytes = g->stored_bytes; /* what INFO's bytes_on_disk counts */
+}
+
+void vl_gc_free(vl_job_gc *g)
+{
+    free(g->expired);
+    free(g->kept);
+    name_set refs = {g->extra, g->nextra, g->nextra};
+    free_names(&refs);
 }
 
 void vl_lake_gc(vl_engine *e, vl_collection *c)
@@ -145,30 +243,10 @@ void vl_lake_gc(vl_engine *e, vl_collection *c)
         e->gc_pending = 1; /* new files not yet committed, or old ones being read */
         return;
     }
-    vl_error why;
-    vl_status st = vl_wal_confirm_writer(e->wal, &why);
-    if (st != VL_OK) { /* fenced: nothing here is ours to delete; unknown: later */
-        e->gc_pending = st != VL_ERR_CONFLICT;
-        return;
-    }
-    /* A local directory is locked: no other writer makes files in it. */
-    uint64_t top = vl_wal_in_store(e->wal) ? c->lake.top_version : UINT64_MAX;
-    expire_versions(e, c);
-    name_set refs = {0};
-    if (referenced(e, c, &refs)) {
-        char segs[VL_OBJECT_NAME_MAX], dels[VL_OBJECT_NAME_MAX], idxs[VL_OBJECT_NAME_MAX];
-        snprintf(segs, sizeof segs, "tables/%s/segments/", c->name);
-        snprintf(dels, sizeof dels, "tables/%s/deletes/", c->name);
-        snprintf(idxs, sizeof idxs, "tables/%s/indexes/", c->name);
-        uint64_t kept = 0;
-        if (e->build) { /* it reads this segment and writes an index not referenced yet */
-            add_name(&refs, vl_index_build_segment(e));
-            e->gc_pending = 1; /* again once it is done */
-        }
-        if (delete_unreferenced(e, segs, &refs, 0, top, &kept) &&
-            delete_unreferenced(e, dels, &refs, 0, top, &kept) &&
-            delete_unreferenced(e, idxs, &refs, e->build != NULL, top, &kept))
-            c->lake.stored_bytes = kept; /* what INFO's bytes_on_disk counts */
-    }
-    free_names(&refs);
+    /* With the store's latency, off the event loop (once it runs: at open
+     * there is none yet); a local directory's pass is short. */
+    int threaded = vl_wal_in_store(e->wal) && e->job_fd >= 0 && e->opened;
+    vl_lake_job_start(e, gc_prepare(e, c), threaded);
+    if (!threaded)
+        vl_lake_job_finish(e, NULL);
 }

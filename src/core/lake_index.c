@@ -167,7 +167,8 @@ static int wants_index(const vl_engine *e, const vl_collection *c, size_t i)
 
 void vl_index_build_start(vl_engine *e)
 {
-    if (e->build || e->failed || vl_monotonic_ms() < e->index_backoff_until)
+    if (e->build || e->failed || vl_monotonic_ms() < e->index_backoff_until ||
+        (e->job && e->job->kind == VL_JOB_GC)) /* GC would take its new file for garbage */
         return;
     for (size_t k = 0; k < e->ncolls; k++) {
         vl_collection *c = &e->colls[k];

@@ -3,7 +3,8 @@
  * commit that lists index files built since the last one).
  *
  * The job runs on a thread of its own, so a flush of a large memtable never
- * stalls searches (which use the server's worker pool) or the event loop.
+ * stalls searches (which use the server's worker pool) or the event loop;
+ * so does a GC pass against an object store (lake_gc.c).
  * When it ends it writes the engine's eventfd; the owner thread then calls
  * vl_background_poll(), which joins the thread and applies the result.
  *
@@ -39,6 +40,8 @@ static void run(vl_lake_job *j)
         vl_flush_run(j);
     else if (j->kind == VL_JOB_COMPACT)
         vl_compact_run(j);
+    else if (j->kind == VL_JOB_GC)
+        vl_gc_run(j);
     else
         vl_index_run(j);
 }
@@ -196,6 +199,8 @@ vl_status vl_lake_job_finish(vl_engine *e, vl_error *err)
         vl_flush_complete(e, j);
     else if (j->kind == VL_JOB_COMPACT)
         vl_compact_complete(e, j);
+    else if (j->kind == VL_JOB_GC)
+        vl_gc_complete(e, j);
     else
         vl_index_complete(e, j);
     vl_status st = j->st;
@@ -205,6 +210,8 @@ vl_status vl_lake_job_finish(vl_engine *e, vl_error *err)
         *err = j->err;
     if (st != VL_OK)
         e->backoff_until = vl_monotonic_ms() + 10000;
+    if (j->on_done)
+        j->on_done(j->done_arg, st, &j->err);
     vl_lake_job_free(j);
     return st;
 }
@@ -225,6 +232,7 @@ void vl_lake_job_free(vl_lake_job *j)
     free(j->remap);
     free(j->chosen);
     free(j->skipped);
+    vl_gc_free(&j->gc);
     free(j);
 }
 

@@ -160,6 +160,7 @@ static void on_background(vl_loop *l, int fd, int events, void *data)
 {
     (void)l, (void)fd, (void)events, (void)data;
     vl_background_poll(server.engine);
+    vl_saves_poll();
     vl_engine_stats st;
     vl_engine_stats_get(server.engine, &st);
     if (st.last_error[0] && strcmp(st.last_error, server.last_logged_error) != 0) {
@@ -177,6 +178,7 @@ static void cron(vl_loop *l, void *data)
         server.bgsave_scheduled = 0;
         vl_bgsave(server.engine, VL_DEFAULT_COLLECTION, NULL);
     }
+    vl_saves_poll(); /* before maintenance can take the turn for an automatic job */
     vl_maintenance(server.engine);
     vl_follower_tick();
     vl_clients_close_idle(&server.clients);

@@ -22,6 +22,7 @@ fresh node with an empty --dir, or answered with an error.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -332,3 +333,40 @@ def test_multipart_upload_failing_part_way_is_aborted(vexlake, proxy):
     assert rb.execute_command("DBSIZE") == rows
     assert rb.execute_command("VGET", "m4999") is not None
     rb.close()
+
+
+@pytest.mark.timeout(120)
+def test_save_against_a_silent_store_blocks_only_its_client(vexlake, proxy):
+    """SAVE with --storage waits for the store, which here never answers
+    (--s3-timeout-ms 4000): meanwhile other clients are served (PING,
+    VGET, VSET) and the SAVE's own connection gets nothing until its
+    answer.  On the event loop, the PING would have waited for the SAVE."""
+    args = store_args(proxy.endpoint, 4000)
+    a = vexlake(args=args, name="a")
+    expected = seed(a, n=50)
+    r = a.client(socket_timeout=60)
+    expected["dirty"] = vec(777)  # so the SAVE has something to flush
+    assert is_ok(r.execute_command("VSET", "dirty", "FP32", fp32(expected["dirty"])))
+    saver = socket.create_connection(("127.0.0.1", a.port), timeout=60)
+    proxy.set_mode("blackhole")
+    saver.sendall(b"*1\r\n$4\r\nSAVE\r\n")
+    # The flush is under way (on the old code INFO itself waited for the SAVE).
+    wait_until(lambda: r.info("persistence")["rdb_bgsave_in_progress"] == 1, 10,
+               what="the SAVE's flush to start")
+    assert r.ping() is True
+    assert r.execute_command("VGET", "s1") is not None
+    saver.setblocking(False)
+    try:
+        early = saver.recv(100)
+    except BlockingIOError:
+        early = b""
+    assert early == b"", f"SAVE answered before the other client's PING: {early!r}"
+    saver.setblocking(True)
+    reply = saver.recv(1000)  # the store's silence, named, within the timeout
+    assert reply.startswith(b"-ERR SAVE failed:") and b"attempts" in reply, reply
+    proxy.set_mode("pass")
+    assert save(r) is True
+    r.close()
+    saver.close()
+    a.kill9()
+    fresh_node_has(vexlake, args, expected)
