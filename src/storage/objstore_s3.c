@@ -562,9 +562,10 @@ static vl_status check_bucket(s3_store *s, const char *endpoint, vl_error *err)
     const char *bucket = vl_s3_client_bucket(s->c);
     vl_s3_request req = {.method = "GET", .query = "list-type=2&max-keys=1"};
     vl_s3_response r;
-    vl_status st = call_any(s, &req, &r, err);
+    vl_error terr;
+    vl_status st = call_any(s, &req, &r, &terr);
     if (st != VL_OK)
-        return st;
+        return vl_fail(err, st, "S3 endpoint %s unreachable: %s", endpoint, terr.msg);
     char code[64];
     vl_s3_error_code(&r, code, sizeof code);
     if (r.status >= 200 && r.status < 300)

@@ -6,7 +6,8 @@
  * Each test works under its own fresh key prefix, so runs can share the
  * bucket.  The conformance suite is objstore_conformance.h; then range
  * reads, pagination, a put-if-absent race, a multipart round trip, 4xx
- * errors, and a retry past a reset connection through a loopback proxy. */
+ * errors, and through a loopback proxy: a retry past a reset connection,
+ * retries past 503s, pooled connections, a bounded timeout. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -312,6 +313,7 @@ static void test_errors_are_clear(void **state)
 typedef struct {
     int lfd, port, stop;
     int accepted, reset_first, silent;
+    int busy_first; /* this many first connections answer 503 SlowDown and close */
     pthread_t thread, pumps[32];
     int npumps, held[32], nheld;
 } proxy;
@@ -358,6 +360,17 @@ static void *proxy_main(void *arg)
                 px->held[px->nheld++] = c;
             else
                 close(c);
+            continue;
+        }
+        if (n <= px->busy_first) {
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                       "Content-Type: application/xml\r\nContent-Length: 47\r\n"
+                                       "Connection: close\r\n\r\n"
+                                       "<Error><Code>SlowDown</Code><Message/></Error>\n";
+            char buf[4096];
+            (void)!read(c, buf, sizeof buf);
+            (void)!write(c, busy, sizeof busy - 1);
+            close(c);
             continue;
         }
         if (n == 1 && px->reset_first) {
@@ -434,6 +447,84 @@ static void test_retry_after_reset(void **state)
     vl_obj_close(s2);
     proxy_stop(&px);
     assert_true(px.accepted >= 2); /* the reset one and its retry */
+}
+
+/* 503 SlowDown (any 5xx) is retried, after a jittered backoff, until the
+ * store answers: the call succeeds and the retries are counted. */
+static void test_retry_after_5xx(void **state)
+{
+    fixture *f = *state;
+    proxy px = {.busy_first = 3};
+    proxy_start(&px);
+    char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", px.port);
+    vl_s3_config c = config(ep, BUCKET, NULL);
+    vl_objstore *s2;
+    vl_error err = {{0}};
+    vl_status st = vl_objstore_s3_open(&c, f->prefix, &s2, &err); /* its listing meets the 503s */
+    if (st != VL_OK)
+        fail_msg("open through a busy store: %s", err.msg);
+    vl_s3_stats stats;
+    vl_objstore_s3_stats(s2, &stats);
+    assert_int_equal(stats.retries, 3);
+    assert_int_equal(stats.failures, 0);
+    put_str(s2, "via/busy", "made it");
+    assert_content(f->s, "via/busy", "made it");
+    vl_obj_close(s2);
+    proxy_stop(&px);
+}
+
+/* Requests reuse pooled keep-alive connections: many calls, one at a
+ * time, open one connection; four threads at once open at most four. */
+typedef struct {
+    vl_objstore *s;
+    int t;
+} pool_arg;
+
+static void *pool_worker(void *arg)
+{
+    pool_arg *a = arg;
+    for (int i = 0; i < 10; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "pool/%d-%d", a->t, i);
+        vl_error err;
+        if (vl_obj_put(a->s, name, "x", 1, &err) != VL_OK)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_connections_are_pooled(void **state)
+{
+    fixture *f = *state;
+    proxy px = {0};
+    proxy_start(&px);
+    char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", px.port);
+    vl_s3_config c = config(ep, BUCKET, NULL);
+    vl_objstore *s2;
+    vl_error err = {{0}};
+    assert_int_equal(vl_objstore_s3_open(&c, f->prefix, &s2, &err), VL_OK);
+    for (int i = 0; i < 20; i++) {
+        put_str(s2, "pool/seq", "again");
+        assert_content(s2, "pool/seq", "again");
+    }
+    assert_int_equal(__atomic_load_n(&px.accepted, __ATOMIC_SEQ_CST), 1);
+    pthread_t th[4];
+    pool_arg args[4];
+    for (int t = 0; t < 4; t++) {
+        args[t] = (pool_arg){s2, t};
+        pthread_create(&th[t], NULL, pool_worker, &args[t]);
+    }
+    for (int t = 0; t < 4; t++) {
+        void *rc;
+        pthread_join(th[t], &rc);
+        assert_null(rc);
+    }
+    int n = __atomic_load_n(&px.accepted, __ATOMIC_SEQ_CST);
+    assert_true(n >= 1 && n <= 4);
+    vl_obj_close(s2);
+    proxy_stop(&px);
 }
 
 /* A store that accepts connections and never answers: the call fails
@@ -525,6 +616,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_multipart_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_are_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after_5xx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connections_are_pooled, setup, teardown),
         cmocka_unit_test(test_timeout_is_bounded),
         cmocka_unit_test_setup_teardown(test_request_counters, setup, teardown),
         cmocka_unit_test(test_parse_url),
