@@ -232,8 +232,18 @@ static int store_moved(vl_engine *e)
     size_t n;
     if (vl_obj_list(e->store, "collections/", &descs, &n, NULL) != VL_OK)
         return 0; /* the open's later requests report an unreachable store */
+    int moved = 0;
+    for (size_t i = 0; i < n && !moved; i++) { /* "collections/<name>.desc" */
+        const char *name = descs[i].name + strlen("collections/");
+        size_t len = strlen(name);
+        char coll[VL_MAX_COLLECTION_NAME + 1];
+        if (len > 5 && len - 5 <= VL_MAX_COLLECTION_NAME && strcmp(name + len - 5, ".desc") == 0 &&
+            !strchr(name, '/')) {
+            snprintf(coll, sizeof coll, "%.*s", (int)(len - 5), name);
+            moved = vl_engine_find(e, coll) == NULL;
+        }
+    }
     vl_objinfo_free(descs, n);
-    int moved = n != e->ncolls;
     for (size_t i = 0; i < e->ncolls && !moved; i++) {
         uint64_t *vs;
         size_t nv;

@@ -68,8 +68,12 @@ void vl_lake_job_start(vl_engine *e, vl_lake_job *j, int threaded)
 
 #define COMMIT_ROUNDS 4 /* versions lost to a fenced writer's late jobs before giving up */
 
-/* Versions of j's collection above m->version, into j->skipped (their
- * number, time and rows; an unreadable one is kept with no rows). */
+/* Versions of j's collection from m->version up, into j->skipped (their
+ * number, time and rows; an unreadable one is kept with no rows), and
+ * m->version above them.  VL_ERR_CONFLICT when one covers more of the log
+ * than m (a compaction or index commit keeps its base's wal_lsn): going
+ * above it would hide writes whose WAL objects its writer may have
+ * removed; the next flush, which covers everything, goes above instead. */
 static vl_status skip_versions(vl_lake_job *j, vl_manifest *m)
 {
     uint64_t *vs;
@@ -85,7 +89,16 @@ static vl_status skip_versions(vl_lake_job *j, vl_manifest *m)
         vl_lake_version v = {vs[i], 0, 0};
         if (vl_manifest_load(j->store, j->coll, vs[i], &o, NULL) == VL_OK) {
             v = (vl_lake_version){o.version, o.created_ms, o.live_rows};
+            uint64_t covers = o.wal_lsn;
             vl_manifest_free(&o);
+            if (covers > m->wal_lsn) {
+                free(vs);
+                return vl_fail(&j->err, VL_ERR_CONFLICT,
+                               "version %" PRIu64 " of '%s' (committed by a writer this node "
+                               "fenced) covers the log up to %" PRIu64
+                               ", this commit only to %" PRIu64 "; the next flush goes above it",
+                               v.version, j->coll, covers, m->wal_lsn);
+            }
         }
         j->skipped = vl_realloc(j->skipped, (j->nskipped + 1) * sizeof *j->skipped);
         j->skipped[j->nskipped++] = v;
