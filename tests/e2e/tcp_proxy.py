@@ -11,8 +11,8 @@ SeaweedFS and make the store slow, silent or unreachable on demand.
     px.set_mode("pass")
     px.stop()
     px.matched_requests                        # reads of requests containing match
-                                               # since the last set_mode (a request
-                                               # reached the store)
+                                               # since the last set_mode (with delay:
+                                               # a request reached the store)
 
 Modes apply at once, to open connections too (a pooled keep-alive
 connection does not escape them):
