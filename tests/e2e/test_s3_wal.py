@@ -190,6 +190,8 @@ def test_fenced_writer_names_the_fence_for_reads_and_commits_nothing(vexlake, s3
     # must not have removed: were it gone, "late" would be acknowledged and lost.
     with pytest.raises(redis.ResponseError, match="fenced: another writer took over"):
         ra.execute_command("VSET", "late", "FP32", fp32(vec(3, 0)))
+    ra.close()  # a client that waited for the refused batch is closed after its -ERR
+    ra = a.client(decode=True)
     # From now on every data command names the fence: memory may hold a
     # batch the store never took, and the new writer has moved on.
     for cmd in (("VGET", "k1"), ("DBSIZE",), ("VSEARCH", "FP32", fp32(vec(1, 1)), 3),
