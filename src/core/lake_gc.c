@@ -154,10 +154,12 @@ static vl_lake_job *gc_prepare(vl_engine *e, vl_collection *c)
     vl_job_gc *g = &j->gc;
     g->nexpired = l->nretained > keep ? l->nretained - keep : 0;
     g->expired = vl_malloc((g->nexpired + 1) * sizeof *g->expired);
-    memcpy(g->expired, l->retained, g->nexpired * sizeof *g->expired);
-    memmove(l->retained, l->retained + g->nexpired,
-            (l->nretained - g->nexpired) * sizeof *l->retained);
-    l->nretained -= g->nexpired;
+    if (g->nexpired) { /* retained may be NULL (nothing committed yet) */
+        memcpy(g->expired, l->retained, g->nexpired * sizeof *g->expired);
+        memmove(l->retained, l->retained + g->nexpired,
+                (l->nretained - g->nexpired) * sizeof *l->retained);
+        l->nretained -= g->nexpired;
+    }
     g->nkept = l->nretained;
     g->kept = vl_malloc((g->nkept + 1) * sizeof *g->kept);
     for (size_t i = 0; i < g->nkept; i++)
