@@ -53,6 +53,13 @@
  *     present have gaps only among fences and before the first object
  *     with records; after that they are consecutive, as removal takes the
  *     oldest other object first.  One or two fences stay per takeover.
+ * 10. An empty object found at the number a batch (or an empty put) aims
+ *     for is never a fence (claims write fences, decision 9): it is our
+ *     own empty put whose answer was lost (the store took it, the client
+ *     saw a reset), or a filler of a writer claiming past us, which
+ *     replays whatever we store below its fence.  Either way the number
+ *     is skipped and the same bytes go to the next one; a fence or
+ *     someone's batch there still fences this log.
  *  8. Confirming the writer (vl_wal_confirm_writer) is the thread creating
  *     the next number empty, between batches: the same put_if_absent a
  *     batch makes, so it fences or is fenced exactly as a batch would.
@@ -284,6 +291,8 @@ static vl_status put_batch(vl_wal *w, uint64_t seq, vl_error *err)
     free(data);
     if (ours)
         return VL_OK;
+    if (st == VL_OK && len == 0)
+        return VL_ERR_NOTFOUND; /* an empty object: not a batch (decision 10) */
     if (st != VL_OK && st != VL_ERR_NOTFOUND)
         return vl_fail(err, VL_ERR_IO,
                        "store unavailable: %s exists and could not be read back: %s", name,
@@ -357,6 +366,21 @@ static int tail_wanted(const vl_wal *w)
            w->closed[i].size > 0 && w->closed[i].last_lsn <= w->remove_lsn;
 }
 
+/* 1 when object seq exists and is empty (decision 10).  Called with mu
+ * held; it is released for the request. */
+static int holds_empty(vl_wal *w, uint64_t seq)
+{
+    char name[OBJ_NAME_LEN + 1];
+    obj_name(name, seq);
+    void *data = NULL;
+    size_t len = 1;
+    pthread_mutex_unlock(&w->mu);
+    vl_status st = vl_obj_get(w->store, name, &data, &len, NULL);
+    pthread_mutex_lock(&w->mu);
+    free(data);
+    return st == VL_OK && len == 0;
+}
+
 static void set_fenced(vl_wal *w, uint64_t seq)
 {
     w->fenced = 1;
@@ -374,7 +398,10 @@ static void store_tail(vl_wal *w)
     vl_error err;
     vl_status st = put_empty(w, seq, &err);
     pthread_mutex_lock(&w->mu);
-    if (st == VL_OK && vl_wal_remember_closed(w, seq, last, 0, &err) == VL_OK) {
+    if (st == VL_ERR_CONFLICT && holds_empty(w, seq)) { /* decision 10 */
+        vl_wal_remember_closed(w, seq, last, 0, NULL);
+        w->next_seq = seq + 1;
+    } else if (st == VL_OK && vl_wal_remember_closed(w, seq, last, 0, &err) == VL_OK) {
         w->next_seq = seq + 1;
     } else if (st == VL_ERR_CONFLICT) {
         set_fenced(w, seq);
@@ -393,6 +420,11 @@ static void store_confirmation(vl_wal *w)
         pthread_mutex_unlock(&w->mu);
         st = put_empty(w, seq, &err);
         pthread_mutex_lock(&w->mu);
+        if (st == VL_ERR_CONFLICT && holds_empty(w, seq)) { /* decision 10: try the next */
+            vl_wal_remember_closed(w, seq, last, 0, NULL);
+            w->next_seq = seq + 1;
+            return; /* confirm_done unchanged: asked again at once */
+        }
         if (st == VL_OK)
             w->next_seq = seq + 1; /* ours even if it is not remembered (never removed) */
         if (st == VL_OK)
@@ -456,6 +488,10 @@ void *vl_wal_store_thread(void *arg)
         pthread_mutex_lock(&w->mu);
         if (st == VL_OK) {
             batch_stored(w, seq, last);
+        } else if (st == VL_ERR_NOTFOUND) { /* an empty object there: the next number */
+            vl_wal_remember_closed(w, seq, w->synced_lsn, 0, NULL);
+            w->next_seq = seq + 1;
+            continue;
         } else {
             w->fenced = st == VL_ERR_CONFLICT;
             w->stalled = !w->fenced;

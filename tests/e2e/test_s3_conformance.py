@@ -56,6 +56,7 @@ def vec(i: int) -> np.ndarray:
     return np.random.default_rng(i).standard_normal(8).astype(np.float32)
 
 
+@pytest.mark.timeout(120)
 def test_credentials_never_in_info_or_log(vexlake, s3env):
     px = TcpProxy(int(ENDPOINT.rsplit(":", 1)[1])).start()
     try:
@@ -70,7 +71,7 @@ def test_credentials_never_in_info_or_log(vexlake, s3env):
         with pytest.raises(redis.ResponseError, match="store unavailable"):
             r.execute_command("VSET", "during", "FP32", fp32(vec(99)))
         px.set_mode("pass")
-        wait_until(lambda: r.info("replication")["writer_state"] == "ok", 30,
+        wait_until(lambda: r.info("replication")["writer_state"] == "ok", 90,
                    what="writes to resume")
         info = r.execute_command("INFO", "everything")
         text = info if isinstance(info, str) else json.dumps(info)
