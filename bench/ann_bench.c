@@ -10,7 +10,7 @@
  * nearest, REPEAT times, and prints one line per EF; then switches the same
  * graph to SQ8 traversal (vl_hnsw_set_quant), lets it read the float32 rows
  * for re-ranking from the bench's own array (vl_hnsw_set_vector_source, as
- * the engine's row store would serve them) and sweeps again.  Recall is tie-aware
+ * the engine's row store serves them) and sweeps again.  Recall is tie-aware
  * (tests/unit/testutil_fvecs.h: a row within the 10th ground-truth distance
  * counts).  QPS is queries per second of the best pass, by the process's
  * CPU time (cpu_qps, what bench/ann_peers.py compares: the machine is

@@ -107,7 +107,7 @@ void vl_collection_apply(vl_collection *c, const vl_wal_record *rec)
         vl_rowstore_unref(c->rows);
         c->rows = vl_rowstore_new(c->metric);
         c->rows->since_lsn = rec->lsn; /* the rows before are gone from it */
-        vl_index_set_unref(c->iset); /* its rows are gone; the segments go at the next flush */
+        vl_index_set_unref(c->iset);   /* its rows are gone; the segments go at the next flush */
         c->iset = NULL;
         c->lake.cleared_lsn = rec->lsn;
         break;

@@ -33,7 +33,7 @@
 typedef struct {
     uint32_t seg_id;
     vl_seg_index *ix;
-    uint32_t *map; /* seg_row -> row of the generation, VL_ROW_NONE when not live */
+    uint32_t *map;    /* seg_row -> row of the generation, VL_ROW_NONE when not live */
     uint32_t max_row; /* the largest row in map */
     int whole;        /* every seg_row maps to a row live when the set was built */
 } vl_index_entry;

@@ -178,9 +178,9 @@ vl_status vl_lake_build_rows(vl_objstore *store, const vl_manifest *m, vl_rowsto
     return VL_OK;
 }
 
-vl_status vl_lake_open_version(vl_objstore *store, const char *coll, vl_metric metric,
-                               uint64_t v, vl_lake *lake, vl_rowstore **rows,
-                               uint64_t *index_loads, vl_error *err)
+vl_status vl_lake_open_version(vl_objstore *store, const char *coll, vl_metric metric, uint64_t v,
+                               vl_lake *lake, vl_rowstore **rows, uint64_t *index_loads,
+                               vl_error *err)
 {
     vl_manifest m;
     vl_status st = vl_manifest_load(store, coll, v, &m, err);
@@ -216,8 +216,7 @@ static vl_status open_version(vl_engine *e, vl_collection *c, uint64_t v, vl_err
     vl_lake lake;
     vl_rowstore *rows;
     uint64_t loads;
-    vl_status st =
-        vl_lake_open_version(e->store, c->name, c->metric, v, &lake, &rows, &loads, err);
+    vl_status st = vl_lake_open_version(e->store, c->name, c->metric, v, &lake, &rows, &loads, err);
     if (st != VL_OK)
         return st;
     e->index_loads += loads;

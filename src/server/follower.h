@@ -11,9 +11,9 @@
 #include <stdint.h>
 
 typedef struct {
-    uint64_t polls;        /* follow runs completed */
-    uint64_t poll_errors;  /* of them, ones that failed (the node kept what it had) */
-    int64_t lag_ms;        /* now minus the start of the newest run that caught up */
+    uint64_t polls;         /* follow runs completed */
+    uint64_t poll_errors;   /* of them, ones that failed (the node kept what it had) */
+    int64_t lag_ms;         /* now minus the start of the newest run that caught up */
     const char *last_error; /* "" or why the last run failed */
 } vl_follower_stats;
 

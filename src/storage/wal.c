@@ -344,8 +344,7 @@ vl_status vl_wal_replay_object(vl_wal_replay *rs, const char *name, const unsign
     const char *why;
     vl_status st = replay_records(rs, p, len, &end, &d, &why, err);
     if (st == VL_OK && why)
-        st = vl_fail(err, VL_ERR_CORRUPT,
-                     "%s: damaged record at offset %zu (%s)", name, end, why);
+        st = vl_fail(err, VL_ERR_CORRUPT, "%s: damaged record at offset %zu (%s)", name, end, why);
     return st;
 }
 

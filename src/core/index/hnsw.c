@@ -305,7 +305,7 @@ static float encode_query(const vl_hnsw *h, const float *v, uint8_t *code)
     int8_t *c8 = (int8_t *)code;
     for (uint32_t i = 0; i < dim; i++) {
         float t = v[i] * inv; /* |t| <= 127, or NaN (a NaN or infinite v) */
-        c8[i] = t >= 0 ? (int8_t)(int)(t + 0.5f) : t < 0 ? (int8_t)-(int)(0.5f - t) : 0;
+        c8[i] = t >= 0 ? (int8_t)(int)(t + 0.5f) : t < 0 ? (int8_t)(-(int)(0.5f - t)) : 0;
     }
     return (float)((double)m / 127.0);
 }
