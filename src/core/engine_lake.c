@@ -44,16 +44,22 @@ void vl_engine_note_commit(vl_engine *e, const vl_manifest *head)
     vl_engine_remove_covered_wal(e, NULL);
 }
 
+/* The flush job of a save of coll; *j is NULL when there is nothing to
+ * save (no such collection, or nothing new). */
+static vl_status save_prepare(vl_engine *e, const char *coll, vl_lake_job **j, vl_error *err)
+{
+    vl_collection *c = vl_engine_find(e, coll);
+    *j = NULL;
+    return c ? vl_flush_prepare(e, c, j, err) : VL_OK;
+}
+
 vl_status vl_save(vl_engine *e, const char *coll, vl_error *err)
 {
     if (e->opt.read_only)
         return vl_fail(err, VL_ERR_READONLY, "read-only engine (a follower): the writer saves");
     vl_lake_job_finish(e, NULL); /* a background job's outcome is its own */
-    vl_collection *c = vl_engine_find(e, coll);
-    if (!c)
-        return VL_OK;
     vl_lake_job *j;
-    vl_status st = vl_flush_prepare(e, c, &j, err);
+    vl_status st = save_prepare(e, coll, &j, err);
     if (st != VL_OK || !j)
         return st;
     vl_lake_job_start(e, j, 0);
@@ -68,11 +74,8 @@ vl_status vl_save_begin(vl_engine *e, const char *coll, vl_save_done_fn done, vo
         return vl_fail(err, VL_ERR_READONLY, "read-only engine (a follower): the writer saves");
     if (e->job)
         return vl_fail(err, VL_ERR_BUSY, "a background job runs");
-    vl_collection *c = vl_engine_find(e, coll);
-    if (!c)
-        return VL_OK;
     vl_lake_job *j;
-    vl_status st = vl_flush_prepare(e, c, &j, err);
+    vl_status st = save_prepare(e, coll, &j, err);
     if (st != VL_OK || !j)
         return st;
     j->on_done = done;
@@ -92,11 +95,8 @@ vl_status vl_bgsave(vl_engine *e, const char *coll, vl_error *err)
     }
     if (e->job)
         return vl_fail(err, VL_ERR_CONFLICT, "Background save already in progress");
-    vl_collection *c = vl_engine_find(e, coll);
-    if (!c)
-        return VL_OK;
     vl_lake_job *j;
-    vl_status st = vl_flush_prepare(e, c, &j, err);
+    vl_status st = save_prepare(e, coll, &j, err);
     if (st == VL_OK && j)
         vl_lake_job_start(e, j, 1);
     vl_error why;
