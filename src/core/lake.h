@@ -46,6 +46,7 @@ typedef struct {
     struct vl_seg_index *index; /* loaded or built index, NULL: scanned exactly */
     int index_damaged;          /* its listed file failed to load: rebuild counts as one */
     int index_unlisted;         /* file stored (and in head.segs), not yet committed */
+    int index_outdated;         /* loaded from an older file format: written anew */
     vl_index_file file;         /* that file, while unlisted */
     uint32_t *deleted;          /* committed deletions, ascending */
     uint64_t ndeleted;

@@ -31,6 +31,11 @@
  *  - While a build runs, GC keeps every index file (the new one is not
  *    referenced yet) and the segment being read; it counts files in the
  *    in-memory head as referenced.  A close lists what was built.
+ *  - An index loaded from an older file format (HNSW version 1, without
+ *    its SQ8 codes) serves at once and is written anew in the current
+ *    format by the same background thread, as a "build" that only encodes
+ *    the loaded index (no segment read; not counted in index_builds), then
+ *    listed like a build: an old lake pays the slower load once.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -56,6 +61,7 @@ struct vl_index_build {
     vl_metric metric;
     vl_index_params params;
     int rebuild; /* replaces a damaged file */
+    int rewrite; /* ix is the loaded index of an outdated file: only encode it */
     vl_seg_index *ix;
     vl_status st;
     vl_error err;
@@ -112,15 +118,13 @@ void vl_lake_publish_indexes(vl_collection *c)
 
 /* ---- the build (background thread) ---- */
 
-static vl_status store_index(struct vl_index_build *b, const vl_segment *seg)
+/* Encode b->ix and store it under a fresh name (b->seg.idx). */
+static vl_status store_index(struct vl_index_build *b)
 {
-    vl_status st = vl_seg_index_build(&b->params, b->metric, seg->vecs, (uint32_t)seg->nrows,
-                                      b->dim, &b->cancel, &b->ix, &b->err);
-    if (st != VL_OK)
-        return st;
     uint8_t *buf;
     size_t len;
-    if ((st = vl_seg_index_encode(b->ix, &buf, &len, &b->err)) != VL_OK)
+    vl_status st = vl_seg_index_encode(b->ix, &buf, &len, &b->err);
+    if (st != VL_OK)
         return st;
     uint32_t id = 0; /* a random part, so a rebuild never reuses a listed name */
     if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
@@ -131,7 +135,7 @@ static vl_status store_index(struct vl_index_build *b, const vl_segment *seg)
     vl_index_file *f = &b->seg.idx;
     snprintf(f->name, sizeof f->name, "tables/%s/indexes/%.*s-%08x.%s", b->coll, stem, base, id,
              vl_seg_index_suffix(b->params.kind));
-    f->kind = b->params.kind;
+    f->kind = vl_seg_index_kind(b->ix);
     f->bytes = len;
     f->crc32c = vl_crc32c(0, buf, len);
     st = vl_obj_put(b->store, f->name, buf, len, &b->err);
@@ -146,11 +150,18 @@ static void *build_main(void *arg)
     uint32_t *deleted;
     uint64_t ndeleted;
     b->seg.idx.name[0] = '\0';
-    b->st = vl_lake_read_segment(b->store, &b->seg, b->dim, &seg, &deleted, &ndeleted, &b->err);
-    if (b->st == VL_OK) {
-        free(deleted); /* an index covers every row; deletions are a search filter */
-        b->st = store_index(b, &seg);
-        vl_segment_free(&seg);
+    if (b->rewrite) {
+        b->st = store_index(b);
+    } else {
+        b->st = vl_lake_read_segment(b->store, &b->seg, b->dim, &seg, &deleted, &ndeleted, &b->err);
+        if (b->st == VL_OK) {
+            free(deleted); /* an index covers every row; deletions are a search filter */
+            b->st = vl_seg_index_build(&b->params, b->metric, seg.vecs, (uint32_t)seg.nrows, b->dim,
+                                       &b->cancel, &b->ix, &b->err);
+            vl_segment_free(&seg);
+        }
+        if (b->st == VL_OK)
+            b->st = store_index(b);
     }
     atomic_store(&b->done, 1);
     uint64_t one = 1;
@@ -165,6 +176,13 @@ static int wants_index(const vl_engine *e, const vl_collection *c, size_t i)
            vl_seg_index_wanted(&c->index, c->lake.head.segs[i].rows, e->opt.index_min_rows);
 }
 
+/* A loaded index whose file is of an older format: written anew. */
+static int wants_rewrite(const vl_collection *c, size_t i)
+{
+    return c->lake.segs[i].index && c->lake.segs[i].index_outdated &&
+           !c->lake.segs[i].index_unlisted;
+}
+
 void vl_index_build_start(vl_engine *e)
 {
     if (e->build || e->failed || vl_monotonic_ms() < e->index_backoff_until ||
@@ -173,7 +191,8 @@ void vl_index_build_start(vl_engine *e)
     for (size_t k = 0; k < e->ncolls; k++) {
         vl_collection *c = &e->colls[k];
         for (size_t i = 0; i < c->lake.head.nsegs; i++) {
-            if (!wants_index(e, c, i))
+            int rewrite = wants_rewrite(c, i);
+            if (!rewrite && !wants_index(e, c, i))
                 continue;
             struct vl_index_build *b = vl_calloc(1, sizeof *b);
             b->store = e->store;
@@ -184,8 +203,14 @@ void vl_index_build_start(vl_engine *e)
             b->metric = c->metric;
             b->params = c->index;
             b->rebuild = c->lake.segs[i].index_damaged;
+            b->rewrite = rewrite;
+            if (rewrite) {
+                b->ix = c->lake.segs[i].index;
+                vl_seg_index_ref(b->ix);
+            }
             b->job_fd = e->job_fd;
             if (pthread_create(&b->thread, NULL, build_main, b) != 0) {
+                vl_seg_index_unref(b->ix);
                 free(b);
                 return;
             }
@@ -213,14 +238,21 @@ static int adopt_build(vl_engine *e, struct vl_index_build *b)
     if (i < 0 || strcmp(c->lake.head.segs[i].name, b->seg.name) != 0)
         return 0; /* compacted or cleared away meanwhile: the file is garbage */
     vl_lake_segment *g = &c->lake.segs[i];
+    if (b->rewrite && g->index != b->ix)
+        return 0; /* another index took its place meanwhile */
     vl_seg_index_unref(g->index);
     g->index = b->ix;
     b->ix = NULL;
     g->index_damaged = 0;
+    g->index_outdated = 0;
     g->index_unlisted = 1;
     g->file = b->seg.idx;
     c->lake.head.segs[i].idx = b->seg.idx;
-    e->index_builds++;
+    if (b->rewrite)
+        vl_log(VL_LOG_INFO, "%s: index of %s written anew in the current format as %s", b->coll,
+               b->seg.name, b->seg.idx.name);
+    else
+        e->index_builds++;
     e->index_rebuilds += b->rebuild;
     vl_lake_publish_indexes(c);
     return 1;
@@ -238,8 +270,8 @@ void vl_index_build_finish(vl_engine *e, int wait)
     if (b->st == VL_OK) {
         adopt_build(e, b);
     } else if (!(wait && b->st == VL_ERR_BUSY)) {
-        vl_log(VL_LOG_WARNING, "%s: index build of %s failed: %s", b->coll, b->seg.name,
-               b->err.msg);
+        vl_log(VL_LOG_WARNING, "%s: index %s of %s failed: %s", b->coll,
+               b->rewrite ? "rewrite" : "build", b->seg.name, b->err.msg);
         e->last_job_error = b->err;
         e->index_backoff_until = vl_monotonic_ms() + 10000;
     }

@@ -141,6 +141,7 @@ static vl_status load_version(vl_objstore *store, const vl_manifest *m, vl_rowst
             id = vl_lake_add_segment(lake, deleted, ndeleted);
             lake->segs[i].index = vi->ixs[i];
             lake->segs[i].index_damaged = damaged;
+            lake->segs[i].index_outdated = vi->ixs[i] && vl_seg_index_outdated(vi->ixs[i]);
             vi->ixs[i] = NULL;
             lake->head.nsegs = i + 1;
         }

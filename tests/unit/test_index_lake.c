@@ -3,7 +3,11 @@
  * counters), damaged, truncated or missing ones are detected and rebuilt
  * from their segment, time travel searches with the version's indexes,
  * collections from before indexes are upgraded by an index job, and a
- * kill -9 during an index build loses nothing. */
+ * kill -9 during an index build loses nothing.  Below the engine, the
+ * HNSW file's load path (core/index/hnsw.h): version 1 bodies (without
+ * codes) still load, to the same index as version 2, a load over a vector
+ * source holds no float32 copy, and a lake's version 1 file is written
+ * anew as version 2 in the background. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/index/hnsw.h"
+#include "storage/crc32c.h"
 #include "storage/descriptor.h"
 #include "testutil.h"
 #include "testutil_index.h"
@@ -328,6 +334,242 @@ static void test_kill_during_index_build(void **state)
     }
 }
 
+/* ---- the HNSW file's load path ------------------------------------------ */
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Version 2 body -> the version 1 body of the same graph: the lists end
+ * where version 1 puts its CRC (docs/storage-format.md). */
+static uint8_t *as_version_1(const uint8_t *b2, size_t len2, size_t *len1)
+{
+    uint32_t count = rd32(b2 + 48);
+    size_t p = 88 + count;
+    for (uint32_t r = 0; r < count; r++)
+        for (uint32_t lc = 0; lc <= b2[88 + r]; lc++)
+            p += 4 * (1 + (size_t)rd32(b2 + p));
+    assert_true(p + 4 <= len2);
+    uint8_t *b1 = malloc(p + 4);
+    memcpy(b1, b2, p);
+    wr32(b1 + 8, 1);
+    for (int i = 0; i < 8; i++)
+        b1[64 + i] = (uint8_t)((uint64_t)(p + 4) >> (8 * i));
+    wr32(b1 + p, vl_crc32c(0, b1, p));
+    *len1 = p + 4;
+    return b1;
+}
+
+typedef struct {
+    const float *v;
+    uint32_t dim;
+} rows_ctx;
+
+static const float *row_of(void *ctx, uint32_t r)
+{
+    const rows_ctx *c = ctx;
+    return c->v + (size_t)r * c->dim;
+}
+
+static void assert_same_search(const vl_hnsw *a, const vl_hnsw *b, const float *v, uint32_t dim)
+{
+    for (uint32_t q = 0; q < 20; q++) {
+        vl_hnsw_hit ha[10], hb[10];
+        uint32_t na, nb;
+        vl_error err;
+        assert_int_equal(vl_hnsw_search(a, v + (size_t)q * dim, 10, 32, NULL, NULL, ha, &na, &err),
+                         VL_OK);
+        assert_int_equal(vl_hnsw_search(b, v + (size_t)q * dim, 10, 32, NULL, NULL, hb, &nb, &err),
+                         VL_OK);
+        assert_int_equal(na, nb);
+        for (uint32_t i = 0; i < na; i++)
+            assert_int_equal(ha[i].row, hb[i].row);
+    }
+}
+
+/* An index file of version 1 (no codes: they are encoded at load) loads
+ * to the index version 2 gives, which saves back to the version 2 bytes;
+ * over a source neither holds a float32 copy, without codes it does. */
+static void test_hnsw_file_versions(void **state)
+{
+    (void)state;
+    const uint32_t n = 600, dim = 24;
+    float *v = malloc((size_t)n * dim * sizeof *v);
+    for (uint32_t i = 0; i < n * dim; i++)
+        v[i] = (float)((i * 2654435761u) % 1000) / 250.0f - 2.0f;
+    vl_metric metrics[] = {VL_METRIC_L2, VL_METRIC_COSINE, VL_METRIC_IP};
+    for (int mi = 0; mi < 3; mi++)
+        for (int sq8 = 0; sq8 < 2; sq8++) {
+            vl_error err;
+            vl_hnsw *h;
+            assert_int_equal(vl_hnsw_create(dim, metrics[mi], 8, 40, 5, &h, &err), VL_OK);
+            for (uint32_t r = 0; r < n; r++)
+                assert_int_equal(vl_hnsw_add(h, r, v + (size_t)r * dim, &err), VL_OK);
+            if (sq8)
+                assert_int_equal(vl_hnsw_set_quant(h, VL_HNSW_QUANT_SQ8, &err), VL_OK);
+            uint8_t *b2, *again;
+            size_t len2, len1, alen;
+            assert_int_equal(vl_hnsw_save(h, &b2, &len2, &err), VL_OK);
+            assert_int_equal(rd32(b2 + 8), 2);
+            uint8_t *b1 = as_version_1(b2, len2, &len1);
+            assert_true(sq8 ? len1 < len2 : len1 == len2);
+            rows_ctx ctx = {v, dim};
+            vl_hnsw_vectors src = {row_of, &ctx};
+            vl_hnsw *from1, *from2, *copy1;
+            assert_int_equal(vl_hnsw_load_over(b1, len1, v, &src, n, dim, &from1, &err), VL_OK);
+            assert_int_equal(vl_hnsw_load_over(b2, len2, v, &src, n, dim, &from2, &err), VL_OK);
+            assert_int_equal(vl_hnsw_load(b1, len1, v, n, dim, &copy1, &err), VL_OK);
+            assert_int_equal(vl_hnsw_vector_bytes(from1), sq8 ? 0 : (size_t)n * dim * 4);
+            assert_int_equal(vl_hnsw_vector_bytes(from2), sq8 ? 0 : (size_t)n * dim * 4);
+            assert_int_equal(vl_hnsw_vector_bytes(copy1), (size_t)n * dim * 4);
+            vl_hnsw *all[] = {from1, from2, copy1};
+            for (int k = 0; k < 3; k++) {
+                assert_int_equal(vl_hnsw_save(all[k], &again, &alen, &err), VL_OK);
+                assert_int_equal(alen, len2);
+                assert_memory_equal(again, b2, len2);
+                free(again);
+                assert_same_search(h, all[k], v, dim);
+                vl_hnsw_free(all[k]);
+            }
+            /* Other vectors are refused on either version and either way. */
+            v[7] += 1.0f;
+            assert_int_equal(vl_hnsw_load_over(b1, len1, v, &src, n, dim, &from1, &err),
+                             VL_ERR_CORRUPT);
+            assert_int_equal(vl_hnsw_load_over(b2, len2, v, &src, n, dim, &from2, &err),
+                             VL_ERR_CORRUPT);
+            assert_non_null(strstr(err.msg, "other vectors"));
+            v[7] -= 1.0f;
+            free(b1);
+            free(b2);
+            vl_hnsw_free(h);
+        }
+    free(v);
+}
+
+static uint8_t *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*len + 1);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    b[*len] = 0;
+    fclose(f);
+    return b;
+}
+
+static void write_all(const char *path, const void *b, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, len, f), len);
+    fclose(f);
+}
+
+/* Rewrite the collection's one HNSW file as version 1 and its newest
+ * manifest (the only one listing it) with the new size and CRC-32C, as a
+ * lake written before version 2 would hold them (docs/lake.md). */
+static void downgrade_index_file(const char *dir, uint64_t version)
+{
+    char path[512], mpath[512];
+    assert_true(index_file(dir, path, sizeof path));
+    size_t len2, len1, mlen;
+    uint8_t *b2 = read_all(path, &len2);
+    uint8_t *b1 = as_version_1(b2, len2, &len1);
+    write_all(path, b1, len1);
+    snprintf(mpath, sizeof mpath, "%s/tables/%s/manifests/%020llu.json", dir, IX_COLL,
+             (unsigned long long)version);
+    char *m = (char *)read_all(mpath, &mlen);
+    char was[128], now[128];
+    snprintf(was, sizeof was, "\"bytes\":%zu,\"crc32c\":\"%08x\"", len2, vl_crc32c(0, b2, len2));
+    snprintf(now, sizeof now, "\"bytes\":%zu,\"crc32c\":\"%08x\"", len1, vl_crc32c(0, b1, len1));
+    char *at = strstr(m, was);
+    assert_non_null(at);
+    size_t head = (size_t)(at - m);
+    char *out = malloc(mlen + 64);
+    int n = snprintf(out, mlen + 64, "%.*s%s%s", (int)head, m, now, at + strlen(was));
+    char *crc = strrchr(out, ':'); /* the last member is the manifest's own CRC-32C */
+    assert_non_null(crc);
+    crc += 2;
+    memcpy(crc, "00000000", 8);
+    char hex[9];
+    snprintf(hex, sizeof hex, "%08x", vl_crc32c(0, out, (size_t)n));
+    memcpy(crc, hex, 8);
+    write_all(mpath, out, (size_t)n);
+    free(out);
+    free(m);
+    free(b1);
+    free(b2);
+}
+
+/* A lake whose HNSW file is of version 1 loads it (no rebuild), and the
+ * background thread writes it anew as version 2 (not counted as a build),
+ * which the next start loads as it is. */
+static void test_old_index_file_is_written_anew(void **state)
+{
+    (void)state;
+    vl_test_dir t;
+    assert_true(vl_test_tmpdir(t.dir, sizeof t.dir, "ixv1") != NULL);
+    vl_options o = ix_options(VL_INDEX_HNSW, VL_QUANT_SQ8);
+    vl_engine *e = ix_open(t.dir, &o);
+    ix_put_range(e, 0, 300, 0);
+    ix_save(e);
+    ix_index(e);
+    uint64_t version = vl_current_version(e, IX_COLL);
+    vl_close(e);
+    downgrade_index_file(t.dir, version);
+    char path[512];
+    size_t len;
+    assert_true(index_file(t.dir, path, sizeof path));
+    uint8_t *b = read_all(path, &len);
+    assert_int_equal(rd32(b + 8), 1);
+    free(b);
+    e = ix_open(t.dir, &o);
+    assert_int_equal(stats(e).index_loads, 1);
+    assert_int_equal(describe(e).indexed_rows, 300);
+    assert_matches_exact(e);
+    ix_index(e);
+    assert_int_equal(stats(e).index_builds, 0);
+    assert_int_equal(stats(e).index_rebuilds, 0);
+    assert_int_equal(vl_current_version(e, IX_COLL), version + 1);
+    assert_matches_exact(e);
+    vl_close(e);
+    e = ix_open(t.dir, &o);
+    assert_int_equal(stats(e).index_loads, 1);
+    ix_index(e);
+    assert_int_equal(stats(e).index_builds, 0);
+    assert_int_equal(vl_current_version(e, IX_COLL), version + 1); /* nothing more to write */
+    assert_matches_exact(e);
+    vl_close(e);
+    /* The file the new version lists is version 2 (GC may keep the old one
+     * for time travel to the version before). */
+    char sub[256], file[600];
+    snprintf(sub, sizeof sub, "%s/tables/%s/indexes", t.dir, IX_COLL);
+    DIR *d = opendir(sub);
+    assert_non_null(d);
+    int v2 = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.') {
+            snprintf(file, sizeof file, "%s/%s", sub, de->d_name);
+            b = read_all(file, &len);
+            v2 += rd32(b + 8) == 2;
+            free(b);
+        }
+    closedir(d);
+    assert_int_equal(v2, 1);
+    vl_test_rmtree(t.dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +578,8 @@ int main(void)
         cmocka_unit_test(test_time_travel_uses_the_version_indexes),
         cmocka_unit_test(test_old_collection_is_upgraded),
         cmocka_unit_test(test_kill_during_index_build),
+        cmocka_unit_test(test_hnsw_file_versions),
+        cmocka_unit_test(test_old_index_file_is_written_anew),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,9 +10,9 @@
  *    them at random; vl_hnsw_set_vector_source (added later, additive) makes
  *    it read the caller's vectors instead and drop the copy, so that with
  *    SQ8 codes the index holds codes and links only.  The serialised form
- *    does not carry vectors: the segment is the truth, and vl_hnsw_load
- *    takes the same vectors back and checks them against a CRC-32C recorded
- *    at build time.
+ *    does not carry vectors (it carries the SQ8 codes since version 2): the
+ *    segment is the truth, and vl_hnsw_load takes the same vectors back and
+ *    checks them against a CRC-32C recorded at build time.
  *
  * Distances (smaller is nearer; what vl_hnsw_hit.dist holds)
  *  - VL_METRIC_L2: squared Euclidean distance.
@@ -198,5 +198,23 @@ vl_status vl_hnsw_save(const vl_hnsw *h, uint8_t **buf, size_t *len, vl_error *e
  */
 vl_status vl_hnsw_load(const uint8_t *buf, size_t len, const float *vectors, uint32_t count,
                        uint32_t dim, vl_hnsw **out, vl_error *err);
+
+/**
+ * vl_hnsw_load for an index that reads its rows through src from the start
+ * (as after vl_hnsw_set_vector_source), without ever holding a float32
+ * copy: `vectors` (the same rows) are read once during the call, for the
+ * CRC-32C check and cosine's inverse norms, and src afterwards.  A body
+ * without SQ8 codes keeps its own copy, exactly as vl_hnsw_load gives it
+ * (src is not used).  Added by the start-up work (hnsw_io.c): the copy was
+ * 4 x dim bytes per row written and freed again at every start.
+ * VL_ERR_ARG for a NULL src or function; otherwise as vl_hnsw_load.
+ */
+vl_status vl_hnsw_load_over(const uint8_t *buf, size_t len, const float *vectors,
+                            const vl_hnsw_vectors *src, uint32_t count, uint32_t dim, vl_hnsw **out,
+                            vl_error *err);
+
+/** 1 when buf, a body vl_hnsw_load accepts, is of an older format version
+ *  than vl_hnsw_save writes (a save of its index would write it anew). */
+int vl_hnsw_body_outdated(const uint8_t *buf, size_t len);
 
 #endif

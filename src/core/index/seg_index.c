@@ -8,6 +8,8 @@
  *    IVF with compressed codes re-ranks through the search's vector
  *    callback.  Both hold codes and links only, and neither keeps a pointer
  *    into the rows: the rows a search reads are the ones its snapshot pins.
+ *    A loaded HNSW gets its source at load (vl_hnsw_load_over), so no copy
+ *    is made and freed at start.
  *  - One index serves every row store generation that maps its segment (a
  *    reclaim of dead rows or a follower's swap copies rows to a new
  *    generation; a time-travel version has its own), so the HNSW's source
@@ -54,6 +56,7 @@ struct vl_seg_index {
     _Atomic uint32_t refs;
     vl_index_kind kind;
     uint32_t rows;
+    int outdated; /* decoded from an older file format */
     vl_hnsw *hnsw;
     vl_ivf *ivf;
 };
@@ -210,13 +213,11 @@ vl_status vl_seg_index_decode(vl_index_kind kind, const uint8_t *buf, size_t len
     vl_status st;
     if (kind == VL_INDEX_HNSW) {
         vl_hnsw *h;
-        if ((st = vl_hnsw_load(buf, len, vecs, n, dim, &h, err)) != VL_OK)
+        vl_hnsw_vectors src = {current_row, NULL};
+        if ((st = vl_hnsw_load_over(buf, len, vecs, &src, n, dim, &h, err)) != VL_OK)
             return st;
-        if ((st = use_row_source(h, vecs, dim, err)) != VL_OK) {
-            vl_hnsw_free(h);
-            return st;
-        }
         *out = wrap(kind, n, h, NULL);
+        (*out)->outdated = vl_hnsw_body_outdated(buf, len);
         return VL_OK;
     }
     if (kind != VL_INDEX_IVF)
@@ -230,6 +231,11 @@ vl_status vl_seg_index_decode(vl_index_kind kind, const uint8_t *buf, size_t len
     }
     *out = wrap(kind, n, NULL, v);
     return VL_OK;
+}
+
+int vl_seg_index_outdated(const vl_seg_index *ix)
+{
+    return ix->outdated;
 }
 
 vl_index_kind vl_seg_index_kind(const vl_seg_index *ix)

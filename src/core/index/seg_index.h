@@ -52,6 +52,10 @@ vl_status vl_seg_index_decode(vl_index_kind kind, const uint8_t *buf, size_t len
                               uint32_t n, uint32_t dim, vl_metric metric, vl_seg_index **out,
                               vl_error *err);
 
+/** 1 when ix was decoded from a body of an older format version than
+ *  vl_seg_index_encode writes (the lake writes such files anew). */
+int vl_seg_index_outdated(const vl_seg_index *ix);
+
 vl_index_kind vl_seg_index_kind(const vl_seg_index *ix);
 uint32_t vl_seg_index_rows(const vl_seg_index *ix);
 /** Heap bytes of the index (codes, links, vectors it keeps). */
