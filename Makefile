@@ -100,9 +100,12 @@ bin/vexlake-bench: $(BENCH_TOOL_OBJ)
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ -pthread -lm
 
-# tests/unit/test_bench_resp.c checks the tool's RESP reader and histogram.
-build/rel/test/test_bench_resp: build/rel/tools/bench/resp.o build/rel/tools/bench/hist.o
-build/san/test/test_bench_resp: build/san/tools/bench/resp.o build/san/tools/bench/hist.o
+# tests/unit/test_bench_resp.c checks the tool's RESP reader, histogram and
+# recall scoring.
+build/rel/test/test_bench_resp: build/rel/tools/bench/resp.o build/rel/tools/bench/hist.o \
+  build/rel/tools/bench/dataset.o
+build/san/test/test_bench_resp: build/san/tools/bench/resp.o build/san/tools/bench/hist.o \
+  build/san/tools/bench/dataset.o
 build/san/tools/%.o: tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(SANFLAGS) -c -o $@ $<

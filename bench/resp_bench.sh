@@ -15,15 +15,17 @@
 #      beside PING and VSET against VexLake, as ratios; and vexlake-bench's
 #      own PING rate beside redis-benchmark's on both servers (its overhead)
 # Every server runs on 127.0.0.1, on a free port, in a temporary directory.
-# Results: bench/results/<date>-resp.md (tables and the command lines).
+# Results: bench/results/<date>-resp.md (tables and the command lines), or OUT.
 # Environment: VL_DATASETS (default ../shared/datasets), INSERT_N (200000),
 # SEARCH_N (searches per 50-client run, at least 2000, rounded up to whole
 # passes over the queries), PING_N (200000), SETS (dataset names), INDEX
 # (hnsw) and QUANT (the server's default) for the search servers,
 # VEXLAKE_SERVER (bin/vexlake-server), BASELINE_SERVER (another build, e.g.
 # main's: its searches run beside this build's, dataset by dataset, in the
-# same run, so "before" and "after" share the machine's load), SECTIONS
-# (default "insert search ping": which parts to run).
+# same run, so "before" and "after" share the machine's load),
+# BASELINE_BENCH (the client for the baseline's searches, e.g. main's
+# bin/vexlake-bench; default this build's), SECTIONS (default "insert
+# search ping": which parts to run), OUT (the results file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh bench
@@ -37,11 +39,14 @@ tmp=$(mktemp -d)
 # a rebuild during the run does not change the binary under test.
 cp "${VEXLAKE_SERVER:-bin/vexlake-server}" "$tmp/vexlake-server"
 server=$tmp/vexlake-server
+cp bin/vexlake-bench "$tmp/vexlake-bench"
 builds="this"
 if [ -n "${BASELINE_SERVER:-}" ]; then
   cp "$BASELINE_SERVER" "$tmp/baseline-server"
+  cp "${BASELINE_BENCH:-bin/vexlake-bench}" "$tmp/baseline-bench"
   builds="baseline this"
 fi
+client=$tmp/vexlake-bench
 SECTIONS=${SECTIONS:-"insert search ping"}
 has() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
 pids=()
@@ -52,7 +57,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p bench/results
-out="bench/results/$(date -u +%Y-%m-%d)-resp.md"
+out=${OUT:-"bench/results/$(date -u +%Y-%m-%d)-resp.md"}
 md="$tmp/report.md"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -69,12 +74,17 @@ start_vl() {
   wait_ping "$port"
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, all threads
+# Nanoseconds on CPU of the live threads of a process (finer than ticks).
+cpu_ns() { cat "/proc/$1/task/"*/schedstat 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+# us_per OPS NS: microseconds per request
+us_per() { python3 -c "import sys; n = int(sys.argv[1]); print('%.1f' % (float(sys.argv[2]) / 1e3 / n) if n else '-')" "$1" "$2"; }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-# bench LOG ARGS... : run vexlake-bench, keep its output, note the command
+# bench LOG ARGS... : run vexlake-bench ($client), keep its output, note
+# the command.
 bench() {
   local log=$1; shift
   echo "    bin/vexlake-bench $*" >>"$tmp/commands"
-  bin/vexlake-bench "$@" >"$log" 2>&1 || { cat "$log" >&2; return 1; }
+  "$client" "$@" >"$log" 2>&1 || { cat "$log" >&2; return 1; }
 }
 # field LOG STREAM KEY : one value of a "result" line
 field() { awk -v s="stream=$2" -v k="$3" '$1 == "result" && $2 == s {
@@ -175,12 +185,17 @@ if has search; then
     echo "per dataset."
   fi
   echo
-  echo "| dataset | build | search | EF | clients | QPS | p50 ms | p99 ms | recall@10 | inserts/s beside | p99 x |"
-  echo "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "CPU: per search alone, of the server (every thread) and of the bench client (its"
+  echo "cpu_us_per_op; both share the cores; '-' beside the insert stream or from a client"
+  echo "that does not report it)."
+  echo
+  echo "| dataset | build | search | EF | clients | QPS | p50 ms | p99 ms | recall@10 | server CPU us/q | client CPU us/q | inserts/s beside | p99 x |"
+  echo "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 } >>"$md"
 for set in $SETS; do
  for build in $builds; do
-  bin=$server; [ "$build" = baseline ] && bin=$tmp/baseline-server
+  bin=$server client=$tmp/vexlake-bench
+  [ "$build" = baseline ] && bin=$tmp/baseline-server client=$tmp/baseline-bench
   ds="$DATASETS/$set"
   [ -f "$ds/base.fvecs" ] || { echo "resp_bench: skipping $set (missing)" >&2; continue; }
   echo "resp_bench: search $set ($build)" >&2
@@ -193,7 +208,7 @@ for set in $SETS; do
   kind=$(index_kind "$port")
   # The smallest EF reaching the recall, if VSEARCH takes EF and uses an index.
   ef_flag="" ef_shown="-"
-  if [ "$kind" != "exact scan" ] && bin/vexlake-bench -mode=search -dataset="$ds" -n=1 -concurrency=1 -ef=10 -port="$port" >/dev/null 2>&1; then
+  if [ "$kind" != "exact scan" ] && "$client" -mode=search -dataset="$ds" -n=1 -concurrency=1 -ef=10 -port="$port" >/dev/null 2>&1; then
     for ef in 10 16 24 32 48 64 96 128 192 256 384 512; do
       bench "$tmp/sweep.out" -mode=search -dataset="$ds" -concurrency=1 -ef=$ef -port="$port"
       r=$(field "$tmp/sweep.out" search recall)
@@ -207,8 +222,12 @@ for set in $SETS; do
     n=$nq; [ "$clients" = 1 ] || n=$(((SEARCH_N + nq - 1) / nq * nq))
     alone="$tmp/alone-$clients.out" mixed="$tmp/mixed-$clients.out"
     settle "$port"; kind_alone=$(index_kind "$port")
+    s0=$(cpu_ns "$pid")
     # shellcheck disable=SC2086
     bench "$alone" -mode=search -dataset="$ds" -n=$n -concurrency=$clients $ef_flag -port="$port"
+    s1=$(cpu_ns "$pid")
+    ops=$(field "$alone" search ops)
+    srv_us=$(us_per "$ops" $((s1 - s0))) cli_us=$(field "$alone" search cpu_us_per_op)
     settle "$port"; kind_mixed=$(index_kind "$port")
     # shellcheck disable=SC2086
     bench "$mixed" -mode=mixed -dataset="$ds" -n=$n -concurrency=$clients $ef_flag -port="$port" \
@@ -217,21 +236,22 @@ for set in $SETS; do
     p99a=$(field "$alone" search p99_ms) p99m=$(field "$mixed" search p99_ms)
     for run in alone mixed; do
       log=$alone; [ $run = mixed ] && log=$mixed
-      ins="" x="" label=$kind_alone
+      ins="" x="" label=$kind_alone su=$srv_us cu=${cli_us:--}
       if [ $run = mixed ]; then
         ins=$(printf '%.0f' "$(field "$log" insert ops_per_sec)"); x=$(ratio "$p99m" "$p99a")
-        label="$kind_mixed + inserts"
+        label="$kind_mixed + inserts" su=- cu=-
         [ -n "$tail_rows" ] && ins="$ins ($tail_rows unindexed at the end)"
       fi
-      printf '| %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$set" "$build" "$label" \
-        "$ef_shown" "$clients" "$(field "$log" search ops_per_sec)" "$(field "$log" search p50_ms)" \
-        "$(field "$log" search p99_ms)" "$(field "$log" search recall)" "${ins:--}" "${x:--}" >>"$md"
+      printf '| %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n' "$set" "$build" \
+        "$label" "$ef_shown" "$clients" "$(field "$log" search ops_per_sec)" \
+        "$(field "$log" search p50_ms)" "$(field "$log" search p99_ms)" \
+        "$(field "$log" search recall)" "$su" "$cu" "${ins:--}" "${x:--}" >>"$md"
     done
   done
   stop "$pid"
  done
 done
-bin=$server
+bin=$server client=$tmp/vexlake-bench
 fi
 
 # ---- 4. PING and SET/VSET against redis-server ----------------------------

@@ -40,7 +40,8 @@ enum {
     VL_CLIENT_HELD = 1 << 4,              /* in the held list: replies await durability */
     VL_CLIENT_CLOSE_ASAP = 1 << 5,        /* over a memory limit: closed before the loop sleeps */
     VL_CLIENT_WRITE_REPLY = 1 << 6,       /* the reply just queued acknowledges a write */
-    VL_CLIENT_READ_AT = 1 << 7            /* the reply just queued shows nothing after read_lsn */
+    VL_CLIENT_READ_AT = 1 << 7,           /* the reply just queued shows nothing after read_lsn */
+    VL_CLIENT_READ_DEFERRED = 1 << 8      /* input came while blocked: unwatched until unblocked */
 };
 
 /** Caps on client buffers, in bytes; 0 means no cap. */

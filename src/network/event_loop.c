@@ -1,4 +1,11 @@
-/* event_loop.c - see event_loop.h. */
+/*
+ * event_loop.c - see event_loop.h.
+ *
+ * The loop remembers the mask the kernel holds for every fd, and a watch
+ * that asks for the same mask again makes no epoll_ctl: clients are
+ * re-watched after every event and every flush, and with 50 clients each
+ * search paid three epoll_ctl calls (strace), most of them no-ops.
+ */
 #include "network/event_loop.h"
 
 #include <errno.h>
@@ -86,6 +93,11 @@ int vl_loop_watch(vl_loop *l, int fd, int mask, vl_fd_fn fn, void *data)
 {
     ensure_slot(l, fd);
     watch *w = &l->watches[fd];
+    if (w->registered && w->mask == mask) { /* the kernel has it: no syscall */
+        w->fn = fn;
+        w->data = data;
+        return 0;
+    }
     int muted = w->muted_until != 0; /* a muted fd stays silent until its time */
     if (epoll_set(l, fd, w->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, muted ? 0 : mask) < 0)
         return -1;

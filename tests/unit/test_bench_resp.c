@@ -1,6 +1,6 @@
-/* test_bench_resp.c - bin/vexlake-bench's own RESP reader and writer and
- * its latency histogram (tools/bench/; the Makefile links their objects
- * into this test).  Replies are fed
+/* test_bench_resp.c - bin/vexlake-bench's own RESP reader and writer, its
+ * latency histogram and its recall scoring (tools/bench/; the Makefile
+ * links their objects into this test).  Replies are fed
  * the way driver.c feeds them: a stream cut at every byte, parsed again
  * from the start of an unfinished reply when more bytes come. */
 #include <setjmp.h>
@@ -9,10 +9,12 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../tools/bench/dataset.h"
 #include "../../tools/bench/hist.h"
 #include "../../tools/bench/resp.h"
 
@@ -168,6 +170,57 @@ static void test_histogram_quantiles(void **state)
     assert_int_equal(merged.max, 100000000);
 }
 
+/* One query at the origin; base rows at distances 1, 2, 2 (a tie with
+ * the 2nd true neighbour), 3 and 5; the true 2 nearest are rows 0 and 1. */
+static void score(vb_metric metric, const int64_t *rows, uint32_t n, uint64_t *ids, uint64_t *tie)
+{
+    float base[5 * 2] = {1, 0, 0, 2, -2, 0, 3, 0, 0, 5};
+    float query[2] = {0, 0}, gt_dist[2] = {1, 2};
+    int32_t gt[2] = {0, 1};
+    if (metric == VB_METRIC_COSINE) { /* the same rows by angle from (1, 0) */
+        float cb[5 * 2] = {1, 0, 3, 1, 3, -1, 1, 1, -1, 0};
+        memcpy(base, cb, sizeof base);
+        query[0] = 1;
+        gt_dist[0] = 0;
+        gt_dist[1] = (float)(1.0 - 3.0 / sqrt(10.0));
+    }
+    vb_dataset d = {.dim = 2,
+                    .nbase = 5,
+                    .nquery = 1,
+                    .base = base,
+                    .query = query,
+                    .gt_k = 2,
+                    .gt = gt,
+                    .gt_dist = gt_dist,
+                    .metric = metric};
+    *ids = *tie = 0;
+    vb_dataset_score(&d, 0, rows, n, 2, ids, tie);
+}
+
+static void test_recall_scoring(void **state)
+{
+    (void)state;
+    uint64_t ids, tie;
+    for (int m = 0; m < 2; m++) {
+        vb_metric metric = m ? VB_METRIC_COSINE : VB_METRIC_L2;
+        score(metric, (int64_t[]){0, 1}, 2, &ids, &tie); /* exact */
+        assert_int_equal(ids, 2);
+        assert_int_equal(tie, 2);
+        score(metric, (int64_t[]){0, 2}, 2, &ids, &tie); /* the tie counts by distance */
+        assert_int_equal(ids, 1);
+        assert_int_equal(tie, 2);
+        score(metric, (int64_t[]){1, 3}, 2, &ids, &tie); /* row 3 is past the 2nd */
+        assert_int_equal(ids, 1);
+        assert_int_equal(tie, 1);
+        score(metric, (int64_t[]){4, -1}, 2, &ids, &tie); /* far, and not a base key */
+        assert_int_equal(ids, 0);
+        assert_int_equal(tie, 0);
+        score(metric, (int64_t[]){1}, 1, &ids, &tie); /* a short reply misses the rest */
+        assert_int_equal(ids, 1);
+        assert_int_equal(tie, 1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -176,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_max_items_bounds_the_copy),
         cmocka_unit_test(test_not_resp),
         cmocka_unit_test(test_histogram_quantiles),
+        cmocka_unit_test(test_recall_scoring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

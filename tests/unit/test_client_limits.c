@@ -4,7 +4,10 @@
  *    forever), and the loop keeps serving once descriptors are back.
  *  - --timeout: an idle client is closed, an active one is not, bytes of a
  *    trickled request do not count as activity, and a client blocked on
- *    async work is not idle. */
+ *    async work is not idle.
+ *  - A blocked client stays watched but unread (client.c): input that
+ *    comes meanwhile runs after the unblock, in order, and a hang-up
+ *    meanwhile still gets the blocked request's reply. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -233,6 +236,61 @@ static void blocked_client_is_not_idle(void **state)
     fx_free(f);
 }
 
+/* Exactly n bytes from s (2 s at most for each part). */
+static void read_n(int s, char *buf, size_t n)
+{
+    size_t got = 0;
+    struct pollfd p = {s, POLLIN, 0};
+    while (got < n && poll(&p, 1, 2000) > 0) {
+        ssize_t r = recv(s, buf + got, n - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+}
+
+static void input_while_blocked_runs_after_it_in_order(void **state)
+{
+    (void)state;
+    fx *f = fx_new();
+    blocked_client = NULL;
+    send_str(f, "BLOCK\r\n");
+    run_for(f, 20);
+    assert_non_null(blocked_client);
+    send_str(f, "PING\r\nPING\r\n");
+    run_for(f, 50);
+    struct pollfd p = {f->sock, POLLIN, 0};
+    assert_int_equal(poll(&p, 1, 0), 0); /* nothing answered while blocked */
+    vl_reply_simple(&blocked_client->out, "DONE");
+    vl_client_unblock(&f->cs, blocked_client);
+    run_for(f, 50);
+    char buf[64];
+    read_n(f->sock, buf, 21);
+    assert_string_equal(buf, "+DONE\r\n+PONG\r\n+PONG\r\n");
+    fx_free(f);
+}
+
+static void hang_up_while_blocked_still_gets_the_reply(void **state)
+{
+    (void)state;
+    fx *f = fx_new();
+    blocked_client = NULL;
+    send_str(f, "BLOCK\r\n");
+    assert_int_equal(shutdown(f->sock, SHUT_WR), 0);
+    run_for(f, 50);
+    assert_non_null(blocked_client);
+    assert_int_equal(f->cs.connected, 1); /* the hang-up is not read while blocked */
+    vl_reply_simple(&blocked_client->out, "DONE");
+    vl_client_unblock(&f->cs, blocked_client);
+    run_for(f, 50);
+    char buf[64];
+    read_all(f->sock, buf, sizeof buf); /* up to the server's close */
+    assert_string_equal(buf, "+DONE\r\n");
+    assert_int_equal(f->cs.connected, 0);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +298,8 @@ int main(void)
         cmocka_unit_test(idle_client_is_closed_active_one_is_not),
         cmocka_unit_test(trickled_request_does_not_keep_a_client),
         cmocka_unit_test(blocked_client_is_not_idle),
+        cmocka_unit_test(input_while_blocked_runs_after_it_in_order),
+        cmocka_unit_test(hang_up_while_blocked_still_gets_the_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,22 +162,48 @@ int vb_dataset_tie_aware(const vb_dataset *d, uint32_t k)
     return d->gt_dist && d->metric != VB_METRIC_NONE && k <= d->gt_k;
 }
 
+/* The true distance in double, in four chains per sum (the bench client
+ * shares the cores with the server it measures: one chain waits on every
+ * add, 784 of them per row of fashion-mnist). */
 static double distance(const vb_dataset *d, const float *q, const float *b)
 {
-    double s = 0, qq = 0, bb = 0;
-    for (uint32_t i = 0; i < d->dim; i++) {
-        if (d->metric == VB_METRIC_L2) {
+    double s[4] = {0}, qq[4] = {0}, bb[4] = {0};
+    uint32_t i = 0, dim = d->dim;
+    if (d->metric == VB_METRIC_L2) {
+        for (; i + 4 <= dim; i += 4)
+            for (int j = 0; j < 4; j++) {
+                double t = (double)q[i + j] - (double)b[i + j];
+                s[j] += t * t;
+            }
+        for (; i < dim; i++) {
             double t = (double)q[i] - (double)b[i];
-            s += t * t;
-        } else {
-            s += (double)q[i] * (double)b[i];
-            qq += (double)q[i] * (double)q[i];
-            bb += (double)b[i] * (double)b[i];
+            s[0] += t * t;
         }
+        return sqrt((s[0] + s[1]) + (s[2] + s[3]));
     }
-    if (d->metric == VB_METRIC_L2)
-        return sqrt(s);
-    return qq > 0 && bb > 0 ? 1.0 - s / (sqrt(qq) * sqrt(bb)) : 1.0;
+    for (; i + 4 <= dim; i += 4)
+        for (int j = 0; j < 4; j++) {
+            s[j] += (double)q[i + j] * (double)b[i + j];
+            qq[j] += (double)q[i + j] * (double)q[i + j];
+            bb[j] += (double)b[i + j] * (double)b[i + j];
+        }
+    for (; i < dim; i++) {
+        s[0] += (double)q[i] * (double)b[i];
+        qq[0] += (double)q[i] * (double)q[i];
+        bb[0] += (double)b[i] * (double)b[i];
+    }
+    double sd = (s[0] + s[1]) + (s[2] + s[3]);
+    double qn = (qq[0] + qq[1]) + (qq[2] + qq[3]), bn = (bb[0] + bb[1]) + (bb[2] + bb[3]);
+    return qn > 0 && bn > 0 ? 1.0 - sd / (sqrt(qn) * sqrt(bn)) : 1.0;
+}
+
+/* Whether row is one of the k ids of truth. */
+static int is_true_row(const int32_t *truth, uint32_t k, int64_t row)
+{
+    for (uint32_t j = 0; j < k; j++)
+        if (row == truth[j])
+            return 1;
+    return 0;
 }
 
 void vb_dataset_score(const vb_dataset *d, uint32_t qi, const int64_t *rows, uint32_t nrows,
@@ -196,12 +222,16 @@ void vb_dataset_score(const vb_dataset *d, uint32_t qi, const int64_t *rows, uin
     if (!vb_dataset_tie_aware(d, k))
         return;
     /* The ground truth's distances were computed in float64 too; the margin
-     * only absorbs the last bits of two different summation orders. */
+     * only absorbs the last bits of two different summation orders.  A row
+     * that is one of the true k nearest is within the k-th distance by
+     * definition: only the others (a few per reply at recall 0.95) cost a
+     * distance. */
     double kth = d->gt_dist[(size_t)qi * d->gt_k + k - 1];
     double tol = 1e-6 * (kth > 1.0 ? kth : 1.0);
     const float *q = d->query + (size_t)qi * d->dim;
     for (uint32_t i = 0; i < n; i++) {
-        if (rows[i] >= 0 && distance(d, q, d->base + (size_t)rows[i] * d->dim) <= kth + tol)
+        if (rows[i] >= 0 && (is_true_row(truth, k, rows[i]) ||
+                             distance(d, q, d->base + (size_t)rows[i] * d->dim) <= kth + tol))
             (*hits_tie)++;
     }
 }

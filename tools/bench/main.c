@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "dataset.h"
 #include "driver.h"
@@ -79,7 +80,10 @@ static const char usage_text[] =
     "\n"
     "Output ends with one line per stream for scripts:\n"
     "  result stream=S ops=N seconds=T ops_per_sec=R errors=E p50_ms=.. p95_ms=..\n"
-    "         p99_ms=.. max_ms=.. [dup_replies=.. recall=.. recall_ids=..] [label=..]\n"
+    "         p99_ms=.. max_ms=.. cpu_us_per_op=.. [dup_replies=.. recall=.. recall_ids=..]\n"
+    "         [label=..]\n"
+    "(cpu_us_per_op: this process's CPU time during the run over the requests of every\n"
+    "stream: the client's own cost, which shares the machine with the server)\n"
     "(dup_replies: VSEARCH replies that name a key twice, which no correct server sends)\n"
     "Exit status: 0; 1 if a request failed or a connection was lost; 2 bad flags.\n";
 
@@ -199,7 +203,7 @@ static double ms(uint64_t ns)
     return (double)ns / 1e6;
 }
 
-static int report(const vb_stream *s, const vb_dataset *d, const char *label)
+static int report(const vb_stream *s, const vb_dataset *d, const char *label, double cpu_us)
 {
     const vb_result *r = &s->res;
     double secs = r->t_last > s->t_start ? r->t_last - s->t_start : 0;
@@ -210,6 +214,7 @@ static int report(const vb_stream *s, const vb_dataset *d, const char *label)
            secs, rate, (unsigned long long)(r->errors + r->protocol_errors));
     if (r->first_error[0])
         printf("first error: %s\n", r->first_error);
+    printf("client CPU %.2f us per request (this process, user + system, every stream)\n", cpu_us);
     const vb_hist *h = &r->hist;
     printf("latency    p50 %.3f ms, p95 %.3f ms, p99 %.3f ms, max %.3f ms (per request, from the "
            "write of its batch of %d)\n",
@@ -237,10 +242,10 @@ static int report(const vb_stream *s, const vb_dataset *d, const char *label)
         printf("repeated   %llu replies named one key twice (a key has one row: a server bug)\n",
                (unsigned long long)r->dup_replies);
     printf("result stream=%s ops=%llu seconds=%.4f ops_per_sec=%.1f errors=%llu p50_ms=%.4f "
-           "p95_ms=%.4f p99_ms=%.4f max_ms=%.4f",
+           "p95_ms=%.4f p99_ms=%.4f max_ms=%.4f cpu_us_per_op=%.2f",
            s->name, (unsigned long long)r->done, secs, rate,
            (unsigned long long)(r->errors + r->protocol_errors), ms(vb_hist_quantile(h, 0.50)),
-           ms(vb_hist_quantile(h, 0.95)), ms(vb_hist_quantile(h, 0.99)), ms(h->max));
+           ms(vb_hist_quantile(h, 0.95)), ms(vb_hist_quantile(h, 0.99)), ms(h->max), cpu_us);
     if (s->op == VB_OP_VSEARCH)
         printf(" dup_replies=%llu", (unsigned long long)r->dup_replies);
     if (recall >= 0)
@@ -249,6 +254,15 @@ static int report(const vb_stream *s, const vb_dataset *d, const char *label)
         printf(" label=%s", label);
     printf("\n");
     return r->errors || r->protocol_errors ? 1 : 0;
+}
+
+/* CPU seconds (user + system) this process has used so far. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
 static int load_data(const options *o, vb_dataset *d)
@@ -365,13 +379,19 @@ int main(int argc, char **argv)
            o.mode, o.host, (int)o.port, o.dataset ? o.dataset : "random", d.nbase, d.dim, d.nquery,
            d.gt ? ", ground truth" : "", t.threads);
     fflush(stdout);
+    double cpu0 = cpu_seconds();
     if (vb_run(&t, st, ns) != 0) {
         vb_dataset_free(&d);
         return 1;
     }
+    double cpu = cpu_seconds() - cpu0;
+    uint64_t ops = 0;
+    for (int i = 0; i < ns; i++)
+        ops += st[i].res.done;
+    double cpu_us = ops ? cpu * 1e6 / (double)ops : 0;
     int rc = 0;
     for (int i = 0; i < ns; i++)
-        rc |= report(&st[i], &d, o.label);
+        rc |= report(&st[i], &d, o.label, cpu_us);
     vb_dataset_free(&d);
     return rc;
 }
