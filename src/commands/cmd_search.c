@@ -189,6 +189,7 @@ static vl_dispatch_result start_search(search_request *r)
         search_part *p = vl_calloc(1, sizeof *p);
         p->job.run = part_run;
         p->job.done = part_done;
+        p->job.small = r->parts_left == 1; /* an index walk, or a scan of under 1M floats */
         p->req = r;
         p->part = i;
         vl_pool_submit(server.pool, &p->job);

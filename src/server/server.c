@@ -106,10 +106,14 @@ static void commit_failed(const vl_error *err)
     check_refusal();
 }
 
+/* Before the loop sleeps: run a queued small search here instead of
+ * sleeping until a worker has done it (worker_pool.c), then commit and
+ * send.  Nonzero: poll again without sleeping. */
 static int before_sleep(vl_loop *l, void *data)
 {
     (void)l, (void)data;
     check_refusal();
+    int helped = vl_pool_help(server.pool);
     for (int round = 0; round < 8; round++) {
         if (vl_sync_pending(server.engine)) {
             vl_error err;
@@ -119,7 +123,7 @@ static int before_sleep(vl_loop *l, void *data)
         }
         vl_clients_release(&server.clients);
         if (!vl_clients_flush(&server.clients))
-            return 0;
+            return helped; /* more may be queued */
     }
     return 1; /* replies still queued: poll again without sleeping */
 }
@@ -381,6 +385,7 @@ int vl_server_main(const vl_config *cfg)
         vl_log(VL_LOG_ERROR, "cannot start the event loop or worker threads");
         return 1;
     }
+    vl_pool_loop_helps(server.pool); /* before_sleep */
     if (server.listen_fd >= 0)
         vl_loop_watch(server.loop, server.listen_fd, VL_EV_READ, vl_clients_on_accept,
                       &server.clients);

@@ -170,6 +170,18 @@ static void test_histogram_quantiles(void **state)
     assert_int_equal(merged.max, 100000000);
 }
 
+static void test_format_uint(void **state)
+{
+    (void)state;
+    const uint64_t v[] = {0, 7, 10, 99, 1234567890123ull, UINT64_MAX};
+    const char *want[] = {"0", "7", "10", "99", "1234567890123", "18446744073709551615"};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char buf[24] = {0};
+        assert_int_equal(vb_format_uint(buf, v[i]), strlen(want[i]));
+        assert_string_equal(buf, want[i]);
+    }
+}
+
 /* One query at the origin; base rows at distances 1, 2, 2 (a tie with
  * the 2nd true neighbour), 3 and 5; the true 2 nearest are rows 0 and 1. */
 static void score(vb_metric metric, const int64_t *rows, uint32_t n, uint64_t *ids, uint64_t *tie)
@@ -230,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_not_resp),
         cmocka_unit_test(test_histogram_quantiles),
         cmocka_unit_test(test_recall_scoring),
+        cmocka_unit_test(test_format_uint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

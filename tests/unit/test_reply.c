@@ -52,12 +52,15 @@ static void test_common_types(void **state)
         vl_reply_simple_n(&r, "PONGxx", 4);
         vl_reply_int(&r, -42);
         vl_reply_int(&r, 9223372036854775807LL);
+        vl_reply_int(&r, -9223372036854775807LL - 1);
+        vl_reply_int(&r, 0);
         vl_reply_bulk(&r, "a\0\r\nb", 5);
         vl_reply_bulk_str(&r, "");
         vl_reply_array(&r, 3);
         vl_reply_array(&r, 0);
         vl_reply_raw(&r, "+raw\r\n", 6);
         ASSERT_REPLY(&r, "+OK\r\n+PONG\r\n:-42\r\n:9223372036854775807\r\n"
+                         ":-9223372036854775808\r\n:0\r\n"
                          "$5\r\na\0\r\nb\r\n$0\r\n\r\n*3\r\n*0\r\n+raw\r\n");
         vl_reply_free(&r);
     }

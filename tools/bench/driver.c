@@ -151,9 +151,12 @@ static void put_request(conn *c, const vb_target *t, uint64_t op)
     case VB_OP_PING: vb_buf_put(&c->out, "*1\r\n$4\r\nPING\r\n", 14); return;
     case VB_OP_VSET: {
         uint64_t id = s->key_offset + (s->keyspace ? op % s->keyspace : op);
-        int n = snprintf(key, sizeof key, "%s%llu", t->key_prefix, (unsigned long long)id);
+        size_t plen = strlen(t->key_prefix);
+        if (plen > sizeof key - 20)
+            plen = sizeof key - 20;
+        memcpy(key, t->key_prefix, plen);
         argv[0] = "VSET", lens[0] = 4;
-        argv[1] = key, lens[1] = (size_t)n;
+        argv[1] = key, lens[1] = plen + vb_format_uint(key + plen, id);
         argv[2] = "FP32", lens[2] = 4;
         argv[3] = (const char *)(d->base + (size_t)(id % d->nbase) * d->dim), lens[3] = blob;
         argc = 4;
@@ -163,11 +166,11 @@ static void put_request(conn *c, const vb_target *t, uint64_t op)
         argv[0] = "VSEARCH", lens[0] = 7;
         argv[1] = "FP32", lens[1] = 4;
         argv[2] = (const char *)(d->query + (size_t)(op % d->nquery) * d->dim), lens[2] = blob;
-        argv[3] = kbuf, lens[3] = (size_t)snprintf(kbuf, sizeof kbuf, "%u", s->k);
+        argv[3] = kbuf, lens[3] = vb_format_uint(kbuf, s->k);
         argc = 4;
         if (s->ef) {
             argv[4] = "EF", lens[4] = 2;
-            argv[5] = efbuf, lens[5] = (size_t)snprintf(efbuf, sizeof efbuf, "%u", s->ef);
+            argv[5] = efbuf, lens[5] = vb_format_uint(efbuf, s->ef);
             argc = 6;
         }
         break;

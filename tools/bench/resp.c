@@ -42,10 +42,26 @@ void vb_buf_free(vb_buf *b)
     b->len = b->cap = 0;
 }
 
+size_t vb_format_uint(char *dst, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = tmp[n - 1 - i];
+    return n;
+}
+
 static void put_header(vb_buf *b, char type, size_t n)
 {
     vb_buf_reserve(b, 24);
-    b->len += (size_t)snprintf(b->data + b->len, 24, "%c%zu\r\n", type, n);
+    b->data[b->len++] = type;
+    b->len += vb_format_uint(b->data + b->len, n);
+    b->data[b->len++] = '\r';
+    b->data[b->len++] = '\n';
 }
 
 void vb_resp_command(vb_buf *b, int argc, const char *const *argv, const size_t *lens)
