@@ -172,6 +172,16 @@ typedef struct {
      *  (default 1024: scanning that many rows costs less than setting up a
      *  graph walk; compaction merges small segments). */
     uint64_t index_min_rows;
+    /** Rows of one tail index: rows no segment index covers yet (the
+     *  memtable, segments waiting for their build) are indexed in memory
+     *  in pieces of this many live rows by a background thread, so a
+     *  search scans fewer than about this many of them exactly (default
+     *  4096; 0: no tail indexes, the whole tail is scanned).  Not for
+     *  collections with index flat. */
+    uint32_t tail_index_rows;
+    /** Build beam of the tail indexes' HNSW (SQ8 codes, M 16; default 32:
+     *  cheap enough to keep up with an insert stream). */
+    uint32_t tail_ef_construction;
     /** 1: a follower (core/follow.c).  The engine never writes to the
      *  store (no commits, flushes, compactions, index builds or GC) and
      *  refuses changes with VL_ERR_READONLY; vl_follow_* load newer
@@ -209,7 +219,10 @@ typedef struct {
     vl_index_params index;   /**< how its segments are indexed */
     uint64_t indexed_rows;   /**< rows searched through an index (deleted ones included) */
     uint64_t
-        unindexed_rows; /**< rows a search scans exactly (memtable, segments not yet indexed) */
+        unindexed_rows;    /**< rows a search scans exactly (memtable, segments not yet indexed) */
+    uint64_t tail_indexes; /**< tail indexes searched (vl_options.tail_index_rows) */
+    uint64_t tail_indexed_rows; /**< live rows reached through them (not in indexed_rows) */
+    uint64_t tail_index_bytes;  /**< their memory (codes, links; not in index_bytes) */
     /** Memory of the segment indexes behind indexed_rows (codes, links,
      *  lists, and any float32 vectors they keep), in bytes asked of malloc. */
     uint64_t index_bytes;
@@ -249,18 +262,20 @@ typedef struct {
     uint64_t wal_puts;          /**< WAL batch objects stored since open (store WAL) */
     uint64_t wal_dropped_bytes; /**< torn tail removed by the last open */
     uint64_t collections;
-    uint64_t commits;        /**< versions committed since open */
-    uint64_t flushes;        /**< of which flushes */
-    uint64_t compactions;    /**< of which compactions */
-    uint64_t gc_deleted;     /**< objects removed by retention and GC since open */
-    int64_t last_save;       /**< unix seconds of the newest commit (0: none) */
-    int background_job;      /**< 1 while a flush or compaction runs */
-    const char *last_error;  /**< why the last background job failed, or "" */
-    const char *warning;     /**< what vl_open had to work around, or "" */
-    uint64_t index_builds;   /**< index files built and stored since open */
-    uint64_t index_loads;    /**< index files loaded from the store since open (not rebuilt) */
-    uint64_t index_rebuilds; /**< of index_builds, ones that replaced a damaged file */
-    int index_build_running; /**< 1 while a background index build runs */
+    uint64_t commits;             /**< versions committed since open */
+    uint64_t flushes;             /**< of which flushes */
+    uint64_t compactions;         /**< of which compactions */
+    uint64_t gc_deleted;          /**< objects removed by retention and GC since open */
+    int64_t last_save;            /**< unix seconds of the newest commit (0: none) */
+    int background_job;           /**< 1 while a flush or compaction runs */
+    const char *last_error;       /**< why the last background job failed, or "" */
+    const char *warning;          /**< what vl_open had to work around, or "" */
+    uint64_t index_builds;        /**< index files built and stored since open */
+    uint64_t index_loads;         /**< index files loaded from the store since open (not rebuilt) */
+    uint64_t index_rebuilds;      /**< of index_builds, ones that replaced a damaged file */
+    int index_build_running;      /**< 1 while a background index build runs */
+    uint64_t tail_index_builds;   /**< tail indexes built since open */
+    int tail_index_build_running; /**< 1 while one is being built */
 } vl_engine_stats;
 
 /** One retained version of a collection. */

@@ -218,6 +218,11 @@ static void section_vectors(text *t, const vl_engine_stats *st)
         (unsigned long long)st->index_builds, (unsigned long long)st->index_loads,
         (unsigned long long)st->index_rebuilds);
     add(t, "index_build_running:%d\r\n", st->index_build_running);
+    add(t, "tail_indexes:%llu\r\ntail_indexed_rows:%llu\r\ntail_index_bytes:%llu\r\n",
+        (unsigned long long)info.tail_indexes, (unsigned long long)info.tail_indexed_rows,
+        (unsigned long long)info.tail_index_bytes);
+    add(t, "tail_index_builds:%llu\r\ntail_index_build_running:%d\r\n",
+        (unsigned long long)st->tail_index_builds, st->tail_index_build_running);
 }
 
 /* role:writer with writer_state (ok, fenced: another writer took over the

@@ -29,6 +29,7 @@
 #include "core/dirlock.h"
 #include "core/engine_internal.h"
 #include "core/index_set.h"
+#include "core/tail_index.h"
 #include "core/vector_text.h"
 #include "storage/descriptor.h"
 #include "util/alloc.h"
@@ -109,6 +110,7 @@ void vl_collection_apply(vl_collection *c, const vl_wal_record *rec)
         c->rows->since_lsn = rec->lsn; /* the rows before are gone from it */
         vl_index_set_unref(c->iset);   /* its rows are gone; the segments go at the next flush */
         c->iset = NULL;
+        vl_tail_drop(c);
         c->lake.cleared_lsn = rec->lsn;
         break;
     }
@@ -330,6 +332,7 @@ void vl_close(vl_engine *e)
     if (!e)
         return;
     vl_index_build_finish(e, 1);
+    vl_tail_finish(e, 1);
     vl_lake_job_finish(e, NULL);
     if (e->wal)
         vl_index_list_pending(e); /* so the next start loads what was built */
@@ -338,6 +341,7 @@ void vl_close(vl_engine *e)
     for (size_t i = 0; i < e->ncolls; i++) {
         vl_rowstore_unref(e->colls[i].rows);
         vl_index_set_unref(e->colls[i].iset);
+        vl_tail_drop(&e->colls[i]);
         vl_lake_free(&e->colls[i].lake);
         vl_version_cache_free(e->colls[i].cache);
     }
@@ -602,11 +606,19 @@ vl_status vl_collection_describe(vl_engine *e, const char *coll, vl_collection_i
     const vl_index_set *set = c->iset;
     uint64_t nrows = atomic_load(&c->rows->nrows);
     info->indexed_rows = info->index_bytes = info->index_vector_bytes = 0;
+    info->tail_indexes = info->tail_index_bytes = 0;
     for (size_t i = 0; set && i < set->n; i++) {
-        info->indexed_rows += vl_seg_index_rows(set->entries[i].ix);
-        info->index_bytes += vl_seg_index_memory(set->entries[i].ix);
-        info->index_vector_bytes += vl_seg_index_vector_bytes(set->entries[i].ix);
+        const vl_index_entry *x = &set->entries[i];
+        if (x->tail) {
+            info->tail_indexes++;
+            info->tail_index_bytes += vl_seg_index_memory(x->ix);
+            continue;
+        }
+        info->indexed_rows += vl_seg_index_rows(x->ix);
+        info->index_bytes += vl_seg_index_memory(x->ix);
+        info->index_vector_bytes += vl_seg_index_vector_bytes(x->ix);
     }
+    info->tail_indexed_rows = set ? set->tail_covered : 0;
     info->unindexed_rows = set ? set->unindexed + (nrows - set->base) : nrows;
     return VL_OK;
 }
@@ -679,6 +691,8 @@ void vl_engine_stats_get(vl_engine *e, vl_engine_stats *st)
     st->index_loads = e->index_loads;
     st->index_rebuilds = e->index_rebuilds;
     st->index_build_running = e->build != NULL;
+    st->tail_index_builds = e->tail_builds;
+    st->tail_index_build_running = e->tail_build != NULL;
     st->bytes_on_disk = ws.bytes; /* no store request: the store may be S3, or down */
     for (size_t i = 0; i < e->ncolls; i++)
         st->bytes_on_disk += e->colls[i].lake.stored_bytes;

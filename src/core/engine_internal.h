@@ -24,6 +24,7 @@ typedef struct {
     vl_index_params index;     /* how its segments are indexed (descriptor) */
     vl_rowstore *rows;         /* current generation; CLEAR replaces it */
     struct vl_index_set *iset; /* indexes over rows, or NULL (core/index_set.h) */
+    struct vl_tail *tail;      /* indexes over the unindexed tail, or NULL (core/tail_index.h) */
     vl_lake lake;
     struct vl_version_cache *cache; /* last version loaded for time travel */
 } vl_collection;
@@ -93,25 +94,27 @@ struct vl_engine {
     vl_wal *wal;
     vl_collection *colls;
     size_t ncolls, cap_colls;
-    uint64_t applied_lsn;         /* LSN of the last change applied in memory */
-    uint64_t wal_dropped_bytes;   /* torn tail removed at open */
-    int failed;                   /* a WAL write failed: refuse changes */
-    vl_error failure;             /* why */
-    vl_lake_job *job;             /* background job in flight, or NULL */
-    struct vl_index_build *build; /* index build in flight (lake_index.c), or NULL */
-    int job_fd;                   /* eventfd: readable when job finished */
-    int64_t last_save;            /* LASTSAVE: newest committed head's created_ms / 1000 */
-    vl_error last_job_error;      /* empty, or why the last background job failed */
-    vl_error warning;             /* empty, or what the open had to work around */
-    int64_t backoff_until;        /* monotonic ms: no automatic job before */
-    int64_t index_backoff_until;  /* monotonic ms: no index build before (one failed) */
-    int version_loads;            /* time-travel reads in flight: GC waits for them */
-    int gc_pending;               /* a GC pass was put off; vl_maintenance runs it */
-    int memory_refused;           /* the last put was refused for max_memory */
-    int opened;                   /* vl_open has returned it (GC may run in the background) */
+    uint64_t applied_lsn;             /* LSN of the last change applied in memory */
+    uint64_t wal_dropped_bytes;       /* torn tail removed at open */
+    int failed;                       /* a WAL write failed: refuse changes */
+    vl_error failure;                 /* why */
+    vl_lake_job *job;                 /* background job in flight, or NULL */
+    struct vl_index_build *build;     /* index build in flight (lake_index.c), or NULL */
+    struct vl_tail_build *tail_build; /* tail index build in flight (tail_index.c), or NULL */
+    int job_fd;                       /* eventfd: readable when job finished */
+    int64_t last_save;                /* LASTSAVE: newest committed head's created_ms / 1000 */
+    vl_error last_job_error;          /* empty, or why the last background job failed */
+    vl_error warning;                 /* empty, or what the open had to work around */
+    int64_t backoff_until;            /* monotonic ms: no automatic job before */
+    int64_t index_backoff_until;      /* monotonic ms: no index build before (one failed) */
+    int version_loads;                /* time-travel reads in flight: GC waits for them */
+    int gc_pending;                   /* a GC pass was put off; vl_maintenance runs it */
+    int memory_refused;               /* the last put was refused for max_memory */
+    int opened;                       /* vl_open has returned it (GC may run in the background) */
     char bgsave_after_gc[VL_MAX_COLLECTION_NAME + 1]; /* BGSAVE asked during a GC pass, or "" */
     uint64_t commits, flushes, compactions, gc_deleted;
     uint64_t index_builds, index_loads, index_rebuilds;
+    uint64_t tail_builds;             /* tail indexes built and adopted since open */
     struct vl_follow_log *follow_log; /* read_only: WAL objects applied (core/follow.c) */
 };
 

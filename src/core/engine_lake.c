@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/engine_internal.h"
+#include "core/tail_index.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -143,6 +144,9 @@ void vl_background_poll(vl_engine *e)
         vl_bgsave(e, coll, NULL);
     }
     vl_index_build_finish(e, 0);
+    vl_tail_finish(e, 0);
+    if (!e->opt.read_only && !vl_engine_fenced(e))
+        vl_tail_start(e); /* keep the tail's builder busy */
 }
 
 static int flush_due(const vl_engine *e, const vl_collection *c, uint64_t wal_bytes, int64_t now)
@@ -163,13 +167,14 @@ static int flush_due(const vl_engine *e, const vl_collection *c, uint64_t wal_by
  * rows, so deleting makes room for writes again.  Never while a job runs:
  * a flush completion points rows of its own generation at the new
  * segment. */
-static void reclaim_dead_rows(vl_collection *c, int pressure)
+static void reclaim_dead_rows(vl_engine *e, vl_collection *c, int pressure)
 {
     uint64_t n = atomic_load(&c->rows->nrows), live = c->rows->live, dead = n - live;
     int due = pressure ? dead > 0 && dead * 16 >= n : dead >= VL_RECLAIM_MIN_DEAD && dead >= live;
     if (!due)
         return;
     vl_rowstore *fresh = vl_rowstore_compact(c->rows);
+    vl_tail_rebase(e, c, fresh); /* tail indexes keep their rows, renumbered */
     vl_rowstore_unref(c->rows);
     c->rows = fresh;
     vl_lake_publish_indexes(c); /* the maps point into the old generation */
@@ -184,10 +189,12 @@ void vl_maintenance(vl_engine *e)
     if (vl_engine_fenced(e))
         return;              /* the store is another writer's now: no builds, jobs or GC */
     vl_index_build_start(e); /* beside the lake job, never inside it */
+    vl_tail_finish(e, 0);
+    vl_tail_start(e); /* beside both: pieces of the unindexed tail */
     if (e->job || e->failed)
         return;
     for (size_t i = 0; i < e->ncolls; i++)
-        reclaim_dead_rows(&e->colls[i], e->memory_refused);
+        reclaim_dead_rows(e, &e->colls[i], e->memory_refused);
     if (e->gc_pending && !e->version_loads) {
         e->gc_pending = 0;
         for (size_t i = 0; i < e->ncolls; i++)

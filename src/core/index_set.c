@@ -4,7 +4,10 @@
  * Rows of one segment are contiguous in a generation nearly always (a flush
  * or a load appends them in segment order), so the lookup of a row's
  * segment remembers the last hit and falls back to a linear search of the
- * few segments.
+ * few segments.  Tail indexes are mapped first, marking their rows in a
+ * bitmap of the generation's rows (nrows / 8 bytes for the pass), so the
+ * one pass over the rows then sends each live row to its segment index,
+ * its tail index or the scan ranges.
  */
 #include "core/index_set.h"
 
@@ -62,10 +65,52 @@ static void drop_unused(vl_index_set *s)
     s->n = w;
 }
 
-vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const uint32_t *ids,
-                                 vl_seg_index *const *ixs, size_t n)
+/* The segment entry that reaches row r of rs (live), or -1; *seg_row set. */
+static long segment_of(const vl_index_set *s, const vl_rowstore *rs, uint64_t r, long *last,
+                       uint32_t *seg_row)
 {
-    size_t used = 0;
+    uint32_t seg;
+    vl_rowstore_location(rs, (uint32_t)r, &seg, seg_row);
+    long k = seg == VL_SEG_NONE ? -1 : entry_of(s, seg, last);
+    return k >= 0 && *seg_row < vl_seg_index_rows(s->entries[k].ix) ? k : -1;
+}
+
+static void add_entry(vl_index_set *s, uint32_t seg_id, vl_seg_index *ix, int tail)
+{
+    vl_index_entry *e = &s->entries[s->n++];
+    e->seg_id = seg_id;
+    e->ix = ix;
+    e->tail = tail;
+    vl_seg_index_ref(ix);
+    uint32_t rows = vl_seg_index_rows(ix);
+    e->map = vl_malloc(((size_t)rows ? rows : 1) * sizeof *e->map);
+    for (uint32_t r = 0; r < rows; r++)
+        e->map[r] = VL_ROW_NONE;
+}
+
+/* Map the rows of tail index t that are live and in no segment index, and
+ * mark them in taken (one bit per row of the generation). */
+static void map_tail(vl_index_set *s, const vl_rowstore *rs, uint64_t nrows, const vl_row_index *t,
+                     uint64_t *taken)
+{
+    vl_index_entry *e = &s->entries[s->n - 1];
+    uint32_t rows = vl_seg_index_rows(t->ix), seg_row;
+    long last = -1;
+    for (uint32_t i = 0; i < rows; i++) {
+        uint32_t r = t->rows[i];
+        if (r == VL_ROW_NONE || r >= nrows || (taken[r / 64] >> (r % 64) & 1) ||
+            vl_rowstore_del_lsn(rs, r) || segment_of(s, rs, r, &last, &seg_row) >= 0)
+            continue;
+        e->map[i] = r;
+        taken[r / 64] |= 1ull << (r % 64);
+    }
+}
+
+vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const uint32_t *ids,
+                                 vl_seg_index *const *ixs, size_t n, const vl_row_index *tails,
+                                 size_t ntails)
+{
+    size_t used = ntails;
     for (size_t i = 0; i < n; i++)
         used += ixs[i] != NULL;
     if (!rs || used == 0)
@@ -76,17 +121,14 @@ vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const ui
     s->base = nrows;
     s->deletions = rs->deletions;
     s->entries = vl_calloc(used, sizeof *s->entries);
-    for (size_t i = 0; i < n; i++) {
-        if (!ixs[i])
-            continue;
-        vl_index_entry *e = &s->entries[s->n++];
-        e->seg_id = ids[i];
-        e->ix = ixs[i];
-        vl_seg_index_ref(e->ix);
-        uint32_t rows = vl_seg_index_rows(e->ix);
-        e->map = vl_malloc(((size_t)rows ? rows : 1) * sizeof *e->map);
-        for (uint32_t r = 0; r < rows; r++)
-            e->map[r] = VL_ROW_NONE;
+    for (size_t i = 0; i < n; i++)
+        if (ixs[i])
+            add_entry(s, ids[i], ixs[i], 0);
+    size_t nseg = s->n;
+    uint64_t *taken = ntails ? vl_calloc(nrows / 64 + 1, sizeof *taken) : NULL;
+    for (size_t i = 0; i < ntails; i++) {
+        add_entry(s, VL_SEG_NONE, tails[i].ix, 1);
+        map_tail(s, rs, nrows, &tails[i], taken);
     }
     size_t cap = 0;
     long last = -1;
@@ -96,18 +138,23 @@ vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const ui
             s->dead_lsn = del > s->dead_lsn ? del : s->dead_lsn;
             continue;
         }
-        uint32_t seg, seg_row;
-        vl_rowstore_location(rs, (uint32_t)r, &seg, &seg_row);
-        long k = seg == VL_SEG_NONE ? -1 : entry_of(s, seg, &last);
-        if (k >= 0 && seg_row < vl_seg_index_rows(s->entries[k].ix)) {
+        uint32_t seg_row;
+        long k = nseg ? segment_of(s, rs, r, &last, &seg_row) : -1;
+        if (k >= 0) {
             s->entries[k].map[seg_row] = (uint32_t)r;
             s->covered++;
+        } else if (taken && (taken[r / 64] >> (r % 64) & 1)) {
+            s->covered++;
+            s->tail_covered++;
         } else {
             add_range(s, &cap, r);
             s->unindexed++;
         }
     }
+    free(taken);
     drop_unused(s);
+    for (size_t i = 0; i < s->n; i++)
+        s->ntails += s->entries[i].tail;
     return s;
 }
 

@@ -19,6 +19,12 @@
  *    uses the set plus the tail covers the snapshot once.
  *  - A set belongs to one generation (rows).  CLEAR and the reclaim of dead
  *    rows replace the generation, and with it the set.
+ *  - Tail indexes (tail_index.h) are entries too, after the segments': an
+ *    index over a list of rows of the generation instead of a segment's
+ *    rows.  Each live row below base not reached through a segment index
+ *    goes to the tail index holding it, if any, else to the exact-scan
+ *    ranges; so searching entries plus ranges still covers every row once,
+ *    and search.c walks both kinds of entry alike.
  */
 #ifndef VL_CORE_INDEX_SET_H
 #define VL_CORE_INDEX_SET_H
@@ -36,7 +42,15 @@ typedef struct {
     uint32_t *map;    /* seg_row -> row of the generation, VL_ROW_NONE when not live */
     uint32_t max_row; /* the largest row in map */
     int whole;        /* every seg_row maps to a row live when the set was built */
+    int tail;         /* a tail index (tail_index.h), not a segment's */
 } vl_index_entry;
+
+/** An index over a list of rows of a generation (a tail index): its row i
+ *  is rows[i], VL_ROW_NONE when that row is gone (reclaimed). */
+typedef struct {
+    vl_seg_index *ix;
+    const uint32_t *rows;
+} vl_row_index;
 
 typedef struct {
     uint64_t lo, hi;
@@ -50,21 +64,25 @@ typedef struct vl_index_set {
     size_t n;
     vl_row_range *scan; /* live rows below base outside every index */
     size_t nscan;
-    uint64_t dead_lsn;  /* newest deletion among the rows left out: a snapshot
-                         * may use the set only at this LSN or later */
-    uint64_t deletions; /* the generation's deletion count when built (rowstore.h) */
-    uint64_t covered;   /* live rows reached through an index */
-    uint64_t unindexed; /* live rows in scan */
+    uint64_t dead_lsn;     /* newest deletion among the rows left out: a snapshot
+                            * may use the set only at this LSN or later */
+    uint64_t deletions;    /* the generation's deletion count when built (rowstore.h) */
+    uint64_t covered;      /* live rows reached through an index (tail ones included) */
+    uint64_t unindexed;    /* live rows in scan */
+    uint64_t tail_covered; /* live rows reached through a tail index */
+    size_t ntails;         /* tail entries (the last ntails of entries) */
 } vl_index_set;
 
 /**
  * Classify rows [0, nrows) of rs (writer: the owner thread, or an immutable
  * store).  ids[i] / ixs[i] for i < n: the indexes by segment id (NULL
- * entries are skipped).  Returns NULL when no index is given (everything is
- * scanned); the set takes references to the indexes it uses.
+ * entries are skipped); tails[0..ntails): tail indexes over rows of rs, whose
+ * row lists do not overlap.  Returns NULL when no index is given
+ * (everything is scanned); the set takes references to the indexes it uses.
  */
 vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const uint32_t *ids,
-                                 vl_seg_index *const *ixs, size_t n);
+                                 vl_seg_index *const *ixs, size_t n, const vl_row_index *tails,
+                                 size_t ntails);
 void vl_index_set_ref(vl_index_set *s);
 /** Thread safe; NULL is fine. */
 void vl_index_set_unref(vl_index_set *s);

@@ -47,6 +47,7 @@
 
 #include "core/engine_internal.h"
 #include "core/index_set.h"
+#include "core/tail_index.h"
 #include "storage/crc32c.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -109,9 +110,13 @@ void vl_lake_publish_indexes(vl_collection *c)
         ids[i] = l->segs[i].id;
         ixs[i] = l->segs[i].index;
     }
-    vl_index_set *s = vl_index_set_build(c->rows, atomic_load(&c->rows->nrows), ids, ixs, n);
+    size_t ntails;
+    const vl_row_index *tails = vl_tail_pieces(c, &ntails);
+    vl_index_set *s =
+        vl_index_set_build(c->rows, atomic_load(&c->rows->nrows), ids, ixs, n, tails, ntails);
     vl_index_set_unref(c->iset);
     c->iset = s;
+    vl_tail_prune(c, s);
     free(ids);
     free(ixs);
 }

@@ -26,6 +26,8 @@ void vl_options_init(vl_options *opt)
     opt->index.kind = VL_INDEX_HNSW;
     opt->index.quant = VL_QUANT_SQ8;
     opt->index_min_rows = 1024;
+    opt->tail_index_rows = 4096;
+    opt->tail_ef_construction = 32;
     opt->read_only = 0;
 }
 

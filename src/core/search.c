@@ -41,6 +41,11 @@
  *    hnsw.c).
  *  - If an index search fails (out of memory in the walk), that segment's
  *    rows are scanned exactly instead: a search never loses rows.
+ *  - The pieces that index the tail in memory (tail_index.h) are entries
+ *    of the set like segments, with a map from piece row to row, and are
+ *    searched by the same code; the set's scan ranges then hold only the
+ *    rows no piece holds yet, and the rows after its base (appended since
+ *    it was built) are scanned as before.
  */
 #include <math.h>
 #include <stdlib.h>

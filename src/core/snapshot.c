@@ -5,7 +5,8 @@
  * count and LSN current when it was opened; see rowstore.h for why that is
  * enough for a consistent view while the writer goes on.  It also pins the
  * collection's index set of that moment (index_set.h), which covers rows
- * below its base; later rows are scanned.  Searching a snapshot is
+ * below its base through segment indexes, tail pieces (tail_index.h) and
+ * exact-scan ranges; later rows are scanned.  Searching a snapshot is
  * search.c's job.
  *
  * A durable snapshot (vl_snapshot_open_durable) is the same view moved back
