@@ -13,7 +13,9 @@
 # probe and a summary: probe p99 beside the stream over the quiet probe's,
 # the stream's inserts/s, and the server's CPU seconds.
 # Environment: VL_DATASETS (../shared/datasets), SET (debian-minilm-384-cosine-20k),
-# EF (24), SECONDS (30), PROBE_N (200), METRIC (cosine), ARGS (more server flags).
+# EF (24), SECONDS (30), PROBE_N (200), METRIC (cosine), ARGS (more server flags),
+# STREAM (rewrite: the dataset's keys in place; new: copies of its rows under
+# new keys, so the collection grows and flushes pile up segments to index).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASETS=${VL_DATASETS:-../shared/datasets}
@@ -52,8 +54,10 @@ trace() { # trace NAME SERVER
   local q99; q99=$(field "$tmp/quiet" p99_ms)
   echo "$name: quiet probe p50 $(field "$tmp/quiet" p50_ms) ms p99 $q99 ms recall $(field "$tmp/quiet" recall)"
   local cpu0; cpu0=$(cpu_s "$pid")
+  local keys=(-key-offset=0 -keyspace="$rows")
+  [ "${STREAM:-rewrite}" = new ] && keys=(-key-offset="$rows" -key-prefix=n)
   bin/vexlake-bench -mode=insert -dataset="$data" -n=100000000 -concurrency=50 -pipeline=1 \
-    -key-offset=0 -keyspace="$rows" -seconds="$SECONDS_" -port="$port" >"$tmp/stream" 2>&1 &
+    "${keys[@]}" -seconds="$SECONDS_" -port="$port" >"$tmp/stream" 2>&1 &
   local spid=$!
   local t0; t0=$(date +%s.%N)
   local worst=0 p99s=()
@@ -63,11 +67,12 @@ trace() { # trace NAME SERVER
     local u ti tr ix b tb
     u=$(info_field "$port" unindexed_rows); ti=$(info_field "$port" tail_indexes)
     tr=$(info_field "$port" tail_indexed_rows); ix=$(info_field "$port" indexed_rows)
-    b=$(info_field "$port" index_builds); tb=$(info_field "$port" tail_index_builds)
+    b=$(info_field "$port" index_builds)/$(info_field "$port" index_build_running)
+    tb=$(info_field "$port" tail_index_builds)
     bin/vexlake-bench -mode=search -dataset="$data" -n="$PROBE_N" -concurrency=1 -ef="$EF" -port="$port" >"$tmp/probe" 2>&1 || true
     local p99; p99=$(field "$tmp/probe" p99_ms)
     p99s+=("$p99")
-    printf '    %s t=%4.1fs unindexed=%-6s tail_indexed=%-6s tail_indexes=%-3s indexed=%-6s builds=%s tail_builds=%s  probe p50 %s ms p99 %s ms recall %s\n' \
+    printf '    %s t=%4.1fs unindexed=%-6s tail_indexed=%-6s tail_indexes=%-3s indexed=%-6s builds/running=%s tail_builds=%s  probe p50 %s ms p99 %s ms recall %s\n' \
       "$name" "$(echo "$(date +%s.%N) - $t0" | bc)" "$u" "${tr:--}" "${ti:--}" "$ix" "$b" "${tb:--}" \
       "$(field "$tmp/probe" p50_ms)" "$p99" "$(field "$tmp/probe" recall)"
   done

@@ -196,6 +196,8 @@ vl_status vl_lake_load_index(vl_objstore *s, const vl_manifest_segment *g, const
                              uint32_t dim, vl_metric metric, vl_seg_index **out, vl_error *err);
 /** Owner: publish a new index set over c's current rows and indexes. */
 void vl_lake_publish_indexes(vl_collection *c);
+/** The same, keeping rows deleted above keep_lsn as if live (index_set.h). */
+void vl_lake_publish_indexes_keeping(vl_collection *c, uint64_t keep_lsn);
 /** Owner: start an index build for the first segment that wants an index
  *  and has none, unless one runs. */
 void vl_index_build_start(vl_engine *e);

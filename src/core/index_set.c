@@ -91,15 +91,17 @@ static void add_entry(vl_index_set *s, uint32_t seg_id, vl_seg_index *ix, int ta
 /* Map the rows of tail index t that are live and in no segment index, and
  * mark them in taken (one bit per row of the generation). */
 static void map_tail(vl_index_set *s, const vl_rowstore *rs, uint64_t nrows, const vl_row_index *t,
-                     uint64_t *taken)
+                     uint64_t *taken, uint64_t keep_lsn)
 {
     vl_index_entry *e = &s->entries[s->n - 1];
     uint32_t rows = vl_seg_index_rows(t->ix), seg_row;
     long last = -1;
     for (uint32_t i = 0; i < rows; i++) {
         uint32_t r = t->rows[i];
-        if (r == VL_ROW_NONE || r >= nrows || (taken[r / 64] >> (r % 64) & 1) ||
-            vl_rowstore_del_lsn(rs, r) || segment_of(s, rs, r, &last, &seg_row) >= 0)
+        if (r == VL_ROW_NONE || r >= nrows || (taken[r / 64] >> (r % 64) & 1))
+            continue;
+        uint64_t del = vl_rowstore_del_lsn(rs, r);
+        if ((del && del <= keep_lsn) || segment_of(s, rs, r, &last, &seg_row) >= 0)
             continue;
         e->map[i] = r;
         taken[r / 64] |= 1ull << (r % 64);
@@ -108,7 +110,7 @@ static void map_tail(vl_index_set *s, const vl_rowstore *rs, uint64_t nrows, con
 
 vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const uint32_t *ids,
                                  vl_seg_index *const *ixs, size_t n, const vl_row_index *tails,
-                                 size_t ntails)
+                                 size_t ntails, uint64_t keep_lsn)
 {
     size_t used = ntails;
     for (size_t i = 0; i < n; i++)
@@ -128,16 +130,18 @@ vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const ui
     uint64_t *taken = ntails ? vl_calloc(nrows / 64 + 1, sizeof *taken) : NULL;
     for (size_t i = 0; i < ntails; i++) {
         add_entry(s, VL_SEG_NONE, tails[i].ix, 1);
-        map_tail(s, rs, nrows, &tails[i], taken);
+        map_tail(s, rs, nrows, &tails[i], taken, keep_lsn);
     }
     size_t cap = 0;
     long last = -1;
     for (uint64_t r = 0; r < nrows; r++) {
         uint64_t del = vl_rowstore_del_lsn(rs, (uint32_t)r);
-        if (del) { /* dead for every snapshot at dead_lsn or later */
+        if (del && del <= keep_lsn) { /* dead for every snapshot at dead_lsn or later */
             s->dead_lsn = del > s->dead_lsn ? del : s->dead_lsn;
             continue;
         }
+        if (del)
+            s->deletions = UINT64_MAX; /* kept: mapped rows are not all live */
         uint32_t seg_row;
         long k = nseg ? segment_of(s, rs, r, &last, &seg_row) : -1;
         if (k >= 0) {

@@ -19,6 +19,12 @@
  *    uses the set plus the tail covers the snapshot once.
  *  - A set belongs to one generation (rows).  CLEAR and the reclaim of dead
  *    rows replace the generation, and with it the set.
+ *  - A set built with keep_lsn below the newest deletion keeps the rows
+ *    deleted above it as if live, so a durable snapshot (snapshot.c) that
+ *    lags the writer by an fsync can still use it instead of waiting for
+ *    the fsync; the search then always filters (deletions UINT64_MAX).
+ *    Tail pieces publish a set every few hundred ms under a stream, each
+ *    with deletions a moment old, so they build with keep_lsn = durable.
  *  - Tail indexes (tail_index.h) are entries too, after the segments': an
  *    index over a list of rows of the generation instead of a segment's
  *    rows.  Each live row below base not reached through a segment index
@@ -66,7 +72,8 @@ typedef struct vl_index_set {
     size_t nscan;
     uint64_t dead_lsn;     /* newest deletion among the rows left out: a snapshot
                             * may use the set only at this LSN or later */
-    uint64_t deletions;    /* the generation's deletion count when built (rowstore.h) */
+    uint64_t deletions;    /* the generation's deletion count when built (rowstore.h);
+                            * UINT64_MAX when a dead row was kept (keep_lsn) */
     uint64_t covered;      /* live rows reached through an index (tail ones included) */
     uint64_t unindexed;    /* live rows in scan */
     uint64_t tail_covered; /* live rows reached through a tail index */
@@ -77,12 +84,15 @@ typedef struct vl_index_set {
  * Classify rows [0, nrows) of rs (writer: the owner thread, or an immutable
  * store).  ids[i] / ixs[i] for i < n: the indexes by segment id (NULL
  * entries are skipped); tails[0..ntails): tail indexes over rows of rs, whose
- * row lists do not overlap.  Returns NULL when no index is given
- * (everything is scanned); the set takes references to the indexes it uses.
+ * row lists do not overlap.  Rows deleted above keep_lsn are classified as
+ * if live (a durable snapshot at keep_lsn still sees them; UINT64_MAX: none
+ * is), so the set's dead_lsn stays at or below keep_lsn.  Returns NULL when
+ * no index is given (everything is scanned); the set takes references to
+ * the indexes it uses.
  */
 vl_index_set *vl_index_set_build(const vl_rowstore *rs, uint64_t nrows, const uint32_t *ids,
                                  vl_seg_index *const *ixs, size_t n, const vl_row_index *tails,
-                                 size_t ntails);
+                                 size_t ntails, uint64_t keep_lsn);
 void vl_index_set_ref(vl_index_set *s);
 /** Thread safe; NULL is fine. */
 void vl_index_set_unref(vl_index_set *s);

@@ -28,6 +28,9 @@
  *    collection whose index parameters changed from flat) is simply a
  *    segment without an index: the same build picks it up.  A damaged file
  *    is never patched in place.
+ *  - With tail indexes on (tail_index.h), a segment already a fifth
+ *    deleted gets no build: compaction rewrites it soon, and its live rows
+ *    are in tail pieces meanwhile.
  *  - While a build runs, GC keeps every index file (the new one is not
  *    referenced yet) and the segment being read; it counts files in the
  *    in-memory head as referenced.  A close lists what was built.
@@ -102,6 +105,11 @@ vl_status vl_lake_load_index(vl_objstore *s, const vl_manifest_segment *g, const
 
 void vl_lake_publish_indexes(vl_collection *c)
 {
+    vl_lake_publish_indexes_keeping(c, UINT64_MAX);
+}
+
+void vl_lake_publish_indexes_keeping(vl_collection *c, uint64_t keep_lsn)
+{
     const vl_lake *l = &c->lake;
     size_t n = l->head.nsegs;
     uint32_t *ids = vl_malloc((n ? n : 1) * sizeof *ids);
@@ -112,8 +120,8 @@ void vl_lake_publish_indexes(vl_collection *c)
     }
     size_t ntails;
     const vl_row_index *tails = vl_tail_pieces(c, &ntails);
-    vl_index_set *s =
-        vl_index_set_build(c->rows, atomic_load(&c->rows->nrows), ids, ixs, n, tails, ntails);
+    vl_index_set *s = vl_index_set_build(c->rows, atomic_load(&c->rows->nrows), ids, ixs, n, tails,
+                                         ntails, keep_lsn);
     vl_index_set_unref(c->iset);
     c->iset = s;
     vl_tail_prune(c, s);
@@ -175,10 +183,21 @@ static void *build_main(void *arg)
     return NULL;
 }
 
+/* A segment with a fifth of its rows deleted (committed or not) is rewritten
+ * by the next compaction or dropped by the next flush: with tail indexes
+ * on, its live rows are reached through them meanwhile, and a build for it
+ * would be thrown away (under a stream that rewrites keys in place every
+ * segment is dead within seconds, and such builds kept a core busy). */
+static int doomed(const vl_engine *e, const vl_lake_segment *g, uint64_t rows)
+{
+    return e->opt.tail_index_rows && (g->ndeleted + g->npending) * 5 >= rows;
+}
+
 static int wants_index(const vl_engine *e, const vl_collection *c, size_t i)
 {
-    return !c->lake.segs[i].index &&
-           vl_seg_index_wanted(&c->index, c->lake.head.segs[i].rows, e->opt.index_min_rows);
+    uint64_t rows = c->lake.head.segs[i].rows;
+    return !c->lake.segs[i].index && !doomed(e, &c->lake.segs[i], rows) &&
+           vl_seg_index_wanted(&c->index, rows, e->opt.index_min_rows);
 }
 
 /* A loaded index whose file is of an older format: written anew. */

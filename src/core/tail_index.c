@@ -309,7 +309,7 @@ static int adopt(vl_engine *e, struct vl_tail_build *b)
     if (t->next < b->next)
         t->next = b->next;
     e->tail_builds++;
-    vl_lake_publish_indexes(c);
+    vl_lake_publish_indexes_keeping(c, vl_durable_lsn(e)); /* durable readers never wait */
     return 1;
 }
 

@@ -112,8 +112,8 @@ void vl_version_load_run(vl_version_load *l)
     vl_manifest_free(&m);
     if (l->st != VL_OK)
         return;
-    l->iset =
-        vl_index_set_build(l->rows, atomic_load(&l->rows->nrows), vi.ids, vi.ixs, vi.n, NULL, 0);
+    l->iset = vl_index_set_build(l->rows, atomic_load(&l->rows->nrows), vi.ids, vi.ixs, vi.n, NULL,
+                                 0, UINT64_MAX);
     l->loads = vi.loads;
     vl_version_indexes_free(&vi);
 }

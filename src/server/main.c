@@ -104,6 +104,9 @@ static void usage(FILE *f)
             "  --hnsw-ef-construction N       HNSW build beam, 1..4096 (default 200)\n"
             "  --ivf-lists N                  IVF lists per segment, up to 65536 (default\n"
             "                                 0: chosen from the segment's row count)\n"
+            "  --tail-index-rows N            rows per in-memory index over rows no segment\n"
+            "                                 index covers yet, up to 65536 (default 4096;\n"
+            "                                 0: scan them all exactly)\n"
             "  --read-only                    a follower: serve the newest version in\n"
             "                                 --storage plus the writer's WAL, and follow\n"
             "                                 both; writes get -READONLY (--dir is the\n"
@@ -223,6 +226,7 @@ static const flag flags[] = {
     {"--hnsw-m", INT_FLAG, 2, 128, FIELD(index.hnsw_m)},
     {"--hnsw-ef-construction", INT_FLAG, 1, 4096, FIELD(index.hnsw_ef_construction)},
     {"--ivf-lists", INT_FLAG, 0, 65536, FIELD(index.ivf_lists)},
+    {"--tail-index-rows", INT_FLAG, 0, 65536, FIELD(tail_index_rows)},
     {"--follow-interval-ms", INT_FLAG, 100, 3600000, FIELD(follow_interval_ms)},
 };
 

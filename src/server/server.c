@@ -64,6 +64,7 @@ void vl_config_defaults(vl_config *cfg)
     cfg->flush_seconds = (int)o.flush_seconds;
     cfg->retain_versions = (int)o.retain_versions;
     cfg->compact_segments = (int)o.compact_segments;
+    cfg->tail_index_rows = (int)o.tail_index_rows;
     cfg->index = o.index;
     cfg->maxmemory_clients = VL_DEFAULT_MAXMEMORY_CLIENTS;
     cfg->client_query_buffer_limit = VL_DEFAULT_QUERY_BUFFER_LIMIT;
@@ -236,6 +237,7 @@ static int open_engine(const vl_config *cfg)
     opt.flush_seconds = (uint32_t)cfg->flush_seconds;
     opt.retain_versions = (uint32_t)cfg->retain_versions;
     opt.compact_segments = (uint32_t)cfg->compact_segments;
+    opt.tail_index_rows = (uint32_t)cfg->tail_index_rows;
     opt.open_previous_on_damage = cfg->open_previous_on_damage;
     opt.wal_truncate_damaged = cfg->wal_truncate_damaged;
     opt.max_memory = cfg->maxmemory;

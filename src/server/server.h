@@ -37,6 +37,7 @@ typedef struct {
     int flush_seconds;
     int retain_versions;
     int compact_segments;
+    int tail_index_rows; /* rows per in-memory tail index (vl_options; 0: none) */
     int open_previous_on_damage;
     int wal_truncate_damaged;
     int tls_port; /* 0: no TLS listener */

@@ -4,7 +4,8 @@
  * across indexed segments, tail pieces, rows still waiting for a piece,
  * deletes and overwrites returns exactly what EXACT returns; snapshots
  * keep seeing their rows while pieces are built, adopted and renumbered by
- * a reclaim of dead rows; time travel next to pieces; searches on other
+ * a reclaim of dead rows; a durable snapshot right after a piece; no build
+ * for a segment a fifth deleted; time travel next to pieces; searches on other
  * threads while pieces are built (under ASan in make test). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -145,6 +146,46 @@ static void test_snapshots_around_pieces(void **state)
     vl_test_rmtree(t.dir);
 }
 
+/* A piece published while deletions are not durable yet keeps their rows
+ * for a durable snapshot: the snapshot stays at the durable LSN (it does
+ * not fall back to the newest change, whose reader would wait for the
+ * fsync) and still sees the deleted rows. */
+static void test_durable_snapshot_after_a_piece(void **state)
+{
+    (void)state;
+    vl_test_dir t;
+    assert_true(vl_test_tmpdir(t.dir, sizeof t.dir, "taildur") != NULL);
+    vl_options o = tail_options();
+    o.deferred_sync = 1;
+    vl_engine *e = ix_open(t.dir, &o);
+    vl_error err;
+    ix_put_range(e, 0, 40, 0);
+    assert_int_equal(vl_sync(e, &err), VL_OK);
+    uint64_t durable = vl_durable_lsn(e);
+    ix_delete_range(e, 0, 10); /* not durable */
+    settle(e);                 /* pieces (rows 10..41) publish a set */
+    assert_true(info_of(e).tail_indexes >= 1);
+    assert_int_equal(vl_durable_lsn(e), durable);
+    vl_snapshot *s = vl_snapshot_open_durable(e, IX_COLL);
+    assert_int_equal(vl_snapshot_lsn(s), durable);
+    float q[IX_DIM];
+    ix_vector(3, 0, q);
+    vl_hit hits[64];
+    uint32_t n;
+    assert_int_equal(vl_snapshot_search(s, q, IX_DIM, 64, hits, &n, &err), VL_OK);
+    assert_int_equal(n, 40);
+    assert_true(hits[0].keylen == 4 && memcmp(hits[0].key, "k003", 4) == 0);
+    vl_snapshot_close(s);
+    assert_int_equal(vl_sync(e, &err), VL_OK);
+    s = vl_snapshot_open_durable(e, IX_COLL);
+    assert_int_equal(vl_snapshot_search(s, q, IX_DIM, 64, hits, &n, &err), VL_OK);
+    assert_int_equal(n, 30);
+    vl_snapshot_close(s);
+    assert_same_queries(e, 5000, 10);
+    vl_close(e);
+    vl_test_rmtree(t.dir);
+}
+
 /* Time travel beside pieces: VERSION n searches that version's rows,
  * while the newest rows are reached through pieces. */
 static void test_time_travel_beside_pieces(void **state)
@@ -211,6 +252,34 @@ static void test_pieces_survive_reclaim(void **state)
     assert_same_queries(e, 7000, 30);
     vl_close(e);
     vl_test_rmtree(t.dir);
+}
+
+/* A segment a fifth deleted before its build starts gets none while tail
+ * indexes are on (its live rows are in pieces; compaction rewrites it),
+ * and gets one with them off. */
+static void test_no_build_for_a_doomed_segment(void **state)
+{
+    (void)state;
+    for (int tails = 1; tails >= 0; tails--) {
+        vl_test_dir t;
+        assert_true(vl_test_tmpdir(t.dir, sizeof t.dir, "taildoom") != NULL);
+        vl_options o = tail_options();
+        o.tail_index_rows = tails ? PIECE : 0;
+        vl_engine *e = ix_open(t.dir, &o);
+        ix_put_range(e, 0, 100, 0);
+        ix_save(e);
+        ix_delete_range(e, 10, 30);
+        settle(e);
+        vl_engine_stats st;
+        vl_engine_stats_get(e, &st);
+        vl_collection_info info = info_of(e);
+        assert_int_equal(st.index_builds, tails ? 0 : 1);
+        assert_int_equal(info.tail_indexed_rows, tails ? 80 : 0);
+        assert_int_equal(info.unindexed_rows, 0);
+        assert_same_queries(e, 5000, 10);
+        vl_close(e);
+        vl_test_rmtree(t.dir);
+    }
 }
 
 /* ---- searches on other threads while pieces are built --------------------- */
@@ -287,8 +356,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_search_equals_exact_with_pieces),
         cmocka_unit_test(test_snapshots_around_pieces),
+        cmocka_unit_test(test_durable_snapshot_after_a_piece),
         cmocka_unit_test(test_time_travel_beside_pieces),
         cmocka_unit_test(test_pieces_survive_reclaim),
+        cmocka_unit_test(test_no_build_for_a_doomed_segment),
         cmocka_unit_test(test_searches_during_piece_builds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
