@@ -79,17 +79,18 @@ struct vl_index_build {
 vl_status vl_lake_load_index(vl_objstore *s, const vl_manifest_segment *g, const float *vecs,
                              uint32_t dim, vl_metric metric, vl_seg_index **out, vl_error *err)
 {
-    void *data;
+    const void *data;
     size_t len;
+    int mapped;
     *out = NULL;
-    vl_status st = vl_obj_get(s, g->idx.name, &data, &len, err);
+    vl_status st = vl_obj_read(s, g->idx.name, &data, &len, &mapped, err);
     if (st == VL_ERR_NOTFOUND)
         return vl_fail(err, VL_ERR_CORRUPT, "%s: missing (the manifest references it)",
                        g->idx.name);
     if (st != VL_OK)
         return st;
     if (len != g->idx.bytes || vl_crc32c(0, data, len) != g->idx.crc32c) {
-        free(data);
+        vl_obj_release(s, data, len, mapped);
         return vl_fail(err, VL_ERR_CORRUPT,
                        "%s: damaged (size or CRC-32C differs from the manifest's record)",
                        g->idx.name);
@@ -97,7 +98,7 @@ vl_status vl_lake_load_index(vl_objstore *s, const vl_manifest_segment *g, const
     vl_error derr;
     st = vl_seg_index_decode(g->idx.kind, data, len, vecs, (uint32_t)g->rows, dim, metric, out,
                              &derr);
-    free(data);
+    vl_obj_release(s, data, len, mapped);
     if (st != VL_OK)
         return vl_fail(err, VL_ERR_CORRUPT, "%s: %s", g->idx.name, derr.msg);
     return VL_OK;

@@ -74,14 +74,30 @@ void vl_rowstore_unref(vl_rowstore *rs)
 /* A chunk's vectors of 2 MiB or more start on a 2 MiB boundary and ask for
  * transparent huge pages: an exact scan streams them, and with 4 KiB pages
  * TLB misses held it to about 55% of a plain read's bandwidth (with huge
- * pages about 95%; bench/kernels_bench.c). */
+ * pages about 95%; bench/kernels_bench.c).  They ask once the chunk is
+ * full (advise_full), not before its first write: then the kernel's
+ * khugepaged collapses the filled pages later, off the writer's path,
+ * instead of zeroing every 2 MiB page as it is first touched, only for
+ * the rows to overwrite it.  On this VM that zeroing of fresh huge pages
+ * was 30-45% of a server start's CPU (perf; with the same change to the
+ * HNSW arrays a load fills, hnsw_io.c, a start at 200k x 384 took 0.68x
+ * the CPU, bench/results/2026-12-02-startup.md).  A chunk keeps 4 KiB
+ * pages, and an exact scan over it their speed, until khugepaged gets to
+ * it (at its default pace, 16 MB per 10 s). */
 static float *alloc_vectors(size_t bytes)
 {
     void *p = NULL;
     if (bytes < HUGE_PAGE || posix_memalign(&p, HUGE_PAGE, bytes) != 0)
         return vl_aligned_alloc(bytes);
-    madvise(p, bytes, MADV_HUGEPAGE); /* advice only: no THP is fine too */
     return p;
+}
+
+/* Ask for huge pages once the chunk is full (see alloc_vectors). */
+static void advise_full(const vl_chunk *c, uint32_t dim)
+{
+    size_t bytes = (size_t)VL_CHUNK_ROWS * dim * sizeof(float);
+    if (bytes >= HUGE_PAGE)
+        madvise(c->vecs, bytes, MADV_HUGEPAGE); /* advice only: no THP is fine too */
 }
 
 static vl_chunk *new_chunk(uint32_t dim)
@@ -149,6 +165,8 @@ uint32_t vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const 
     c->seg_id[slot] = seg_id;
     c->seg_row[slot] = seg_row;
     atomic_store_explicit(&c->del_lsn[slot], 0, memory_order_relaxed);
+    if (slot == VL_CHUNK_ROWS - 1)
+        advise_full(c, dim);
     uint32_t prev =
         vl_keymap_set(&rs->map, key, keylen, vl_keymap_hash(key, keylen), (uint32_t)row);
     atomic_store_explicit(&rs->nrows, row + 1, memory_order_release);

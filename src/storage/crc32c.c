@@ -13,6 +13,16 @@
  *     and vl_crc32c(0, "123456789", 9) == 0xE3069283.
  *  4. Multi-byte loads go through memcpy, so unaligned input is fine under
  *     UBSan and on strict-alignment machines.
+ *  5. The SSE4.2 path runs three independent crc32 chains over three
+ *     adjacent lanes of LANE bytes and joins them: the instruction has a
+ *     latency of 3 cycles and a throughput of 1, so one chain uses a third
+ *     of it.  The register is linear in its input, so the CRC over
+ *     A || B || C is shift(shift(crc(A)) ^ crc0(B)) ^ crc0(C), crc0 started
+ *     from a zero register and shift() advancing a register over LANE zero
+ *     bytes, which four 256-entry tables apply (built once from the same
+ *     instruction).  At a 1M x 384 server start, which checks 3.9 GB of
+ *     segment, index file and vectors, the single chain was 10% of the
+ *     CPU.
  */
 #include "storage/crc32c.h"
 
@@ -80,10 +90,46 @@ uint32_t vl_crc32c_portable(uint32_t crc, const void *data, size_t len)
 }
 
 #ifdef VL_CRC_HAVE_SSE42
+enum { LANE = 4096 };                /* bytes per lane; a block is 3 lanes */
+static uint32_t shift_table[4][256]; /* byte i of a register, advanced over LANE zeros */
+static pthread_once_t shift_once = PTHREAD_ONCE_INIT;
+
+__attribute__((target("sse4.2"))) static void shift_build(void)
+{
+    for (int i = 0; i < 4; i++)
+        for (uint32_t b = 0; b < 256; b++) {
+            uint64_t c = (uint64_t)b << (8 * i);
+            for (int k = 0; k < LANE / 8; k++)
+                c = _mm_crc32_u64(c, 0);
+            shift_table[i][b] = (uint32_t)c;
+        }
+}
+
+static uint64_t shift_lane(uint64_t c)
+{
+    return shift_table[0][c & 0xFF] ^ shift_table[1][(c >> 8) & 0xFF] ^
+           shift_table[2][(c >> 16) & 0xFF] ^ shift_table[3][(c >> 24) & 0xFF];
+}
+
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const void *data, size_t len)
 {
     const unsigned char *p = data;
     uint64_t c = ~crc;
+    if (len >= 3 * LANE)
+        pthread_once(&shift_once, shift_build);
+    for (; len >= 3 * LANE; p += 3 * LANE, len -= 3 * LANE) {
+        uint64_t a = c, b = 0, d = 0;
+        for (size_t i = 0; i < LANE; i += 8) {
+            uint64_t va, vb, vd;
+            memcpy(&va, p + i, 8);
+            memcpy(&vb, p + LANE + i, 8);
+            memcpy(&vd, p + 2 * LANE + i, 8);
+            a = _mm_crc32_u64(a, va);
+            b = _mm_crc32_u64(b, vb);
+            d = _mm_crc32_u64(d, vd);
+        }
+        c = shift_lane(shift_lane(a) ^ b) ^ d;
+    }
     while (len >= 8) {
         uint64_t v;
         memcpy(&v, p, sizeof v);

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "vexlake.h"
 
@@ -42,6 +43,15 @@ typedef struct {
     /** VL_ERR_NOTFOUND when absent. */
     vl_status (*del)(vl_objstore *s, const char *name, vl_error *err);
     void (*close)(vl_objstore *s);
+    /** Optional (NULL: use get): the whole object mapped read-only, valid
+     *  until unmap(data, len) even if the object is deleted meanwhile
+     *  (objects are never changed in place).  For backends whose objects
+     *  are files: a large object is then read without a copy into fresh
+     *  memory.  May fail where get would not (an empty object): callers
+     *  fall back to get.  Used through vl_obj_read. */
+    vl_status (*map)(vl_objstore *s, const char *name, const void **data, size_t *len,
+                     vl_error *err);
+    void (*unmap)(vl_objstore *s, const void *data, size_t len);
 } vl_objstore_ops;
 
 struct vl_objstore {
@@ -84,6 +94,29 @@ static inline vl_status vl_obj_get_range(vl_objstore *s, const char *name, uint6
                                          void *buf, size_t *got, vl_error *err)
 {
     return s->ops->get_range(s, name, off, n, buf, got, err);
+}
+/** A whole object for reading: mapped when the backend can (*mapped = 1),
+ *  else fetched with get (*mapped = 0); hand all four back to
+ *  vl_obj_release. */
+static inline vl_status vl_obj_read(vl_objstore *s, const char *name, const void **d, size_t *n,
+                                    int *mapped, vl_error *err)
+{
+    *mapped = 0;
+    if (s->ops->map && s->ops->map(s, name, d, n, NULL) == VL_OK) {
+        *mapped = 1;
+        return VL_OK;
+    }
+    void *got;
+    vl_status st = s->ops->get(s, name, &got, n, err);
+    *d = st == VL_OK ? got : NULL;
+    return st;
+}
+static inline void vl_obj_release(vl_objstore *s, const void *d, size_t n, int mapped)
+{
+    if (mapped)
+        s->ops->unmap(s, d, n);
+    else
+        free((void *)d);
 }
 static inline vl_status vl_obj_list(vl_objstore *s, const char *prefix, vl_objinfo **out, size_t *n,
                                     vl_error *err)

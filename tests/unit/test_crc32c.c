@@ -83,6 +83,27 @@ static void test_portable_equals_dispatch(void **state)
     free(buf);
 }
 
+/* Buffers long enough for the hardware path's three-lane blocks (12 KiB
+ * each), at odd lengths and offsets, split anywhere. */
+static void test_long_buffers_equal_portable(void **state)
+{
+    (void)state;
+    enum { MAXLEN = 100000 };
+    unsigned char *buf = malloc(MAXLEN + 16);
+    assert_non_null(buf);
+    fill_random(buf, MAXLEN + 16, 9);
+    for (size_t align = 0; align < 16; align += 5)
+        for (size_t len = 12000; len <= MAXLEN; len += 4099) {
+            uint32_t init = len & 1 ? 0 : 0x12345678u;
+            uint32_t want = vl_crc32c_portable(init, buf + align, len);
+            assert_int_equal(vl_crc32c(init, buf + align, len), want);
+            size_t cut = len / 3 + align;
+            assert_int_equal(
+                vl_crc32c(vl_crc32c(init, buf + align, cut), buf + align + cut, len - cut), want);
+        }
+    free(buf);
+}
+
 static void test_detects_single_bit_flips(void **state)
 {
     (void)state;
@@ -103,6 +124,7 @@ int main(void)
         cmocka_unit_test(test_rfc3720_vectors),
         cmocka_unit_test(test_chaining),
         cmocka_unit_test(test_portable_equals_dispatch),
+        cmocka_unit_test(test_long_buffers_equal_portable),
         cmocka_unit_test(test_detects_single_bit_flips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -101,8 +101,8 @@ static void s_close(vl_objstore *s)
     free(s);
 }
 
-static const vl_objstore_ops spy_ops = {s_put,  s_put_if_absent, s_get,  s_get_range,
-                                        s_list, s_del,           s_close};
+static const vl_objstore_ops spy_ops = {s_put, s_put_if_absent, s_get, s_get_range, s_list,
+                                        s_del, s_close,         NULL,  NULL};
 
 /* ---- fixture: a bucket directory, a writer and a follower ---------------- */
 

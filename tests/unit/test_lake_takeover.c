@@ -87,8 +87,8 @@ static void h_close(vl_objstore *s)
     (void)s; /* the fixture closes the real store */
 }
 
-static const vl_objstore_ops hooked_ops = {h_put,  h_put_if_absent, h_get,  h_get_range,
-                                           h_list, h_del,           h_close};
+static const vl_objstore_ops hooked_ops = {h_put, h_put_if_absent, h_get, h_get_range, h_list,
+                                           h_del, h_close,         NULL,  NULL};
 
 /* ---- fixture: one prefix, three node directories -------------------------- */
 

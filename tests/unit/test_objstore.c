@@ -104,6 +104,37 @@ static void test_error_has_context(void **state)
     assert_non_null(strstr(err.msg, "put file/child"));
 }
 
+/* vl_obj_read maps a local object (the bytes get returns, still readable
+ * after the object is deleted or replaced); an empty one, which cannot be
+ * mapped, and a missing one go through get. */
+static void test_read_maps_local_objects(void **state)
+{
+    fixture *f = *state;
+    vl_error err;
+    enum { N = 3 * 4096 + 5 };
+    char *big = malloc(N);
+    for (size_t i = 0; i < N; i++)
+        big[i] = (char)(i * 7);
+    assert_int_equal(vl_obj_put(f->s, "seg/a", big, N, &err), VL_OK);
+    assert_int_equal(vl_obj_put(f->s, "seg/empty", "", 0, &err), VL_OK);
+    const void *d;
+    size_t n;
+    int mapped;
+    assert_int_equal(vl_obj_read(f->s, "seg/a", &d, &n, &mapped, &err), VL_OK);
+    assert_int_equal(mapped, 1);
+    assert_int_equal(n, N);
+    assert_int_equal(vl_obj_put(f->s, "seg/a", "other", 5, &err), VL_OK);
+    assert_int_equal(vl_obj_del(f->s, "seg/a", &err), VL_OK);
+    assert_memory_equal(d, big, N);
+    vl_obj_release(f->s, d, n, mapped);
+    assert_int_equal(vl_obj_read(f->s, "seg/empty", &d, &n, &mapped, &err), VL_OK);
+    assert_int_equal(mapped, 0);
+    assert_int_equal(n, 0);
+    vl_obj_release(f->s, d, n, mapped);
+    assert_int_equal(vl_obj_read(f->s, "seg/none", &d, &n, &mapped, &err), VL_ERR_NOTFOUND);
+    free(big);
+}
+
 static vl_objstore *fixture_store(void **state)
 {
     return ((fixture *)*state)->s;
@@ -118,6 +149,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_temp_files_removed_on_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_creates_nested_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_has_context, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_maps_local_objects, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,8 +68,8 @@ static void c_close(vl_objstore *s)
     vl_obj_close(as_counting(s)->local);
     free(s);
 }
-static const vl_objstore_ops counting_ops = {c_put,  c_put_if_absent, c_get,  c_get_range,
-                                             c_list, c_del,           c_close};
+static const vl_objstore_ops counting_ops = {c_put, c_put_if_absent, c_get, c_get_range, c_list,
+                                             c_del, c_close,         NULL,  NULL};
 
 typedef struct {
     char dir[64];   /* the inner store lives in dir/store, the cache in dir/cache */

@@ -87,8 +87,8 @@ static void f_close(vl_objstore *s)
     (void)s; /* the fixture closes the real store */
 }
 
-static const vl_objstore_ops faulty_ops = {f_put,  f_put_if_absent, f_get,  f_get_range,
-                                           f_list, f_del,           f_close};
+static const vl_objstore_ops faulty_ops = {f_put, f_put_if_absent, f_get, f_get_range, f_list,
+                                           f_del, f_close,         NULL,  NULL};
 
 /* ---- fixture -------------------------------------------------------------- */
 

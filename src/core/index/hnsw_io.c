@@ -32,6 +32,12 @@
  *    that vl_hnsw_set_vector_source would free right after (4 x dim bytes
  *    per row of fresh memory at every start: 1.5 GB at 1M x 384, whose
  *    first-touch page faults were most of a start's CPU on this VM).
+ *  - The arrays a load fills whole (SQ8 codes, layer-0 lists) ask for
+ *    huge pages only once filled, as hnsw.c's walk wants them: advised
+ *    before, each fresh 2 MiB page is zeroed by the kernel on first touch
+ *    and then overwritten, which on this VM cost about twice a 4 KiB
+ *    page's fault per byte; advised after, khugepaged collapses them later
+ *    (the row store does the same for its chunks, rowstore.c).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -348,7 +354,6 @@ static void *alloc_walk_array(size_t bytes)
         return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (posix_memalign(&p, HUGE_PAGE, bytes) != 0)
         return NULL;
-    madvise(p, bytes, MADV_HUGEPAGE); /* advice only */
     return p;
 }
 
@@ -382,6 +387,8 @@ static vl_status load_codes(vl_hnsw *h, const uint8_t *body, cursor *c, vl_error
         h->sq_scale[r] = s;
     }
     c->p = c->end;
+    if (cap * h->dim >= HUGE_PAGE)
+        madvise(h->codes, cap * h->dim, MADV_HUGEPAGE); /* filled: khugepaged may collapse it */
     return VL_OK;
 }
 
@@ -436,6 +443,9 @@ static vl_status load(const uint8_t *buf, size_t len, const float *vectors,
     if ((st = create(&hd, count, dim, over ? &rows : NULL, &h, err)) != VL_OK)
         return st;
     cursor c = {buf + HNSW_HEADER, buf + len - 4};
+    size_t lbytes = (size_t)h->cap * vl_hnsw_stride0(h) * sizeof(uint32_t);
+    if (lbytes >= HUGE_PAGE)
+        madvise(h->links0, lbytes, MADV_NOHUGEPAGE); /* until filled */
     st = load_levels(h, &c, err);
     for (uint32_t r = 0; st == VL_OK && r < count; r++)
         if (!take_list(&c, h, r, 0, vl_hnsw_list(h, r, 0), err))
@@ -444,6 +454,8 @@ static vl_status load(const uint8_t *buf, size_t len, const float *vectors,
         for (uint32_t lc = 1; st == VL_OK && lc <= h->levels[r]; lc++)
             if (!take_list(&c, h, r, lc, vl_hnsw_list(h, r, lc), err))
                 st = VL_ERR_CORRUPT;
+    if (lbytes >= HUGE_PAGE)
+        madvise(h->links0, lbytes, MADV_HUGEPAGE);
     int coded = hd.version >= 2 && hd.quant != VL_HNSW_QUANT_NONE;
     if (st == VL_OK && coded) {
         h->sq_lo = hd.lo;
