@@ -236,6 +236,13 @@ vl_status vl_lake_job_commit(vl_lake_job *j, vl_manifest *m);
  *  store cannot tell. */
 vl_status vl_lake_settle_commit(vl_engine *e, vl_collection *c, vl_error *err);
 void vl_lake_job_free(vl_lake_job *j);
+/** A background thread's last step (lake job, index build, tail piece):
+ *  set done, then wake the owner's loop through the engine's eventfd. */
+void vl_background_signal(atomic_int *done, int job_fd);
+/** Owner: join a background thread that ends with vl_background_signal.
+ *  Without wait, 0 (nothing joined) while it still runs; with wait, it is
+ *  asked to cancel first.  1 once joined. */
+int vl_background_join(pthread_t thread, atomic_int *done, atomic_int *cancel, int wait);
 /** Run j in a background thread (threaded) or right here; either way the
  *  result is applied by vl_lake_job_finish on the owner thread. */
 void vl_lake_job_start(vl_engine *e, vl_lake_job *j, int threaded);

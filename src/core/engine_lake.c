@@ -126,6 +126,24 @@ int vl_background_fd(const vl_engine *e)
     return e->job_fd;
 }
 
+void vl_background_signal(atomic_int *done, int job_fd)
+{
+    atomic_store(done, 1);
+    uint64_t one = 1;
+    ssize_t ignored = write(job_fd, &one, sizeof one);
+    (void)ignored;
+}
+
+int vl_background_join(pthread_t thread, atomic_int *done, atomic_int *cancel, int wait)
+{
+    if (!wait && !atomic_load(done))
+        return 0;
+    if (wait)
+        atomic_store(cancel, 1);
+    pthread_join(thread, NULL);
+    return 1;
+}
+
 void vl_background_poll(vl_engine *e)
 {
     uint64_t n;

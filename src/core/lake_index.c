@@ -177,10 +177,7 @@ static void *build_main(void *arg)
         if (b->st == VL_OK)
             b->st = store_index(b);
     }
-    atomic_store(&b->done, 1);
-    uint64_t one = 1;
-    ssize_t ignored = write(b->job_fd, &one, sizeof one);
-    (void)ignored;
+    vl_background_signal(&b->done, b->job_fd);
     return NULL;
 }
 
@@ -286,11 +283,8 @@ static int adopt_build(vl_engine *e, struct vl_index_build *b)
 void vl_index_build_finish(vl_engine *e, int wait)
 {
     struct vl_index_build *b = e->build;
-    if (!b || (!wait && !atomic_load(&b->done)))
+    if (!b || !vl_background_join(b->thread, &b->done, &b->cancel, wait))
         return;
-    if (wait)
-        atomic_store(&b->cancel, 1);
-    pthread_join(b->thread, NULL);
     e->build = NULL;
     if (b->st == VL_OK) {
         adopt_build(e, b);

@@ -50,10 +50,7 @@ static void *thread_main(void *arg)
 {
     vl_engine *e = arg;
     run(e->job);
-    atomic_store(&e->job->done, 1);
-    uint64_t one = 1;
-    ssize_t ignored = write(e->job_fd, &one, sizeof one);
-    (void)ignored;
+    vl_background_signal(&e->job->done, e->job_fd);
     return NULL;
 }
 

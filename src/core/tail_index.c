@@ -205,10 +205,7 @@ static void *build_main(void *arg)
     b->st =
         vl_seg_index_build(&b->params, b->metric, vecs, b->n, b->dim, &b->cancel, &b->ix, &b->err);
     free(vecs);
-    atomic_store(&b->done, 1);
-    uint64_t one = 1;
-    ssize_t ignored = write(b->job_fd, &one, sizeof one);
-    (void)ignored;
+    vl_background_signal(&b->done, b->job_fd);
     return NULL;
 }
 
@@ -316,11 +313,8 @@ static int adopt(vl_engine *e, struct vl_tail_build *b)
 void vl_tail_finish(vl_engine *e, int wait)
 {
     struct vl_tail_build *b = e->tail_build;
-    if (!b || (!wait && !atomic_load(&b->done)))
+    if (!b || !vl_background_join(b->thread, &b->done, &b->cancel, wait))
         return;
-    if (wait)
-        atomic_store(&b->cancel, 1);
-    pthread_join(b->thread, NULL);
     e->tail_build = NULL;
     if (b->st == VL_OK)
         adopt(e, b);
