@@ -107,55 +107,19 @@ static void rank_keys(const vl_search *x, const vl_chunk *c, uint32_t first, uin
     }
 }
 
-/* sum a_i * b_i in double, in four chains: the products are exact, and
- * unlike the one-chain reference (vl_dot_f64) it does not wait on each
- * add.  The query's norm and every winner's norm come from here, so an
- * identical vector normalises alike and scores exactly 0 under cosine. */
-static double dot_f64(const float *a, const float *b, uint32_t dim)
-{
-    double acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
-    size_t i = 0, n = dim;
-    for (; i + 4 <= n; i += 4) {
-        acc0 += (double)a[i] * (double)b[i];
-        acc1 += (double)a[i + 1] * (double)b[i + 1];
-        acc2 += (double)a[i + 2] * (double)b[i + 2];
-        acc3 += (double)a[i + 3] * (double)b[i + 3];
-    }
-    for (; i < n; i++)
-        acc0 += (double)a[i] * (double)b[i];
-    return (acc0 + acc1) + (acc2 + acc3);
-}
-
-/* sum (a_i - b_i)^2 in double, in four chains as dot_f64: the one-chain
- * reference (vl_l2sq_f64) waits on every add, and the K winners' re-score
- * at 784-d took a sixth of a search's CPU over RESP (perf, fashion-mnist,
- * 50 clients, EF 10). */
-static double l2sq_f64(const float *a, const float *b, uint32_t dim)
-{
-    double acc[4] = {0, 0, 0, 0};
-    size_t i = 0, n = dim;
-    for (; i + 4 <= n; i += 4)
-        for (size_t j = 0; j < 4; j++) {
-            double d = (double)a[i + j] - (double)b[i + j];
-            acc[j] += d * d;
-        }
-    for (; i < n; i++) {
-        double d = (double)a[i] - (double)b[i];
-        acc[0] += d * d;
-    }
-    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
-}
-
-/* The same rank key in double precision throughout (winners only). */
+/* The same rank key in double precision throughout (winners only), with
+ * the double references of kernels.h (four chains).  The query's norm and
+ * every winner's norm come from vl_dot_f64, so an identical vector
+ * normalises alike and scores exactly 0 under cosine. */
 static double precise_key(const vl_search *x, const float *v)
 {
     uint32_t dim = x->s->dim;
     switch (x->s->metric) {
-    case VL_METRIC_L2: return l2sq_f64(x->q, v, dim);
+    case VL_METRIC_L2: return vl_l2sq_f64(x->q, v, dim);
     case VL_METRIC_COSINE: {
         /* 1 - cos = |a/|a| - b/|b||^2 / 2: no cancellation near 0, and an
          * identical vector scores exactly 0 (both sides normalise alike). */
-        double iq = x->inv_qnorm, iv = 1.0 / sqrt(dot_f64(v, v, dim));
+        double iq = x->inv_qnorm, iv = 1.0 / sqrt(vl_dot_f64(v, v, dim));
         double acc[4] = {0, 0, 0, 0};
         const float *q = x->q;
         size_t i = 0, n = dim;
@@ -202,7 +166,7 @@ static vl_status check_query(const vl_snapshot *s, const float *qv, uint32_t dim
         return st;
     *inv_qnorm = 0;
     if (s->metric == VL_METRIC_COSINE) {
-        double norm = sqrt(dot_f64(qv, qv, dim));
+        double norm = sqrt(vl_dot_f64(qv, qv, dim));
         if (norm == 0)
             return vl_fail(err, VL_ERR_ARG, "zero vector has no direction (metric is cosine)");
         *inv_qnorm = 1.0 / norm;
