@@ -3,6 +3,7 @@ scale_startup.py - the start-up part of `make bench-scale` (bench/scale.sh).
 
     .venv/bin/python bench/scale_startup.py DIR [--server bin/vexlake-server]
         [--index hnsw|ivf] [--cache PATH] [--wait-rebuild]
+        [--compare OTHER-SERVER [--names A,B] [--rounds N]]
 
 DIR is a bench/scale_gen.c folder.
 
@@ -31,6 +32,17 @@ query), and the first VSEARCH answered while INFO shows every row indexed
 also gives INFO's index counters right after the first answer, one more
 VSEARCH's latency and recall@10, and the server's resident memory (VmRSS).
 Prints Markdown.  Every server it starts is stopped before it returns.
+
+--compare OTHER-SERVER: a second server binary (e.g. an older commit's,
+built in a separate clone) timed on the same cached --dir, interleaved with
+--server: each round starts both, for each kind of start, and the one that
+goes first alternates (round 0: --server first with the index files, OTHER
+first without them; round 1 the other way round ...), so a load that
+drifts during the run falls on both.  --rounds N (default 1) repeats that;
+the ratio table divides --server's median over the rounds by OTHER's, per
+kind of start.  The cache is built by --server when missing: both binaries
+must read the same files (a cache the other cannot load shows as its
+index_rebuilds > 0).  --names A,B labels the two in the tables.
 """
 from __future__ import annotations
 
@@ -267,6 +279,45 @@ def timed_start(server: Server, cache: str, drop_indexes: bool, query: bytes, tr
         server.stop()
 
 
+STARTS = (("index files present", False), ("index files deleted", True))
+RATIOS = (("first PONG", "pong"), ("server CPU until then", "pong_cpu"),
+          ("first VSEARCH answer", "first"), ("resident memory", "rss"))
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def interleaved_starts(servers: list[tuple[str, Server]], cache: str, query: bytes,
+                       truth: list[int], a) -> list[tuple[str, str, dict]]:
+    """(server name, start name, row) of every start: each round, each kind of
+    start, every server once, the first one alternating."""
+    out = []
+    for rnd in range(a.rounds):
+        for k, (start, drop) in enumerate(STARTS):
+            order = servers if (rnd + k) % 2 == 0 else servers[::-1]
+            for name, server in order:
+                out.append((name, start, timed_start(server, cache, drop, query, truth, a)))
+    return out
+
+
+def print_ratios(rows: list[tuple[str, str, dict]], names: list[str]) -> None:
+    print(f"Ratios {names[0]} / {names[1]} (medians over the rounds; below 1: {names[0]} "
+          "is faster or smaller):\n")
+    print("| start | " + " | ".join(label for label, _ in RATIOS) + " |")
+    print("|---|" + "---:|" * len(RATIOS))
+    for start, _ in STARTS:
+        cells = []
+        for _, key in RATIOS:
+            med = [median([row[key] for name, st, row in rows if name == n and st == start])
+                   for n in names]
+            cells.append(f"{med[0] / med[1]:.2f}x ({med[0]:.2f} / {med[1]:.2f})" if med[1] else "-")
+        print(f"| {start} | " + " | ".join(cells) + " |")
+    print()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset")
@@ -277,7 +328,15 @@ def main() -> int:
     ap.add_argument("--wait-rebuild", action="store_true",
                     help="after deleting the index files, also wait for the rebuild")
     ap.add_argument("--timeout", type=float, default=7200, help="bound on each wait (s)")
+    ap.add_argument("--compare", help="a second server binary, timed interleaved with --server")
+    ap.add_argument("--names", help="labels of --server and --compare, comma-separated")
+    ap.add_argument("--rounds", type=int, default=1, help="starts of each kind per server")
     a = ap.parse_args()
+    if a.rounds < 1:
+        ap.error("--rounds must be at least 1")
+    names = a.names.split(",") if a.names else [a.server] + ([a.compare] if a.compare else [])
+    if len(names) != (2 if a.compare else 1):
+        ap.error("--names takes one name per server (two with --compare)")
     a.dataset = os.path.abspath(a.dataset)
     cache = os.path.abspath(a.cache or os.path.join(a.dataset, f"server-{a.index}"))
 
@@ -289,17 +348,20 @@ def main() -> int:
     data_dir = os.path.join(work, "data")
     os.mkdir(data_dir)
     server = Server(a.server, data_dir, a.index)
+    servers = [(names[0], server)]
+    if a.compare:
+        servers.append((names[1], Server(a.compare, data_dir, a.index)))
     try:
         fig = cached(cache, server.flags)
         reused = fig is not None
         if not reused:
             shutil.rmtree(cache, ignore_errors=True)
             fig = build(server, a, cache, work)
-        rows = [("index files present", timed_start(server, cache, False, query, truth, a)),
-                ("index files deleted", timed_start(server, cache, True, query, truth, a))]
+        rows = interleaved_starts(servers, cache, query, truth, a)
     except BaseException:
-        if server.proc:
-            server.stop()
+        for _, srv in servers:
+            if srv.proc:
+                srv.stop()
         print(f"scale_startup: failed; the server's files and server.log are kept in {work}",
               file=sys.stderr)
         raise
@@ -307,6 +369,9 @@ def main() -> int:
 
     print(f"## Start-up of bin/vexlake-server (--index {a.index})\n")
     print(f"Server: `--port PORT --dir DIR {' '.join(server.flags)}`, built at {git_head()}.\n")
+    if a.compare:
+        print(f"Compared, interleaved, {a.rounds} round(s): {names[0]} = `{a.server}`, "
+              f"{names[1]} = `{a.compare}`.\n")
     n = fig["rows"]
     how = (f"reused from the cache `{cache}` (built {fig['made']} by {fig['commit']})" if reused
            else f"built now and cached in `{cache}`")
@@ -319,18 +384,23 @@ def main() -> int:
           + f".  Index files: {fig['index_files']}, {fig['index_bytes'] / 2**20:.1f} MiB.\n")
     print("Each start copies the cached --dir to a fresh folder first (warm page cache). "
           "Times are seconds from the exec.\n")
-    print("| start | first PONG (s) | server CPU until then (s) | first VSEARCH answer (s) "
+    lead = "| server " if a.compare else ""
+    print(lead + "| start | first PONG (s) | server CPU until then (s) | first VSEARCH answer (s) "
           "| VSEARCH with every row indexed (s) | next VSEARCH (ms) | recall@10 (query 0) "
           "| resident (MiB) | " + " | ".join(FIELDS) + " |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(FIELDS))
-    for name, row in rows:
+    print(("|---" if a.compare else "") + "|---|---:|---:|---:|---:|---:|---:|---:|"
+          + "---:|" * len(FIELDS))
+    for who, start, row in rows:
         if row["dropped"]:
-            name += f" ({row['dropped']} deleted)"
+            start += f" ({row['dropped']} deleted)"
         idx = "not waited" if row["indexed"] is None else f"{row['indexed']:.2f}"
-        print(f"| {name} | {row['pong']:.2f} | {row['pong_cpu']:.1f} | {row['first']:.2f} | {idx} | "
-              f"{row['latency'] * 1000:.1f} | {row['recall']:.1f} | {row['rss']:.0f} | "
+        print((f"| {who} " if a.compare else "")
+              + f"| {start} | {row['pong']:.2f} | {row['pong_cpu']:.2f} | {row['first']:.2f} | "
+              f"{idx} | {row['latency'] * 1000:.1f} | {row['recall']:.1f} | {row['rss']:.0f} | "
               + " | ".join(str(row[f]) for f in FIELDS) + " |")
     print()
+    if a.compare:
+        print_ratios(rows, names)
     return 0
 
 
