@@ -73,9 +73,11 @@ start_vl() {
   pid=$!; pids+=("$pid")
   wait_ping "$port"
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, all threads
+# Every number awk computes is printed with printf "%.0f": its print would
+# give sums above 2^31 as 4.26e+09 (OFMT), which shell arithmetic refuses.
+cpu_ticks() { awk '{printf "%.0f\n", $14 + $15}' "/proc/$1/stat"; } # utime + stime, all threads
 # Nanoseconds on CPU of the live threads of a process (finer than ticks).
-cpu_ns() { cat "/proc/$1/task/"*/schedstat 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+cpu_ns() { cat "/proc/$1/task/"*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
 # us_per OPS NS: microseconds per request
 us_per() { python3 -c "import sys; n = int(sys.argv[1]); print('%.1f' % (float(sys.argv[2]) / 1e3 / n) if n else '-')" "$1" "$2"; }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -105,6 +107,13 @@ settle() {
     fi
     sleep 0.2
   done
+}
+# reaches_recall DATASET EF: one pass over the queries with 1 client at
+# that EF reaches recall@10 >= 0.95 (on the server at $port)
+reaches_recall() {
+  bench "$tmp/sweep.out" -mode=search -dataset="$1" -concurrency=1 -ef="$2" -port="$port"
+  python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 0.95 else 1)" \
+    "$(field "$tmp/sweep.out" search recall)"
 }
 index_kind() { # what VSEARCH runs on, from INFO: "hnsw/sq8 (4500 indexed, 0 not)"
   local kind; kind=$(info_field "$1" index)
@@ -206,15 +215,27 @@ for set in $SETS; do
   nq=$(sed -n 's/.*, \([0-9]*\) queries.*/\1/p' "$tmp/load.out" | head -n 1)
   settle "$port"
   kind=$(index_kind "$port")
-  # The smallest EF reaching the recall, if VSEARCH takes EF and uses an index.
+  # The smallest EF reaching the recall, if VSEARCH takes EF and uses an
+  # index: the first of a coarse grid that reaches it, then a bisection
+  # between it and the grid point below (each step one pass over the
+  # queries with 1 client), so no search runs with more EF than it needs.
   ef_flag="" ef_shown="-"
   if [ "$kind" != "exact scan" ] && "$client" -mode=search -dataset="$ds" -n=1 -concurrency=1 -ef=10 -port="$port" >/dev/null 2>&1; then
+    ef_lo=0 ef_hi=""
     for ef in 10 16 24 32 48 64 96 128 192 256 384 512; do
-      bench "$tmp/sweep.out" -mode=search -dataset="$ds" -concurrency=1 -ef=$ef -port="$port"
-      r=$(field "$tmp/sweep.out" search recall)
-      ef_flag="-ef=$ef" ef_shown=$ef
-      python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 0.95 else 1)" "$r" && break
+      if reaches_recall "$ds" "$ef"; then ef_hi=$ef; break; fi
+      ef_lo=$ef
     done
+    if [ -n "$ef_hi" ]; then
+      [ "$ef_lo" -gt 0 ] || ef_lo=$((ef_hi - 1))
+      while [ $((ef_hi - ef_lo)) -gt 1 ]; do
+        mid=$(((ef_lo + ef_hi) / 2))
+        if reaches_recall "$ds" "$mid"; then ef_hi=$mid; else ef_lo=$mid; fi
+      done
+    else
+      ef_hi=512 # the grid's top: the recall stays below the target
+    fi
+    ef_flag="-ef=$ef_hi" ef_shown=$ef_hi
   fi
   for clients in 1 $C; do
     # Every query once with 1 client, whole passes over them with 50: the

@@ -153,8 +153,12 @@ uint32_t vl_rowstore_put(vl_rowstore *rs, const void *key, size_t keylen, const 
     uint32_t slot = (uint32_t)(row % VL_CHUNK_ROWS);
     float *dst = c->vecs + (size_t)slot * dim;
     memcpy(dst, vec, (size_t)dim * sizeof(float));
-    /* In double: 1/|v| of a tiny or huge float vector is out of float's range. */
-    double norm = sqrt(vl_dot(dst, dst, dim));
+    /* In double: 1/|v| of a tiny or huge float vector is out of float's range.
+     * Under cosine with the double reference (vl_dot_f64), so that the
+     * search's double re-score of its winners (search.c) reads it instead
+     * of summing |v|^2 again: 5% of a MiniLM search's server CPU. */
+    double norm =
+        sqrt(rs->metric == VL_METRIC_COSINE ? vl_dot_f64(dst, dst, dim) : vl_dot(dst, dst, dim));
     c->inv_norms[slot] = norm > 0 ? 1.0 / norm : 0.0;
     vl_key *k = vl_malloc(sizeof *k + keylen);
     rs->key_bytes += sizeof *k + keylen;

@@ -44,7 +44,7 @@ typedef struct {
 
 typedef struct {
     float *vecs;                             /* VL_CHUNK_ROWS * dim, 64-byte aligned */
-    double *inv_norms;                       /* 1/|v| per row, for cosine */
+    double *inv_norms;                       /* 1/|v| per row, for cosine: 1 / sqrt(vl_dot_f64) */
     vl_key **keys;                           /* per row, immutable once set */
     uint64_t *put_lsn;                       /* LSN that wrote the row */
     uint32_t *seg_id;                        /* segment holding the row, or VL_SEG_NONE */

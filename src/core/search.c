@@ -30,7 +30,15 @@
  *    (the index's own distances may be in another space, e.g. over SQ8
  *    codes), so the finish re-scores only the K winners in double, once:
  *    re-scoring every segment's hits in double as well took a fifth of a
- *    384-d cosine search's CPU (perf, 50 clients over RESP).
+ *    384-d cosine search's CPU (perf, 50 clients over RESP).  A search
+ *    whose only source of rows is one segment's index (no other entry, no
+ *    rows to scan) keys its hits with the index's own distances instead:
+ *    its at most K hits all survive the heap of K whatever their keys.
+ *  - The double re-score under cosine reads each winner's 1/|v| from the
+ *    row store (computed there at insert with the same double reference,
+ *    vl_dot_f64) instead of summing |v|^2 again: that second pass over
+ *    the winners was 5% of the server's CPU on the MiniLM sets (perf, 50
+ *    clients over RESP, debian-minilm at EF 22).
  *  - The index walk asks the filter about every row it meets.  When no row
  *    of the generation was deleted since the set was built (the deletion
  *    count the snapshot saw equals the set's), every mapped row is live and
@@ -109,17 +117,22 @@ static void rank_keys(const vl_search *x, const vl_chunk *c, uint32_t first, uin
 
 /* The same rank key in double precision throughout (winners only), with
  * the double references of kernels.h (four chains).  The query's norm and
- * every winner's norm come from vl_dot_f64, so an identical vector
- * normalises alike and scores exactly 0 under cosine. */
-static double precise_key(const vl_search *x, const float *v)
+ * every winner's norm come from vl_dot_f64 (the row's is the row store's
+ * inv_norms, computed so at insert), so an identical vector normalises
+ * alike and scores exactly 0 under cosine. */
+static double precise_key(const vl_search *x, const vl_chunk *c, uint32_t slot)
 {
     uint32_t dim = x->s->dim;
+    const float *v = c->vecs + (size_t)slot * dim;
     switch (x->s->metric) {
     case VL_METRIC_L2: return vl_l2sq_f64(x->q, v, dim);
     case VL_METRIC_COSINE: {
         /* 1 - cos = |a/|a| - b/|b||^2 / 2: no cancellation near 0, and an
-         * identical vector scores exactly 0 (both sides normalise alike). */
-        double iq = x->inv_qnorm, iv = 1.0 / sqrt(vl_dot_f64(v, v, dim));
+         * identical vector scores exactly 0 (both sides normalise alike).
+         * A stored 0 (a zero row, which cosine refuses) is recomputed. */
+        double iq = x->inv_qnorm, iv = c->inv_norms[slot];
+        if (iv == 0.0)
+            iv = 1.0 / sqrt(vl_dot_f64(v, v, dim));
         double acc[4] = {0, 0, 0, 0};
         const float *q = x->q;
         size_t i = 0, n = dim;
@@ -348,9 +361,16 @@ static void search_segment(const vl_search *x, vl_topk *top, const vl_index_entr
     vl_seg_hit *hits = vl_malloc((size_t)x->k * sizeof *hits);
     uint32_t n = 0;
     vl_error err;
+    /* The search's only source of rows: its at most k hits all stay in the
+     * heap of k whatever their keys, and the finish re-scores them, so the
+     * index's own distance serves as the key and no row is read again. */
+    int alone = x->set->n == 1 && x->scan_rows == 0;
     if (vl_seg_index_search(e->ix, x->q, x->k, x->ef, x->nprobe, &f, hits, &n, &err) == VL_OK) {
         for (uint32_t i = 0; i < n; i++)
-            push_row(x, top, ctx.dir, e->map[hits[i].seg_row]);
+            if (alone)
+                vl_topk_push(top, hits[i].dist, e->map[hits[i].seg_row]);
+            else
+                push_row(x, top, ctx.dir, e->map[hits[i].seg_row]);
     } else {
         for (uint32_t r = 0; r < vl_seg_index_rows(e->ix); r++)
             if (seg_allow(&ctx, r))
@@ -387,8 +407,8 @@ vl_status vl_search_finish(vl_search *x, vl_hit *hits, uint32_t *nhits)
     vl_chunk_dir *dir = atomic_load_explicit(&s->rows->dir, memory_order_acquire);
     for (uint32_t i = 0; i < all->n; i++) {
         uint64_t row = all->items[i].row;
-        all->items[i].dist = precise_key(x, vl_rowstore_chunk(dir, row)->vecs +
-                                                (size_t)(row % VL_CHUNK_ROWS) * s->dim);
+        all->items[i].dist =
+            precise_key(x, vl_rowstore_chunk(dir, row), (uint32_t)(row % VL_CHUNK_ROWS));
     }
     vl_topk_sort(all);
     for (uint32_t i = 0; i < all->n; i++) {

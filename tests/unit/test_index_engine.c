@@ -84,6 +84,46 @@ static void test_ivf_search_equals_exact(void **state)
     exact_equivalence(VL_INDEX_IVF, VL_QUANT_NONE, VL_MAX_NPROBE);
 }
 
+/* One indexed segment and nothing else: search.c keys its hits with the
+ * index's own distances then (code distances with SQ8) and relies on the
+ * finish to re-score and re-sort them; the answer is still EXACT's, hits
+ * and scores, under L2 and cosine, with and without SQ8 codes, for K below
+ * and above the segment's rows.  (Segments beside scanned rows, where keys
+ * must be the scan's: exact_equivalence.) */
+static void lone_segment_equivalence(vl_metric metric, vl_quant quant)
+{
+    vl_test_dir t;
+    assert_true(vl_test_tmpdir(t.dir, sizeof t.dir, "ixlone") != NULL);
+    vl_options o = ix_options(VL_INDEX_HNSW, quant);
+    o.default_metric = metric;
+    vl_engine *e = ix_open(t.dir, &o);
+    ix_put_range(e, 0, 60, 0);
+    ix_save(e);
+    ix_index(e);
+    vl_collection_info info;
+    assert_int_equal(vl_collection_describe(e, IX_COLL, &info), VL_OK);
+    assert_int_equal(info.indexed_rows, 60);
+    assert_int_equal(info.unindexed_rows, 0);
+    vl_search_opts def = {0};
+    for (int q = 0; q < 40; q++) {
+        float v[IX_DIM];
+        ix_vector(7000 + q, 0, v);
+        ix_assert_same(e, v, 10, &def, 1);
+        ix_assert_same(e, v, 64, &def, 1);
+    }
+    vl_close(e);
+    vl_test_rmtree(t.dir);
+}
+
+static void test_hnsw_lone_segment_equals_exact(void **state)
+{
+    (void)state;
+    lone_segment_equivalence(VL_METRIC_L2, VL_QUANT_SQ8);
+    lone_segment_equivalence(VL_METRIC_L2, VL_QUANT_NONE);
+    lone_segment_equivalence(VL_METRIC_COSINE, VL_QUANT_SQ8);
+    lone_segment_equivalence(VL_METRIC_COSINE, VL_QUANT_NONE);
+}
+
 /* A row deleted or overwritten after its segment was indexed never comes
  * back through the index, whatever the snapshot order. */
 static void test_snapshot_sees_its_rows_only(void **state)
@@ -448,6 +488,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hnsw_search_equals_exact),
         cmocka_unit_test(test_ivf_search_equals_exact),
+        cmocka_unit_test(test_hnsw_lone_segment_equals_exact),
         cmocka_unit_test(test_snapshot_sees_its_rows_only),
         cmocka_unit_test(test_searches_during_background_jobs),
         cmocka_unit_test(test_searches_across_generation_swaps),
