@@ -145,7 +145,10 @@ def read_while(srv, stop, errors):
         r.close()
 
 
-@pytest.mark.timeout(240)
+# 3000 durable writes through the S3 WAL (one PUT per group commit) take 50-70 s
+# on a quiet machine and 170-240 s on a 2-core one at load 10-13 (seen in CI
+# beside other runs): the bound is there to catch a hang, not to time it.
+@pytest.mark.timeout(480)
 def test_two_followers_converge_under_load_and_outlive_the_writer(vexlake, s3args):
     rng = np.random.default_rng(81)
     writer = vexlake(args=[*s3args, "--flush-rows", "300", "--compact-segments", "3"],
