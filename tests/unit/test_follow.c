@@ -23,6 +23,7 @@
 #include "storage/objstore.h"
 #include "storage/wal.h"
 #include "testutil.h"
+#include "testutil_forward.h"
 #include "util/error.h"
 #include "vexlake.h"
 
@@ -32,8 +33,7 @@
 /* ---- the follower's spy store -------------------------------------------- */
 
 typedef struct {
-    vl_objstore base;
-    vl_objstore *real;
+    vl_test_forward fw;
     int writes;         /* put, put_if_absent and del calls */
     int hide_manifests; /* list of tables/<coll>/manifests/ returns nothing */
     int fail_manifests; /* get of a manifest fails (a version that cannot load) */
@@ -49,27 +49,21 @@ static spy *as_spy(vl_objstore *s)
 static vl_status s_put(vl_objstore *s, const char *n, const void *d, size_t l, vl_error *e)
 {
     as_spy(s)->writes++;
-    return vl_obj_put(as_spy(s)->real, n, d, l, e);
+    return fwd_put(s, n, d, l, e);
 }
 
 static vl_status s_put_if_absent(vl_objstore *s, const char *n, const void *d, size_t l,
                                  vl_error *e)
 {
     as_spy(s)->writes++;
-    return vl_obj_put_if_absent(as_spy(s)->real, n, d, l, e);
+    return fwd_put_if_absent(s, n, d, l, e);
 }
 
 static vl_status s_get(vl_objstore *s, const char *n, void **d, size_t *l, vl_error *e)
 {
     if (as_spy(s)->fail_manifests && strstr(n, "/manifests/"))
         return vl_fail(e, VL_ERR_IO, "get %s: injected failure", n);
-    return vl_obj_get(as_spy(s)->real, n, d, l, e);
-}
-
-static vl_status s_get_range(vl_objstore *s, const char *n, uint64_t o, size_t l, void *b,
-                             size_t *g, vl_error *e)
-{
-    return vl_obj_get_range(as_spy(s)->real, n, o, l, b, g, e);
+    return fwd_get(s, n, d, l, e);
 }
 
 static vl_status s_list(vl_objstore *s, const char *p, vl_objinfo **o, size_t *n, vl_error *e)
@@ -80,7 +74,7 @@ static vl_status s_list(vl_objstore *s, const char *p, vl_objinfo **o, size_t *n
         *n = 0;
         return VL_OK;
     }
-    vl_status st = vl_obj_list(sp->real, p, o, n, e);
+    vl_status st = fwd_list(s, p, o, n, e);
     if (st == VL_OK && strcmp(p, "wal/") == 0 && sp->after_wal_list) {
         void (*hook)(void *) = sp->after_wal_list;
         sp->after_wal_list = NULL; /* once */
@@ -92,17 +86,11 @@ static vl_status s_list(vl_objstore *s, const char *p, vl_objinfo **o, size_t *n
 static vl_status s_del(vl_objstore *s, const char *n, vl_error *e)
 {
     as_spy(s)->writes++;
-    return vl_obj_del(as_spy(s)->real, n, e);
+    return fwd_del(s, n, e);
 }
 
-static void s_close(vl_objstore *s)
-{
-    vl_obj_close(as_spy(s)->real);
-    free(s);
-}
-
-static const vl_objstore_ops spy_ops = {s_put, s_put_if_absent, s_get, s_get_range, s_list,
-                                        s_del, s_close,         NULL,  NULL};
+static const vl_objstore_ops spy_ops = {s_put, s_put_if_absent, s_get, fwd_get_range, s_list,
+                                        s_del, fwd_close_all,   NULL,  NULL};
 
 /* ---- fixture: a bucket directory, a writer and a follower ---------------- */
 
@@ -158,10 +146,10 @@ static void open_follower(fixture *x)
     opt.read_only = 1;
     x->fs = calloc(1, sizeof *x->fs);
     assert_non_null(x->fs);
-    x->fs->base.ops = &spy_ops;
+    x->fs->fw.base.ops = &spy_ops;
     vl_error err;
-    assert_int_equal(vl_objstore_local_open(x->bucket, &x->fs->real, &err), VL_OK);
-    opt.store = &x->fs->base;
+    assert_int_equal(vl_objstore_local_open(x->bucket, &x->fs->fw.real, &err), VL_OK);
+    opt.store = &x->fs->fw.base;
     vl_status st = vl_open(x->fdir, &opt, &x->f, &err);
     if (st != VL_OK)
         fail_msg("follower open: %s", err.msg);
@@ -421,7 +409,7 @@ static void flush_and_wait_for_removal(void *ctx)
     for (int i = 0; i < 500; i++) { /* the WAL thread removes covered objects */
         vl_wal_object *objs = NULL;
         size_t n = 0;
-        assert_int_equal(vl_wal_store_list(x->fs->real, 0, &objs, &n, &err), VL_OK);
+        assert_int_equal(vl_wal_store_list(x->fs->fw.real, 0, &objs, &n, &err), VL_OK);
         int nonempty = 0;
         for (size_t k = 0; k < n; k++)
             nonempty += objs[k].size > 0;

@@ -24,6 +24,8 @@
 
 #include "storage/objstore_s3.h"
 #include "testutil.h"
+#include "testutil_forward.h"
+#include "testutil_s3.h"
 #include "vexlake.h"
 
 #define DIM 4
@@ -31,17 +33,11 @@
 /* ---- a store that runs a hook inside one call ---------------------------- */
 
 typedef struct {
-    vl_objstore base;
-    vl_objstore *real;
+    vl_test_forward fw;
     void (*on_wal_list)(void *ctx);     /* once, inside the first list of "wal/" */
     void (*on_manifest_put)(void *ctx); /* once, before the first manifest commit */
     void *ctx;
 } hooked;
-
-static vl_status h_put(vl_objstore *s, const char *n, const void *d, size_t l, vl_error *e)
-{
-    return vl_obj_put(((hooked *)(void *)s)->real, n, d, l, e);
-}
 
 static vl_status h_put_if_absent(vl_objstore *s, const char *n, const void *d, size_t l,
                                  vl_error *e)
@@ -52,18 +48,7 @@ static vl_status h_put_if_absent(vl_objstore *s, const char *n, const void *d, s
         h->on_manifest_put = NULL;
         fn(h->ctx);
     }
-    return vl_obj_put_if_absent(h->real, n, d, l, e);
-}
-
-static vl_status h_get(vl_objstore *s, const char *n, void **d, size_t *l, vl_error *e)
-{
-    return vl_obj_get(((hooked *)(void *)s)->real, n, d, l, e);
-}
-
-static vl_status h_get_range(vl_objstore *s, const char *n, uint64_t o, size_t l, void *b,
-                             size_t *g, vl_error *e)
-{
-    return vl_obj_get_range(((hooked *)(void *)s)->real, n, o, l, b, g, e);
+    return vl_obj_put_if_absent(fwd_real(s), n, d, l, e);
 }
 
 static vl_status h_list(vl_objstore *s, const char *p, vl_objinfo **o, size_t *n, vl_error *e)
@@ -74,21 +59,12 @@ static vl_status h_list(vl_objstore *s, const char *p, vl_objinfo **o, size_t *n
         h->on_wal_list = NULL;
         fn(h->ctx);
     }
-    return vl_obj_list(h->real, p, o, n, e);
+    return vl_obj_list(fwd_real(s), p, o, n, e);
 }
 
-static vl_status h_del(vl_objstore *s, const char *n, vl_error *e)
-{
-    return vl_obj_del(((hooked *)(void *)s)->real, n, e);
-}
-
-static void h_close(vl_objstore *s)
-{
-    (void)s; /* the fixture closes the real store */
-}
-
-static const vl_objstore_ops hooked_ops = {h_put, h_put_if_absent, h_get, h_get_range, h_list,
-                                           h_del, h_close,         NULL,  NULL};
+static const vl_objstore_ops hooked_ops = {
+    fwd_put, h_put_if_absent,   fwd_get, fwd_get_range, h_list,
+    fwd_del, fwd_close_nothing, NULL,    NULL};
 
 /* ---- fixture: one prefix, three node directories -------------------------- */
 
@@ -100,34 +76,15 @@ typedef struct {
     vl_engine *a;
 } fixture;
 
-static const char *endpoint(void)
-{
-    const char *e = getenv("VL_S3_ENDPOINT");
-    return e && *e ? e : "http://127.0.0.1:8333";
-}
-
 static int setup(void **state)
 {
-    static int seq;
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->prefix, sizeof f->prefix, "unit-takeover-%ld-%d-%d/", (long)getpid(),
-             (int)time(NULL), ++seq);
-    const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
-    vl_s3_config c = {.endpoint = endpoint(),
-                      .region = "us-east-1",
-                      .bucket = "vexlake-test",
-                      .access_key = ak && *ak ? ak : "vexlake",
-                      .secret_key = sk && *sk ? sk : "vexlake-secret",
-                      .timeout_ms = 30000};
-    vl_error err = {{0}};
-    if (vl_objstore_s3_open(&c, f->prefix, &f->s, &err) != VL_OK)
-        fail_msg("S3 store at %s unavailable (run scripts/seaweedfs.sh start): %s", endpoint(),
-                 err.msg);
+    f->s = vl_test_s3_open("unit-takeover", f->prefix, sizeof f->prefix);
     for (int i = 0; i < 3; i++) {
         assert_non_null(vl_test_tmpdir(f->dirs[i], sizeof f->dirs[i], "takeover"));
-        f->h[i].base.ops = &hooked_ops;
-        f->h[i].real = f->s;
+        f->h[i].fw.base.ops = &hooked_ops;
+        f->h[i].fw.real = f->s;
     }
     *state = f;
     return 0;
@@ -155,7 +112,7 @@ static vl_engine *open_node(fixture *f, int i)
     o.flush_seconds = 0;
     o.index.kind = VL_INDEX_FLAT; /* no background builds: the races stay the test's */
     o.index.quant = VL_QUANT_NONE;
-    o.store = &f->h[i].base;
+    o.store = &f->h[i].fw.base;
     vl_engine *e = NULL;
     vl_error err = {{0}};
     if (vl_open(f->dirs[i], &o, &e, &err) != VL_OK)

@@ -21,12 +21,12 @@
 #include "storage/objstore.h"
 #include "storage/objstore_cache.h"
 #include "testutil.h"
+#include "testutil_forward.h"
 
 /* ---- an inner store that counts reads ------------------------------------ */
 
 typedef struct {
-    vl_objstore base;
-    vl_objstore *local;
+    vl_test_forward fw; /* fw.real: the inner local store */
     int gets, ranges;
 } counting;
 
@@ -35,41 +35,19 @@ static counting *as_counting(vl_objstore *s)
     return (counting *)(void *)s;
 }
 
-static vl_status c_put(vl_objstore *s, const char *n, const void *d, size_t l, vl_error *e)
-{
-    return vl_obj_put(as_counting(s)->local, n, d, l, e);
-}
-static vl_status c_put_if_absent(vl_objstore *s, const char *n, const void *d, size_t l,
-                                 vl_error *e)
-{
-    return vl_obj_put_if_absent(as_counting(s)->local, n, d, l, e);
-}
 static vl_status c_get(vl_objstore *s, const char *n, void **d, size_t *l, vl_error *e)
 {
     as_counting(s)->gets++;
-    return vl_obj_get(as_counting(s)->local, n, d, l, e);
+    return fwd_get(s, n, d, l, e);
 }
 static vl_status c_get_range(vl_objstore *s, const char *n, uint64_t o, size_t l, void *b,
                              size_t *g, vl_error *e)
 {
     as_counting(s)->ranges++;
-    return vl_obj_get_range(as_counting(s)->local, n, o, l, b, g, e);
+    return fwd_get_range(s, n, o, l, b, g, e);
 }
-static vl_status c_list(vl_objstore *s, const char *p, vl_objinfo **o, size_t *n, vl_error *e)
-{
-    return vl_obj_list(as_counting(s)->local, p, o, n, e);
-}
-static vl_status c_del(vl_objstore *s, const char *n, vl_error *e)
-{
-    return vl_obj_del(as_counting(s)->local, n, e);
-}
-static void c_close(vl_objstore *s)
-{
-    vl_obj_close(as_counting(s)->local);
-    free(s);
-}
-static const vl_objstore_ops counting_ops = {c_put, c_put_if_absent, c_get, c_get_range, c_list,
-                                             c_del, c_close,         NULL,  NULL};
+static const vl_objstore_ops counting_ops = {
+    fwd_put, fwd_put_if_absent, c_get, c_get_range, fwd_list, fwd_del, fwd_close_all, NULL, NULL};
 
 typedef struct {
     char dir[64];   /* the inner store lives in dir/store, the cache in dir/cache */
@@ -86,10 +64,10 @@ static void open_cache(fixture *f, uint64_t capacity)
     snprintf(sdir, sizeof sdir, "%s/store", f->dir);
     f->inner = calloc(1, sizeof *f->inner);
     assert_non_null(f->inner);
-    f->inner->base.ops = &counting_ops;
+    f->inner->fw.base.ops = &counting_ops;
     vl_error err;
-    assert_int_equal(vl_objstore_local_open(sdir, &f->inner->local, &err), VL_OK);
-    assert_int_equal(vl_objstore_cache_open(&f->inner->base, f->cdir, capacity, &f->s, &err),
+    assert_int_equal(vl_objstore_local_open(sdir, &f->inner->fw.real, &err), VL_OK);
+    assert_int_equal(vl_objstore_cache_open(&f->inner->fw.base, f->cdir, capacity, &f->s, &err),
                      VL_OK);
 }
 
@@ -129,7 +107,7 @@ static vl_cache_stats stats(fixture *f)
 static void put_behind(fixture *f, const char *name, const char *text)
 {
     vl_error err;
-    assert_int_equal(vl_obj_put(f->inner->local, name, text, strlen(text), &err), VL_OK);
+    assert_int_equal(vl_obj_put(f->inner->fw.real, name, text, strlen(text), &err), VL_OK);
 }
 
 static void cache_path(fixture *f, const char *name, char *out, size_t cap)
@@ -383,7 +361,7 @@ static void test_second_cache_on_a_directory_is_refused(void **state)
     fclose(fp);
     vl_objstore *second;
     vl_error err;
-    assert_int_equal(vl_objstore_cache_open(f->inner->local, f->cdir, 1, &second, &err),
+    assert_int_equal(vl_objstore_cache_open(f->inner->fw.real, f->cdir, 1, &second, &err),
                      VL_ERR_BUSY);
     char pid[64];
     snprintf(pid, sizeof pid, "(pid %ld)", (long)getpid());

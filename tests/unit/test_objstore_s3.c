@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "storage/objstore_s3.h"
+#include "testutil_s3.h"
 
 typedef struct {
     char prefix[64];
@@ -35,45 +36,17 @@ typedef struct {
 
 #include "objstore_conformance.h"
 
-#define BUCKET "vexlake-test"
-
-static const char *endpoint(void)
-{
-    const char *e = getenv("VL_S3_ENDPOINT");
-    return e && *e ? e : "http://127.0.0.1:8333";
-}
-
 static int upstream_port(void)
 {
-    const char *colon = strrchr(endpoint(), ':');
+    const char *colon = strrchr(vl_test_s3_endpoint(), ':');
     return colon ? atoi(colon + 1) : 8333;
-}
-
-static vl_s3_config config(const char *ep, const char *bucket, const char *secret)
-{
-    const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
-    vl_s3_config c = {.endpoint = ep,
-                      .region = "us-east-1",
-                      .bucket = bucket,
-                      .access_key = ak && *ak ? ak : "vexlake",
-                      .secret_key = secret ? secret : (sk && *sk ? sk : "vexlake-secret"),
-                      .timeout_ms = 30000};
-    return c;
 }
 
 static int setup(void **state)
 {
-    static int seq;
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->prefix, sizeof f->prefix, "unit-%ld-%d-%d/", (long)getpid(), (int)time(NULL),
-             ++seq);
-    vl_s3_config c = config(endpoint(), BUCKET, NULL);
-    vl_error err = {{0}};
-    vl_status st = vl_objstore_s3_open(&c, f->prefix, &f->s, &err);
-    if (st != VL_OK)
-        fail_msg("S3 store at %s unavailable (run scripts/seaweedfs.sh start): %s", endpoint(),
-                 err.msg);
+    f->s = vl_test_s3_open("unit", f->prefix, sizeof f->prefix);
     *state = f;
     return 0;
 }
@@ -275,24 +248,24 @@ static void test_errors_are_clear(void **state)
     fixture *f = *state;
     vl_error err = {{0}};
     vl_objstore *s2 = NULL;
-    vl_s3_config c = config(endpoint(), "vexlake-no-such-bucket", NULL);
+    vl_s3_config c = vl_test_s3_config(vl_test_s3_endpoint(), "vexlake-no-such-bucket", NULL);
     assert_int_equal(vl_objstore_s3_open(&c, "", &s2, &err), VL_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, "vexlake-no-such-bucket"));
     assert_non_null(strstr(err.msg, "does not exist"));
 
-    c = config(endpoint(), BUCKET, "not-the-secret");
+    c = vl_test_s3_config(vl_test_s3_endpoint(), VL_TEST_S3_BUCKET, "not-the-secret");
     assert_int_equal(vl_objstore_s3_open(&c, "", &s2, &err), VL_ERR_ARG);
     assert_non_null(strstr(err.msg, "credentials refused"));
     assert_non_null(strstr(err.msg, "SignatureDoesNotMatch"));
     assert_null(strstr(err.msg, "not-the-secret"));
 
-    c = config(endpoint(), BUCKET, NULL);
+    c = vl_test_s3_config(vl_test_s3_endpoint(), VL_TEST_S3_BUCKET, NULL);
     c.access_key = "nobody";
     assert_int_equal(vl_objstore_s3_open(&c, "", &s2, &err), VL_ERR_ARG);
     assert_non_null(strstr(err.msg, "credentials refused"));
     assert_non_null(strstr(err.msg, "InvalidAccessKeyId"));
 
-    c = config(endpoint(), BUCKET, NULL);
+    c = vl_test_s3_config(vl_test_s3_endpoint(), VL_TEST_S3_BUCKET, NULL);
     c.secret_key = "";
     assert_int_equal(vl_objstore_s3_open(&c, "", &s2, &err), VL_ERR_ARG);
     assert_non_null(strstr(err.msg, "AWS_SECRET_ACCESS_KEY"));
@@ -301,7 +274,7 @@ static void test_errors_are_clear(void **state)
     void *data;
     size_t len;
     char want[128];
-    snprintf(want, sizeof want, BUCKET "/%snope/x", f->prefix);
+    snprintf(want, sizeof want, VL_TEST_S3_BUCKET "/%snope/x", f->prefix);
     assert_int_equal(vl_obj_get(f->s, "nope/x", &data, &len, &err), VL_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, want));
     assert_int_equal(vl_obj_put(f->s, "a/../b", "x", 1, &err), VL_ERR_ARG);
@@ -435,7 +408,7 @@ static void test_retry_after_reset(void **state)
     proxy_start(&px);
     char ep[64];
     snprintf(ep, sizeof ep, "http://127.0.0.1:%d", px.port);
-    vl_s3_config c = config(ep, BUCKET, NULL);
+    vl_s3_config c = vl_test_s3_config(ep, VL_TEST_S3_BUCKET, NULL);
     vl_objstore *s2;
     vl_error err = {{0}};
     vl_status st = vl_objstore_s3_open(&c, f->prefix, &s2, &err);
@@ -458,7 +431,7 @@ static void test_retry_after_5xx(void **state)
     proxy_start(&px);
     char ep[64];
     snprintf(ep, sizeof ep, "http://127.0.0.1:%d", px.port);
-    vl_s3_config c = config(ep, BUCKET, NULL);
+    vl_s3_config c = vl_test_s3_config(ep, VL_TEST_S3_BUCKET, NULL);
     vl_objstore *s2;
     vl_error err = {{0}};
     vl_status st = vl_objstore_s3_open(&c, f->prefix, &s2, &err); /* its listing meets the 503s */
@@ -501,7 +474,7 @@ static void test_connections_are_pooled(void **state)
     proxy_start(&px);
     char ep[64];
     snprintf(ep, sizeof ep, "http://127.0.0.1:%d", px.port);
-    vl_s3_config c = config(ep, BUCKET, NULL);
+    vl_s3_config c = vl_test_s3_config(ep, VL_TEST_S3_BUCKET, NULL);
     vl_objstore *s2;
     vl_error err = {{0}};
     assert_int_equal(vl_objstore_s3_open(&c, f->prefix, &s2, &err), VL_OK);
@@ -536,12 +509,12 @@ static void test_timeout_is_bounded(void **state)
     proxy_start(&px);
     char ep[64];
     snprintf(ep, sizeof ep, "http://127.0.0.1:%d", px.port);
-    vl_s3_config c = config(ep, BUCKET, NULL);
+    vl_s3_config c = vl_test_s3_config(ep, VL_TEST_S3_BUCKET, NULL);
     c.timeout_ms = 600;
     vl_objstore *s2 = NULL;
     vl_error err = {{0}};
     assert_int_equal(vl_objstore_s3_open(&c, "", &s2, &err), VL_ERR_IO);
-    assert_non_null(strstr(err.msg, BUCKET));
+    assert_non_null(strstr(err.msg, VL_TEST_S3_BUCKET));
     assert_non_null(strstr(err.msg, "attempts"));
     proxy_stop(&px);
 }

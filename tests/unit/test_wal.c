@@ -248,6 +248,33 @@ static vl_status open_collect(const char *dir, vl_fsync pol, collected *c, vl_wa
     return vl_wal_open(dir, pol, collect, c, w, dropped, err);
 }
 
+/* Open dir expecting VL_ERR_CORRUPT with needle (and also, unless NULL)
+ * in the message. */
+static void assert_open_corrupt(const char *dir, const char *needle, const char *also)
+{
+    collected c = {0};
+    vl_wal *w;
+    vl_error err;
+    assert_int_equal(open_collect(dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_ERR_CORRUPT);
+    assert_non_null(strstr(err.msg, needle));
+    if (also)
+        assert_non_null(strstr(err.msg, also));
+    collected_free(&c);
+}
+
+/* Reopen dir and check it replays script records 0..n-1 with LSNs 1..n. */
+static void check_replays_script(const char *dir, uint64_t n)
+{
+    collected c = {0};
+    vl_wal *w;
+    vl_error err;
+    assert_int_equal(open_collect(dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_OK);
+    assert_int_equal(c.n, n);
+    check_script(&c, 0, 0, n, 1);
+    vl_wal_close(w);
+    collected_free(&c);
+}
+
 /* Write script records 0..n-1 in one file with one flush each; close. */
 static void make_log(const char *dir, uint64_t n)
 {
@@ -326,11 +353,8 @@ static void test_roundtrip_across_reopen(void **state)
     assert_int_equal(st.bytes, (uint64_t)file_len(f->dir, 1));
     vl_wal_close(w);
 
-    assert_int_equal(open_collect(f->dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_OK);
-    assert_int_equal(c.n, 70);
-    check_script(&c, 0, 0, 70, 1);
-    vl_wal_close(w);
     collected_free(&c);
+    check_replays_script(f->dir, 70);
 }
 
 static void test_big_record_limits(void **state)
@@ -497,13 +521,7 @@ static void test_lsn_gap_is_corrupt(void **state)
     n += spec_encode(buf + n, VL_WAL_CLEAR, 3, "c", NULL, NULL, 0);
     wal_path(p, sizeof p, f->dir, 1);
     write_file(p, buf, n);
-    collected c = {0};
-    vl_wal *w;
-    vl_error err;
-    assert_int_equal(open_collect(f->dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_ERR_CORRUPT);
-    assert_non_null(strstr(err.msg, "0000000000000001.log"));
-    assert_non_null(strstr(err.msg, "LSN"));
-    collected_free(&c);
+    assert_open_corrupt(f->dir, "0000000000000001.log", "LSN");
 }
 
 /* Found by fuzz_wal: a record with LSN 2^64-1 replayed, the next record
@@ -523,12 +541,7 @@ static void test_lsn_beyond_max_is_corrupt(void **state)
         size_t n = spec_encode(buf, VL_WAL_CLEAR, bad[i], "c", NULL, NULL, 0);
         n += spec_encode(buf + n, VL_WAL_CLEAR, 7, "c", NULL, NULL, 0);
         write_file(p, buf, n);
-        collected c = {0};
-        vl_wal *w;
-        vl_error err;
-        assert_int_equal(open_collect(f->dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_ERR_CORRUPT);
-        assert_non_null(strstr(err.msg, "LSN"));
-        collected_free(&c);
+        assert_open_corrupt(f->dir, "LSN", NULL);
     }
 }
 
@@ -570,12 +583,7 @@ static void test_valid_crc_bad_content_is_corrupt(void **state)
     memcpy(buf + last + 4, &crc, 4);
     wal_path(p, sizeof p, f->dir, 1);
     write_file(p, buf, n);
-    collected c = {0};
-    vl_wal *w;
-    vl_error err;
-    assert_int_equal(open_collect(f->dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_ERR_CORRUPT);
-    assert_non_null(strstr(err.msg, "reserved"));
-    collected_free(&c);
+    assert_open_corrupt(f->dir, "reserved", NULL);
 }
 
 static void test_rotation(void **state)
@@ -735,11 +743,8 @@ static void test_truncate_damaged_cuts_middle_damage(void **state)
     append_script(w, 3, 4); /* the log goes on from LSN 4 */
     assert_int_equal(vl_wal_flush(w, &err), VL_OK);
     vl_wal_close(w);
-    assert_int_equal(open_collect(f->dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_OK);
-    assert_int_equal(c.n, 4);
-    check_script(&c, 0, 0, 4, 1);
-    vl_wal_close(w);
     collected_free(&c);
+    check_replays_script(f->dir, 4);
 }
 
 static void test_flip_in_final_record_is_torn_tail(void **state)
@@ -872,13 +877,7 @@ static void test_damaged_first_record_followed_by_valid(void **state)
     fixture *f = *state;
     make_log(f->dir, 5);
     flip_byte(f->dir, 1, 9);
-    collected c = {0};
-    vl_wal *w;
-    vl_error err;
-    assert_int_equal(open_collect(f->dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_ERR_CORRUPT);
-    assert_non_null(strstr(err.msg, "offset 0 "));
-    assert_non_null(strstr(err.msg, "followed by valid records"));
-    collected_free(&c);
+    assert_open_corrupt(f->dir, "offset 0 ", "followed by valid records");
 }
 
 static void test_apply_error_stops_open(void **state)
@@ -948,19 +947,6 @@ static uint64_t fsyncs_of(vl_wal *w)
     vl_wal_stats st;
     vl_wal_stats_get(w, &st);
     return st.fsyncs;
-}
-
-/* Reopen dir and check it replays script records 0..n-1 with LSNs 1..n. */
-static void check_replays_script(const char *dir, uint64_t n)
-{
-    collected c = {0};
-    vl_wal *w;
-    vl_error err;
-    assert_int_equal(open_collect(dir, VL_FSYNC_NO, &c, &w, NULL, &err), VL_OK);
-    assert_int_equal(c.n, n);
-    check_script(&c, 0, 0, n, 1);
-    vl_wal_close(w);
-    collected_free(&c);
 }
 
 /* ALWAYS: each flush that writes something is one fdatasync; a flush with

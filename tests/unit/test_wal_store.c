@@ -24,22 +24,18 @@
 #include "storage/crc32c.h"
 #include "storage/objstore_s3.h"
 #include "storage/wal.h"
+#include "testutil_forward.h"
+#include "testutil_s3.h"
 #include "util/error.h"
 
 /* ---- a fault-injecting store around the real one ------------------------- */
 
 typedef struct {
-    vl_objstore base;
-    vl_objstore *real;
+    vl_test_forward fw;
     int fail_puts;    /* atomic: put_if_absent fails with VL_ERR_IO without sending */
     int lose_reply;   /* atomic: the next put_if_absent is stored, then reported failed */
     const char *hide; /* list leaves out this name (created "just after" the listing) */
 } faulty;
-
-static vl_status f_put(vl_objstore *s, const char *n, const void *d, size_t l, vl_error *e)
-{
-    return vl_obj_put(((faulty *)(void *)s)->real, n, d, l, e);
-}
 
 static vl_status f_put_if_absent(vl_objstore *s, const char *n, const void *d, size_t l,
                                  vl_error *e)
@@ -47,27 +43,16 @@ static vl_status f_put_if_absent(vl_objstore *s, const char *n, const void *d, s
     faulty *f = (faulty *)(void *)s;
     if (__atomic_load_n(&f->fail_puts, __ATOMIC_SEQ_CST))
         return vl_fail(e, VL_ERR_IO, "put_if_absent %s: injected failure", n);
-    vl_status st = vl_obj_put_if_absent(f->real, n, d, l, e);
+    vl_status st = vl_obj_put_if_absent(fwd_real(s), n, d, l, e);
     if (st == VL_OK && __atomic_exchange_n(&f->lose_reply, 0, __ATOMIC_SEQ_CST))
         return vl_fail(e, VL_ERR_IO, "put_if_absent %s: injected timeout after storing", n);
     return st;
 }
 
-static vl_status f_get(vl_objstore *s, const char *n, void **d, size_t *l, vl_error *e)
-{
-    return vl_obj_get(((faulty *)(void *)s)->real, n, d, l, e);
-}
-
-static vl_status f_get_range(vl_objstore *s, const char *n, uint64_t o, size_t l, void *b,
-                             size_t *g, vl_error *e)
-{
-    return vl_obj_get_range(((faulty *)(void *)s)->real, n, o, l, b, g, e);
-}
-
 static vl_status f_list(vl_objstore *s, const char *p, vl_objinfo **o, size_t *n, vl_error *e)
 {
     faulty *f = (faulty *)(void *)s;
-    vl_status st = vl_obj_list(f->real, p, o, n, e);
+    vl_status st = vl_obj_list(fwd_real(s), p, o, n, e);
     for (size_t i = 0; st == VL_OK && f->hide && i < *n; i++)
         if (strcmp((*o)[i].name, f->hide) == 0) {
             free((*o)[i].name);
@@ -77,18 +62,9 @@ static vl_status f_list(vl_objstore *s, const char *p, vl_objinfo **o, size_t *n
     return st;
 }
 
-static vl_status f_del(vl_objstore *s, const char *n, vl_error *e)
-{
-    return vl_obj_del(((faulty *)(void *)s)->real, n, e);
-}
-
-static void f_close(vl_objstore *s)
-{
-    (void)s; /* the fixture closes the real store */
-}
-
-static const vl_objstore_ops faulty_ops = {f_put, f_put_if_absent, f_get, f_get_range, f_list,
-                                           f_del, f_close,         NULL,  NULL};
+static const vl_objstore_ops faulty_ops = {
+    fwd_put, f_put_if_absent,   fwd_get, fwd_get_range, f_list,
+    fwd_del, fwd_close_nothing, NULL,    NULL};
 
 /* ---- fixture -------------------------------------------------------------- */
 
@@ -98,32 +74,13 @@ typedef struct {
     faulty f;
 } fixture;
 
-static const char *endpoint(void)
-{
-    const char *e = getenv("VL_S3_ENDPOINT");
-    return e && *e ? e : "http://127.0.0.1:8333";
-}
-
 static int setup(void **state)
 {
-    static int seq;
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->prefix, sizeof f->prefix, "unit-wal-%ld-%d-%d/", (long)getpid(), (int)time(NULL),
-             ++seq);
-    const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
-    vl_s3_config c = {.endpoint = endpoint(),
-                      .region = "us-east-1",
-                      .bucket = "vexlake-test",
-                      .access_key = ak && *ak ? ak : "vexlake",
-                      .secret_key = sk && *sk ? sk : "vexlake-secret",
-                      .timeout_ms = 30000};
-    vl_error err = {{0}};
-    if (vl_objstore_s3_open(&c, f->prefix, &f->s, &err) != VL_OK)
-        fail_msg("S3 store at %s unavailable (run scripts/seaweedfs.sh start): %s", endpoint(),
-                 err.msg);
-    f->f.base.ops = &faulty_ops;
-    f->f.real = f->s;
+    f->s = vl_test_s3_open("unit-wal", f->prefix, sizeof f->prefix);
+    f->f.fw.base.ops = &faulty_ops;
+    f->f.fw.real = f->s;
     *state = f;
     return 0;
 }
@@ -331,7 +288,7 @@ static void test_claim_past_a_busy_writer_replays_its_objects(void **state)
      * the listing: the claim of number 3 then conflicts. */
     f->f.hide = "wal/00000000000000000003.log";
     seen s = {0};
-    assert_int_equal(vl_wal_open_store(&f->f.base, collect, &s, &w2, &err), VL_OK);
+    assert_int_equal(vl_wal_open_store(&f->f.fw.base, collect, &s, &w2, &err), VL_OK);
     assert_int_equal(s.n, 2);
     assert_string_equal(s.keys[1], "b");
 
@@ -512,7 +469,7 @@ static void test_refused_batch_is_retried_until_it_lands(void **state)
     fixture *f = *state;
     vl_wal *w;
     vl_error err;
-    assert_int_equal(vl_wal_open_store(&f->f.base, NULL, NULL, &w, &err), VL_OK);
+    assert_int_equal(vl_wal_open_store(&f->f.fw.base, NULL, NULL, &w, &err), VL_OK);
     __atomic_store_n(&f->f.fail_puts, 1, __ATOMIC_SEQ_CST);
     append_put(w, "a", 1);
     commit(w);
@@ -541,7 +498,7 @@ static void test_own_landed_attempt_is_not_a_fence(void **state)
     fixture *f = *state;
     vl_wal *w;
     vl_error err;
-    assert_int_equal(vl_wal_open_store(&f->f.base, NULL, NULL, &w, &err), VL_OK);
+    assert_int_equal(vl_wal_open_store(&f->f.fw.base, NULL, NULL, &w, &err), VL_OK);
     __atomic_store_n(&f->f.lose_reply, 1, __ATOMIC_SEQ_CST);
     append_put(w, "a", 1);
     commit(w);
