@@ -46,6 +46,7 @@
 
 #include "core/index/hnsw.h"
 #include "core/index/hnsw_internal.h"
+#include "core/index/le_bytes.h"
 #include "storage/crc32c.h"
 #include "util/error.h"
 
@@ -54,43 +55,6 @@
 #define HNSW_HEADER 88u
 #define HNSW_CODE_ALIGN 64u
 #define HUGE_PAGE (2u << 20)
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_f32(uint8_t *p, float f)
-{
-    uint32_t v;
-    memcpy(&v, &f, 4);
-    put_u32(p, v);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
-static float get_f32(const uint8_t *p)
-{
-    uint32_t v = get_u32(p);
-    float f;
-    memcpy(&f, &v, 4);
-    return f;
-}
 
 static size_t align_code(size_t n)
 {
@@ -126,7 +90,7 @@ static size_t body_size(const vl_hnsw *h, size_t lists)
 static uint8_t *put_list(uint8_t *p, const uint32_t *list)
 {
     for (uint32_t i = 0; i <= list[0]; i++, p += 4)
-        put_u32(p, list[i]);
+        vl_le_put32(p, list[i]);
     return p;
 }
 
@@ -137,23 +101,23 @@ vl_status vl_hnsw_save(const vl_hnsw *h, uint8_t **buf, size_t *len, vl_error *e
     if (!b)
         return vl_fail(err, VL_ERR_NOMEM, "hnsw save: out of memory for %zu bytes", n);
     memcpy(b, HNSW_MAGIC, 8);
-    put_u32(b + 8, HNSW_VERSION);
-    put_u32(b + 12, h->dim);
-    put_u32(b + 16, (uint32_t)h->metric);
-    put_u32(b + 20, h->m);
-    put_u32(b + 24, h->m0);
-    put_u32(b + 28, h->ef_construction);
-    put_u64(b + 32, h->seed);
-    put_u64(b + 40, h->rng);
-    put_u32(b + 48, h->count);
-    put_u32(b + 52, h->count ? h->entry : 0);
-    put_u32(b + 56, h->count ? h->max_level : 0);
-    put_u32(b + 60, h->vec_crc);
-    put_u64(b + 64, n);
-    put_u32(b + 72, (uint32_t)h->quant);
-    put_f32(b + 76, h->quant ? h->sq_lo : 0);
-    put_f32(b + 80, h->quant ? h->sq_step : 0);
-    put_u32(b + 84, 0);
+    vl_le_put32(b + 8, HNSW_VERSION);
+    vl_le_put32(b + 12, h->dim);
+    vl_le_put32(b + 16, (uint32_t)h->metric);
+    vl_le_put32(b + 20, h->m);
+    vl_le_put32(b + 24, h->m0);
+    vl_le_put32(b + 28, h->ef_construction);
+    vl_le_put64(b + 32, h->seed);
+    vl_le_put64(b + 40, h->rng);
+    vl_le_put32(b + 48, h->count);
+    vl_le_put32(b + 52, h->count ? h->entry : 0);
+    vl_le_put32(b + 56, h->count ? h->max_level : 0);
+    vl_le_put32(b + 60, h->vec_crc);
+    vl_le_put64(b + 64, n);
+    vl_le_put32(b + 72, (uint32_t)h->quant);
+    vl_le_put_f32(b + 76, h->quant ? h->sq_lo : 0);
+    vl_le_put_f32(b + 80, h->quant ? h->sq_step : 0);
+    vl_le_put32(b + 84, 0);
     uint8_t *p = b + HNSW_HEADER;
     if (h->count)
         memcpy(p, h->levels, h->count);
@@ -170,9 +134,9 @@ vl_status vl_hnsw_save(const vl_hnsw *h, uint8_t **buf, size_t *len, vl_error *e
             memcpy(p, h->codes, (size_t)h->count * h->dim);
         p += (size_t)h->count * h->dim;
         for (uint32_t r = 0; h->metric != VL_METRIC_L2 && r < h->count; r++, p += 4)
-            put_f32(p, h->sq_scale[r]);
+            vl_le_put_f32(p, h->sq_scale[r]);
     }
-    put_u32(p, vl_crc32c(0, b, n - 4));
+    vl_le_put32(p, vl_crc32c(0, b, n - 4));
     *buf = b;
     *len = n;
     return VL_OK;
@@ -193,7 +157,7 @@ static int take_list(cursor *c, const vl_hnsw *h, uint32_t r, uint32_t lc, uint3
                 lc);
         return 0;
     }
-    uint32_t n = get_u32(c->p);
+    uint32_t n = vl_le_get32(c->p);
     c->p += 4;
     if (n > max || (size_t)(c->end - c->p) < 4 * (size_t)n) {
         vl_fail(err, VL_ERR_CORRUPT, "hnsw index: row %u layer %u has %u links (at most %u fit)", r,
@@ -202,7 +166,7 @@ static int take_list(cursor *c, const vl_hnsw *h, uint32_t r, uint32_t lc, uint3
     }
     dst[0] = n;
     for (uint32_t i = 0; i < n; i++, c->p += 4) {
-        uint32_t id = get_u32(c->p);
+        uint32_t id = vl_le_get32(c->p);
         if (id >= h->count || id == r || h->levels[id] < lc) {
             vl_fail(err, VL_ERR_CORRUPT,
                     "hnsw index: row %u layer %u links to row %u (rows %u, its level %u)", r, lc,
@@ -230,46 +194,46 @@ static vl_status load_header(const uint8_t *b, size_t len, uint32_t count, uint3
                        HNSW_HEADER + 4);
     if (memcmp(b, HNSW_MAGIC, 8) != 0)
         return vl_fail(err, VL_ERR_CORRUPT, "hnsw index: bad magic (not an HNSW index file)");
-    uint64_t total = get_u64(b + 64);
+    uint64_t total = vl_le_get64(b + 64);
     if (total != len)
         return vl_fail(err, VL_ERR_CORRUPT, "hnsw index: %zu bytes, header says %llu (truncated?)",
                        len, (unsigned long long)total);
-    uint32_t stored = get_u32(b + len - 4), crc = vl_crc32c(0, b, len - 4);
+    uint32_t stored = vl_le_get32(b + len - 4), crc = vl_crc32c(0, b, len - 4);
     if (stored != crc)
         return vl_fail(err, VL_ERR_CORRUPT,
                        "hnsw index: checksum mismatch (stored %08x, computed %08x)", stored, crc);
-    hd->version = get_u32(b + 8);
+    hd->version = vl_le_get32(b + 8);
     if (hd->version != 1 && hd->version != HNSW_VERSION)
         return vl_fail(err, VL_ERR_CORRUPT,
                        "hnsw index: format version %u, this build reads 1 and %u", hd->version,
                        HNSW_VERSION);
-    uint32_t fdim = get_u32(b + 12), fcount = get_u32(b + 48);
-    hd->metric = get_u32(b + 16);
-    hd->m = get_u32(b + 20);
-    hd->efc = get_u32(b + 28);
-    uint32_t m0 = get_u32(b + 24);
+    uint32_t fdim = vl_le_get32(b + 12), fcount = vl_le_get32(b + 48);
+    hd->metric = vl_le_get32(b + 16);
+    hd->m = vl_le_get32(b + 20);
+    hd->efc = vl_le_get32(b + 28);
+    uint32_t m0 = vl_le_get32(b + 24);
     if (fdim != dim || fcount != count)
         return vl_fail(err, VL_ERR_CORRUPT,
                        "hnsw index: built for %u rows of %u dimensions, segment has %u of %u",
                        fcount, fdim, count, dim);
     if (hd->m < 2 || hd->m > VL_HNSW_MAX_M || m0 != 2 * hd->m || hd->efc == 0 ||
-        get_u32(b + 84) != 0)
+        vl_le_get32(b + 84) != 0)
         return vl_fail(err, VL_ERR_CORRUPT, "hnsw index: bad parameters (M %u, M0 %u, efc %u)",
                        hd->m, m0, hd->efc);
-    hd->quant = get_u32(b + 72);
-    hd->lo = get_f32(b + 76);
-    hd->step = get_f32(b + 80);
+    hd->quant = vl_le_get32(b + 72);
+    hd->lo = vl_le_get_f32(b + 76);
+    hd->step = vl_le_get_f32(b + 80);
     if (hd->quant > VL_HNSW_QUANT_SQ8 || !isfinite(hd->lo) || !isfinite(hd->step) ||
         (hd->quant ? !(hd->step > 0) : hd->lo != 0 || hd->step != 0))
         return vl_fail(err, VL_ERR_CORRUPT, "hnsw index: bad quantiser %u (lo %g, step %g)",
                        hd->quant, hd->lo, hd->step);
     if (hd->metric > VL_METRIC_IP)
         return vl_fail(err, VL_ERR_CORRUPT, "hnsw index: unknown metric %u", hd->metric);
-    hd->seed = get_u64(b + 32);
-    hd->rng = get_u64(b + 40);
-    hd->entry = get_u32(b + 52);
-    hd->max_level = get_u32(b + 56);
-    hd->vec_crc = get_u32(b + 60);
+    hd->seed = vl_le_get64(b + 32);
+    hd->rng = vl_le_get64(b + 40);
+    hd->entry = vl_le_get32(b + 52);
+    hd->max_level = vl_le_get32(b + 56);
+    hd->vec_crc = vl_le_get32(b + 60);
     return VL_OK;
 }
 
@@ -381,7 +345,7 @@ static vl_status load_codes(vl_hnsw *h, const uint8_t *body, cursor *c, vl_error
         memcpy(h->codes, p, (size_t)h->count * h->dim);
     p += (size_t)h->count * h->dim;
     for (uint32_t r = 0; h->sq_scale && r < h->count; r++, p += 4) {
-        float s = get_f32(p);
+        float s = vl_le_get_f32(p);
         if (!isfinite(s) || !(s >= 0))
             return vl_fail(err, VL_ERR_CORRUPT, "hnsw index: row %u has SQ8 scale %g", r, s);
         h->sq_scale[r] = s;
@@ -500,5 +464,5 @@ vl_status vl_hnsw_load_over(const uint8_t *buf, size_t len, const float *vectors
 
 int vl_hnsw_body_outdated(const uint8_t *buf, size_t len)
 {
-    return len >= HNSW_HEADER && get_u32(buf + 8) < HNSW_VERSION;
+    return len >= HNSW_HEADER && vl_le_get32(buf + 8) < HNSW_VERSION;
 }

@@ -5,8 +5,9 @@
  * and reader.
  *
  * Decisions:
- *  - Little-endian fixed-width fields, written with memcpy (the build
- *    refuses big-endian hosts rather than silently writing another format).
+ *  - Little-endian fixed-width fields (le_bytes.h, shared with hnsw_io.c);
+ *    the sections of floats are copied whole, so the build refuses
+ *    big-endian hosts rather than silently writing another format.
  *  - The layout is canonical: every section's size follows from the header,
  *    and every list's offset from the previous list, so a reader checks
  *    equalities, not plausibility, and a writer has one way to write.
@@ -24,6 +25,7 @@
 #include <string.h>
 
 #include "core/index/ivf_internal.h"
+#include "core/index/le_bytes.h"
 #include "storage/crc32c.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -62,27 +64,6 @@ static layout layout_of(uint32_t dim, uint32_t nlist, uint32_t quant, uint32_t r
     return L;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    memcpy(p, &v, 4);
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    memcpy(p, &v, 8);
-}
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
 vl_status vl_ivf_serialize(const vl_ivf *ix, uint8_t **buf, size_t *len, vl_error *err)
 {
     layout L = layout_of(ix->dim, ix->nlist, ix->quant, ix->rdim, ix->body_len);
@@ -91,18 +72,18 @@ vl_status vl_ivf_serialize(const vl_ivf *ix, uint8_t **buf, size_t *len, vl_erro
                        (unsigned long long)L.end + 4);
     uint8_t *b = vl_calloc(1, (size_t)L.end + 4);
     memcpy(b, MAGIC, 8);
-    put32(b + 8, VERSION);
-    put32(b + 12, HEADER);
-    put32(b + 16, ix->dim);
-    put32(b + 20, (uint32_t)ix->metric);
-    put32(b + 24, (uint32_t)ix->quant);
-    put32(b + 28, ix->nlist);
-    put32(b + 32, ix->count);
-    put32(b + 36, ix->rdim);
-    put64(b + 40, ix->seed);
-    put64(b + 48, ix->body_len);
+    vl_le_put32(b + 8, VERSION);
+    vl_le_put32(b + 12, HEADER);
+    vl_le_put32(b + 16, ix->dim);
+    vl_le_put32(b + 20, (uint32_t)ix->metric);
+    vl_le_put32(b + 24, (uint32_t)ix->quant);
+    vl_le_put32(b + 28, ix->nlist);
+    vl_le_put32(b + 32, ix->count);
+    vl_le_put32(b + 36, ix->rdim);
+    vl_le_put64(b + 40, ix->seed);
+    vl_le_put64(b + 48, ix->body_len);
     memcpy(b + 56, &ix->reach, 4);
-    put32(b + 60, ix->sq8_rerank);
+    vl_le_put32(b + 60, ix->sq8_rerank);
     memcpy(b + L.cent, ix->centroids, (size_t)ix->nlist * ix->dim * 4);
     if (ix->quant == VL_IVF_QUANT_SQ8) {
         memcpy(b + L.sq, ix->sq_lo, (size_t)ix->dim * 4);
@@ -114,13 +95,13 @@ vl_status vl_ivf_serialize(const vl_ivf *ix, uint8_t **buf, size_t *len, vl_erro
     }
     for (uint32_t l = 0; l < ix->nlist; l++) {
         uint8_t *d = b + L.dir + (size_t)l * DIR_ENTRY;
-        put64(d, ix->lists[l].offset);
-        put64(d + 8, ix->lists[l].len);
-        put32(d + 16, ix->lists[l].count);
+        vl_le_put64(d, ix->lists[l].offset);
+        vl_le_put64(d + 8, ix->lists[l].len);
+        vl_le_put32(d + 16, ix->lists[l].count);
     }
     if (ix->body_len)
         memcpy(b + L.body, ix->body, ix->body_len);
-    put32(b + L.end, vl_crc32c(0, b, L.end));
+    vl_le_put32(b + L.end, vl_crc32c(0, b, L.end));
     *buf = b;
     *len = (size_t)L.end + 4;
     return VL_OK;
@@ -145,12 +126,12 @@ static vl_status check_header(const uint8_t *b, size_t len, layout *L, vl_error 
         return CORRUPT("truncated: %zu bytes, the header alone needs %u", len, HEADER + 4);
     if (memcmp(b, MAGIC, 8) != 0)
         return CORRUPT("bad magic (not an IVF index file)");
-    if (get32(b + 8) != VERSION)
-        return CORRUPT("version %u, this build reads version %u", get32(b + 8), VERSION);
-    if (get32(b + 12) != HEADER)
+    if (vl_le_get32(b + 8) != VERSION)
+        return CORRUPT("version %u, this build reads version %u", vl_le_get32(b + 8), VERSION);
+    if (vl_le_get32(b + 12) != HEADER)
         return CORRUPT("header length not as written by version %u", VERSION);
-    uint32_t dim = get32(b + 16), metric = get32(b + 20), quant = get32(b + 24);
-    uint32_t nlist = get32(b + 28), rdim = get32(b + 36);
+    uint32_t dim = vl_le_get32(b + 16), metric = vl_le_get32(b + 20), quant = vl_le_get32(b + 24);
+    uint32_t nlist = vl_le_get32(b + 28), rdim = vl_le_get32(b + 36);
     if (dim == 0 || dim > VL_MAX_DIM)
         return CORRUPT("dimension %u outside 1..%u", dim, VL_MAX_DIM);
     if (metric > VL_METRIC_IP || quant > VL_IVF_QUANT_RABITQ)
@@ -163,10 +144,10 @@ static vl_status check_header(const uint8_t *b, size_t len, layout *L, vl_error 
     memcpy(&reach, b + 56, 4);
     if (!(reach > 0 && reach <= VL_IVF_REACH_ALL))
         return CORRUPT("probe reach %g not in (0, %g]", (double)reach, (double)VL_IVF_REACH_ALL);
-    uint32_t depth = get32(b + 60);
+    uint32_t depth = vl_le_get32(b + 60);
     if (quant == VL_IVF_QUANT_SQ8 ? depth == 0 || depth > MAX_SQ8_RERANK : depth != 0)
         return CORRUPT("sq8 re-rank depth %u for quantiser %u", depth, quant);
-    uint64_t body_len = get64(b + 48);
+    uint64_t body_len = vl_le_get64(b + 48);
     if (body_len > len)
         return CORRUPT("body length %llu exceeds the %zu-byte buffer", (unsigned long long)body_len,
                        len);
@@ -174,7 +155,7 @@ static vl_status check_header(const uint8_t *b, size_t len, layout *L, vl_error 
     if (L->end + 4 != len)
         return CORRUPT("size %zu bytes, the header describes %llu (truncated or extended)", len,
                        (unsigned long long)L->end + 4);
-    uint32_t want = get32(b + L->end), got = vl_crc32c(0, b, L->end);
+    uint32_t want = vl_le_get32(b + L->end), got = vl_crc32c(0, b, L->end);
     if (want != got)
         return CORRUPT("checksum mismatch (stored %08x, computed %08x)", want, got);
     for (uint64_t i = L->dir + (uint64_t)nlist * DIR_ENTRY; i < L->body; i++)
@@ -208,8 +189,8 @@ static vl_status check_lists(const uint8_t *b, const layout *L, vl_ivf *ix, vl_e
     uint64_t off = 0, rows = 0;
     for (uint32_t l = 0; l < ix->nlist; l++) {
         const uint8_t *d = b + L->dir + (size_t)l * DIR_ENTRY;
-        vl_ivf_list_info li = {get64(d), get64(d + 8), get32(d + 16)};
-        if (get32(d + 20) != 0)
+        vl_ivf_list_info li = {vl_le_get64(d), vl_le_get64(d + 8), vl_le_get32(d + 16)};
+        if (vl_le_get32(d + 20) != 0)
             return CORRUPT("list %u: reserved directory field set", l);
         if (li.offset != off)
             return CORRUPT("list %u: offset %llu, expected %llu", l, (unsigned long long)li.offset,
@@ -239,7 +220,7 @@ static vl_status check_lists(const uint8_t *b, const layout *L, vl_ivf *ix, vl_e
         const uint8_t *p = b + L->body + ix->lists[l].offset;
         uint32_t c = ix->lists[l].count;
         for (uint32_t i = 0; i < c; i++) {
-            uint32_t r = get32(p + 4 * (size_t)i);
+            uint32_t r = vl_le_get32(p + 4 * (size_t)i);
             if (r >= ix->count || (seen[r / 64] >> (r % 64)) & 1) {
                 st = CORRUPT("list %u: row id %u out of range or repeated", l, r);
                 break;
@@ -261,17 +242,17 @@ vl_status vl_ivf_load(const uint8_t *b, size_t len, vl_ivf **out, vl_error *err)
     if (st != VL_OK)
         return st;
     vl_ivf *ix = vl_calloc(1, sizeof *ix);
-    ix->dim = get32(b + 16);
-    ix->metric = (vl_metric)get32(b + 20);
-    ix->quant = (vl_ivf_quant)get32(b + 24);
-    ix->nlist = get32(b + 28);
-    ix->count = get32(b + 32);
-    ix->rdim = get32(b + 36);
+    ix->dim = vl_le_get32(b + 16);
+    ix->metric = (vl_metric)vl_le_get32(b + 20);
+    ix->quant = (vl_ivf_quant)vl_le_get32(b + 24);
+    ix->nlist = vl_le_get32(b + 28);
+    ix->count = vl_le_get32(b + 32);
+    ix->rdim = vl_le_get32(b + 36);
     ix->nsub = ix->rdim / 4;
-    ix->seed = get64(b + 40);
-    ix->body_len = get64(b + 48);
+    ix->seed = vl_le_get64(b + 40);
+    ix->body_len = vl_le_get64(b + 48);
     memcpy(&ix->reach, b + 56, 4);
-    ix->sq8_rerank = get32(b + 60);
+    ix->sq8_rerank = vl_le_get32(b + 60);
     ix->lists = vl_calloc(ix->nlist, sizeof *ix->lists);
     if ((st = check_params(b, &L, ix, err)) != VL_OK ||
         (st = check_lists(b, &L, ix, err)) != VL_OK) {
