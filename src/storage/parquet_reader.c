@@ -592,9 +592,9 @@ static vl_status take_rows(reader *r, size_t n, const uint32_t *rep, const uint3
 {
     const leaf *lf = r->lf;
     *taken = 0;
-    if (!HOST_LITTLE_ENDIAN || lf->kind != COL_VEC || v->dict || !r->dim_known ||
-        lf->max_rep != 1 || !lf->max_def)
-        return VL_OK;
+    if (!HOST_LITTLE_ENDIAN || lf->kind != COL_VEC || v->dict || !r->dim_known || !r->dim ||
+        lf->max_rep != 1 || !lf->max_def || !rep || !def)
+        return VL_OK; /* no level arrays (a page without entries); dim 0 never advances */
     uint32_t dim = r->dim, top = (uint32_t)lf->max_def;
     size_t i = 0;
     while (n - i >= dim && rep[i] == 0) {
