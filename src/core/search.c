@@ -38,7 +38,16 @@
  *    row store (computed there at insert with the same double reference,
  *    vl_dot_f64) instead of summing |v|^2 again: that second pass over
  *    the winners was 5% of the server's CPU on the MiniLM sets (perf, 50
- *    clients over RESP, debian-minilm at EF 22).
+ *    clients over RESP, debian-minilm at EF 22).  Measured and not kept:
+ *    prefetching each winner's vector, 1/|v| and key 4 or 16 winners ahead
+ *    of the re-score (an SQ8 walk over byte-valued rows reads no float
+ *    vector, so the winners' are cold): vl_l2sq_f64 stayed at 11-12% of
+ *    the server on sift at 50 clients (perf); its cost was its code (see
+ *    kernels/f32_scalar.c), not the misses.
+ *  - A search allocates two blocks (the search with its scan ranges, the
+ *    heaps with their candidates), and a segment's hits sit on the stack
+ *    for K <= 64: per-search malloc and free were 3.6% of the server on
+ *    sift at 50 clients.
  *  - The index walk asks the filter about every row it meets.  When no row
  *    of the generation was deleted since the set was built (the deletion
  *    count the snapshot saw equals the set's), every mapped row is live and
@@ -87,6 +96,10 @@ struct vl_search {
     size_t nscan;
     uint64_t scan_rows; /* rows in scan */
 };
+
+/* The blocks vl_search_new_opts shares (see there). */
+_Static_assert(sizeof(vl_topk) % _Alignof(vl_candidate) == 0, "candidates follow the heaps");
+_Static_assert(sizeof(vl_search) % _Alignof(vl_row_range) == 0, "ranges follow the search");
 
 static int visible(const vl_snapshot *s, vl_chunk *c, uint32_t slot)
 {
@@ -212,7 +225,7 @@ vl_status vl_search_new(const vl_snapshot *s, const float *q, uint32_t dim, uint
 static uint32_t plan_indexed(vl_search *x, uint32_t parts)
 {
     const vl_index_set *set = x->set;
-    x->scan = vl_malloc((set->nscan + 1) * sizeof *x->scan);
+    x->scan = (vl_row_range *)(x + 1); /* room for set->nscan + 1: vl_search_new_opts */
     for (size_t i = 0; i < set->nscan && set->scan[i].lo < x->s->nrows; i++) {
         vl_row_range r = set->scan[i]; /* a durable snapshot may end below base */
         r.hi = r.hi < x->s->nrows ? r.hi : x->s->nrows;
@@ -247,21 +260,27 @@ vl_status vl_search_new_opts(const vl_snapshot *s, const float *q, uint32_t dim,
         st = check_opts(opts, err);
     if (st != VL_OK)
         return st;
-    vl_search *x = vl_calloc(1, sizeof *x);
+    /* One block for the search and its scan ranges, one for the heaps and
+     * their candidates: a search allocates two blocks (perf, sift at 50
+     * clients: malloc and free were 3.6% of the server with six). */
+    int indexed = s->iset && !(opts && opts->exact);
+    size_t ranges = indexed ? s->iset->nscan + 1 : 0;
+    vl_search *x = vl_calloc(1, sizeof *x + ranges * sizeof(vl_row_range));
     x->s = s;
     x->q = q;
     x->inv_qnorm = inv_qnorm;
     x->k = k;
     x->cap = (uint64_t)k < s->nrows ? k : (uint32_t)s->nrows;
     x->parts = parts < 1 ? 1 : (parts > MAX_PARTS ? MAX_PARTS : parts);
-    if (s->iset && !(opts && opts->exact)) {
+    if (indexed) {
         x->set = s->iset;
         x->ef = opts ? opts->ef : 0;
         x->nprobe = opts ? opts->nprobe : 0;
         x->parts = plan_indexed(x, x->parts);
     }
-    x->tops = vl_calloc(x->parts, sizeof *x->tops);
-    x->storage = vl_malloc((size_t)x->parts * (x->cap ? x->cap : 1) * sizeof *x->storage);
+    size_t cap = x->cap ? x->cap : 1;
+    x->tops = vl_malloc(x->parts * sizeof *x->tops + x->parts * cap * sizeof *x->storage);
+    x->storage = (vl_candidate *)(x->tops + x->parts);
     for (uint32_t i = 0; i < x->parts; i++)
         vl_topk_init(&x->tops[i], x->storage + (size_t)i * x->cap, x->cap);
     *out = x;
@@ -358,7 +377,8 @@ static void search_segment(const vl_search *x, vl_topk *top, const vl_index_entr
     vl_seg_filter f = {fresh ? seg_allow_mapped : seg_allow, seg_vector, &ctx};
     if (fresh && e->whole && e->max_row < x->s->nrows)
         f.allow = NULL; /* every row of the segment is visible */
-    vl_seg_hit *hits = vl_malloc((size_t)x->k * sizeof *hits);
+    vl_seg_hit local[64];
+    vl_seg_hit *hits = x->k <= 64 ? local : vl_malloc((size_t)x->k * sizeof *hits);
     uint32_t n = 0;
     vl_error err;
     /* The search's only source of rows: its at most k hits all stay in the
@@ -376,7 +396,8 @@ static void search_segment(const vl_search *x, vl_topk *top, const vl_index_entr
             if (seg_allow(&ctx, r))
                 push_row(x, top, ctx.dir, e->map[r]);
     }
-    free(hits);
+    if (hits != local)
+        free(hits);
 }
 
 void vl_search_run_part(vl_search *x, uint32_t part)
@@ -426,10 +447,8 @@ void vl_search_free(vl_search *x)
 {
     if (!x)
         return;
-    free(x->tops);
-    free(x->storage);
-    free(x->scan);
-    free(x);
+    free(x->tops); /* and the candidates */
+    free(x);       /* and the scan ranges */
 }
 
 vl_status vl_snapshot_search(const vl_snapshot *s, const float *q, uint32_t dim, uint32_t k,
