@@ -233,6 +233,46 @@ static void test_recall_scoring(void **state)
     }
 }
 
+/* The memo gives the counts a fresh score gives, reply after reply of one
+ * query, also when a reply differs from the last one (order, rows, length),
+ * and it does not serve another k. */
+static void test_recall_memo(void **state)
+{
+    (void)state;
+    float base[5 * 2] = {1, 0, 0, 2, -2, 0, 3, 0, 0, 5};
+    float query[2 * 2] = {0, 0, 0, 0}, gt_dist[2 * 2] = {1, 2, 1, 2};
+    int32_t gt[2 * 2] = {0, 1, 0, 1};
+    vb_dataset d = {.dim = 2,
+                    .nbase = 5,
+                    .nquery = 2,
+                    .base = base,
+                    .query = query,
+                    .gt_k = 2,
+                    .gt = gt,
+                    .gt_dist = gt_dist,
+                    .metric = VB_METRIC_L2};
+    const int64_t replies[][2] = {{0, 1}, {0, 1}, {3, 4}, {3, 4}, {1, 0}, {0, 2}, {0, 2}, {4, -1}};
+    const uint32_t lens[] = {2, 2, 2, 2, 2, 2, 1, 2};
+    vb_score_memo m;
+    vb_score_memo_init(&m, &d, 2);
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+            for (uint32_t qi = 0; qi < 2; qi++) {
+                uint64_t ids = 0, tie = 0, want_ids = 0, want_tie = 0;
+                vb_dataset_score_memo(&d, &m, qi, replies[i], lens[i], 2, &ids, &tie);
+                vb_dataset_score(&d, qi, replies[i], lens[i], 2, &want_ids, &want_tie);
+                assert_int_equal(ids, want_ids);
+                assert_int_equal(tie, want_tie);
+            }
+        }
+    }
+    uint64_t ids = 0, tie = 0;
+    vb_dataset_score_memo(&d, &m, 0, replies[0], 2, 1, &ids, &tie); /* k 1: not the memo's */
+    assert_int_equal(ids, 1);
+    assert_int_equal(tie, 1);
+    vb_score_memo_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_not_resp),
         cmocka_unit_test(test_histogram_quantiles),
         cmocka_unit_test(test_recall_scoring),
+        cmocka_unit_test(test_recall_memo),
         cmocka_unit_test(test_format_uint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -235,3 +235,48 @@ void vb_dataset_score(const vb_dataset *d, uint32_t qi, const int64_t *rows, uin
             (*hits_tie)++;
     }
 }
+
+void vb_score_memo_init(vb_score_memo *m, const vb_dataset *d, uint32_t k)
+{
+    memset(m, 0, sizeof *m);
+    m->k = k;
+    m->width = k;
+    m->n = calloc(d->nquery, sizeof *m->n);
+    m->rows = calloc((size_t)d->nquery * k, sizeof *m->rows);
+    m->ids = calloc(d->nquery, sizeof *m->ids);
+    m->tie = calloc(d->nquery, sizeof *m->tie);
+    if (!m->n || !m->rows || !m->ids || !m->tie) {
+        fprintf(stderr, "vexlake-bench: out of memory\n");
+        exit(1);
+    }
+}
+
+void vb_score_memo_free(vb_score_memo *m)
+{
+    free(m->n);
+    free(m->rows);
+    free(m->ids);
+    free(m->tie);
+    memset(m, 0, sizeof *m);
+}
+
+void vb_dataset_score_memo(const vb_dataset *d, vb_score_memo *m, uint32_t qi, const int64_t *rows,
+                           uint32_t nrows, uint32_t k, uint64_t *hits_ids, uint64_t *hits_tie)
+{
+    uint32_t n = nrows < k ? nrows : k; /* the rows scoring reads */
+    if (k != m->k || qi >= d->nquery) {
+        vb_dataset_score(d, qi, rows, nrows, k, hits_ids, hits_tie);
+        return;
+    }
+    int64_t *last = m->rows + (size_t)qi * m->width;
+    if (m->n[qi] != n + 1 || memcmp(last, rows, n * sizeof *rows) != 0) {
+        uint64_t ids = 0, tie = 0;
+        vb_dataset_score(d, qi, rows, nrows, k, &ids, &tie);
+        memcpy(last, rows, n * sizeof *rows);
+        m->n[qi] = n + 1;
+        m->ids[qi] = ids;
+        m->tie[qi] = tie;
+    }
+    *hits_ids += m->ids[qi];
+    *hits_tie += m->tie[qi];
+}

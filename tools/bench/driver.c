@@ -52,6 +52,8 @@ typedef struct {
     vb_str *items;
     int64_t *rows;
     uint32_t max_items;
+    vb_score_memo memo; /* the search stream's k; k 0 (none) scores every reply */
+    int nwaiting;       /* connections held back by a rate cap */
     pthread_t tid;
 } worker;
 
@@ -245,6 +247,7 @@ static int stopping(const worker *w, const conn *c, double now)
 static void start_batch(worker *w, conn *c, double now)
 {
     vb_stream *s = c->s;
+    w->nwaiting -= c->waiting;
     c->waiting = 0;
     if (stopping(w, c, now)) {
         finish_conn(w, c, now);
@@ -254,6 +257,7 @@ static void start_batch(worker *w, conn *c, double now)
         double allowed = s->rate * (now - s->t_start) + s->pipeline;
         if ((double)atomic_load(&s->next) >= allowed) {
             c->waiting = 1;
+            w->nwaiting++;
             return;
         }
     }
@@ -328,8 +332,8 @@ static void on_reply(worker *w, conn *c, const vb_reply *rep, double t_read)
         return;
     for (uint32_t i = 0; i < rep->nitems; i++)
         w->rows[i] = key_row(w->t, rep->items[i]);
-    vb_dataset_score(d, (uint32_t)(op % d->nquery), w->rows, rep->nitems, c->s->k, &r->hits_ids,
-                     &r->hits_tie);
+    vb_dataset_score_memo(d, &w->memo, (uint32_t)(op % d->nquery), w->rows, rep->nitems, c->s->k,
+                          &r->hits_ids, &r->hits_tie);
     r->scored++;
 }
 
@@ -398,10 +402,7 @@ static void *worker_main(void *arg)
     for (int i = 0; i < w->nconns; i++)
         start_batch(w, &w->conns[i], now);
     while (w->live > 0) {
-        int waiting = 0;
-        for (int i = 0; i < w->nconns; i++)
-            waiting += w->conns[i].waiting;
-        int n = epoll_wait(w->ep, evs, 64, waiting ? 1 : 50);
+        int n = epoll_wait(w->ep, evs, 64, w->nwaiting ? 1 : 50);
         now = vb_now();
         for (int i = 0; i < n; i++) {
             conn *c = evs[i].data.ptr;
@@ -412,7 +413,10 @@ static void *worker_main(void *arg)
             if (!c->done && (evs[i].events & EPOLLOUT))
                 flush_out(w, c, now);
         }
-        for (int i = 0; i < w->nconns; i++) {
+        /* Only held-back connections, or every one once a stop may be due
+         * (a connection between batches ends at its next start_batch). */
+        int may_stop = (w->deadline > 0 && now >= w->deadline) || atomic_load(w->finite_live) == 0;
+        for (int i = 0; (w->nwaiting || may_stop) && i < w->nconns; i++) {
             conn *c = &w->conns[i];
             if (!c->done && (c->waiting || (c->inflight == 0 && stopping(w, c, now))))
                 start_batch(w, c, now);
@@ -491,6 +495,7 @@ static void free_workers(worker *ws, int nthreads)
         free(ws[i].conns);
         free(ws[i].items);
         free(ws[i].rows);
+        vb_score_memo_free(&ws[i].memo);
         if (ws[i].ep >= 0)
             close(ws[i].ep);
     }
@@ -543,6 +548,10 @@ int vb_run(const vb_target *t, vb_stream *streams, int nstreams)
         w->max_items = max_items;
         w->items = calloc(max_items, sizeof *w->items);
         w->rows = calloc(max_items, sizeof *w->rows);
+        for (int s = 0; s < nstreams; s++)
+            if (streams[s].op == VB_OP_VSEARCH && t->data->gt && streams[s].k <= t->data->gt_k &&
+                !w->memo.k)
+                vb_score_memo_init(&w->memo, t->data, streams[s].k);
         if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
             fprintf(stderr, "vexlake-bench: cannot start thread %d\n", i);
             exit(1);
