@@ -7,7 +7,7 @@
  *
  * Builds the index over DIR/base.fvecs (one thread, rows in file order),
  * then for each EF searches every query of DIR/query.fvecs for its 10
- * nearest, REPEAT times, and prints one line per EF; then switches the same
+ * nearest, `repeat` times, and prints one line per EF; then switches the same
  * graph to SQ8 traversal (vl_hnsw_set_quant), lets it read the float32 rows
  * for re-ranking from the bench's own array (vl_hnsw_set_vector_source, as
  * the engine's row store serves them) and sweeps again.  Recall is tie-aware
@@ -17,14 +17,23 @@
  * shared, so wall time includes other processes' turns) and by wall time
  * (wall_qps).
  * Build times are wall (seconds) and CPU (cpu_seconds) seconds.
+ * dist_per_query is the distances one query computed (walk on every layer
+ * plus re-rank, vl_hnsw_scratch_distances over the last pass): a cost the
+ * shared machine's noise does not blur, to compare graphs at equal recall.
+ * ANN_BENCH_SEED=<n> builds with graph seed n instead of 42 (the seed alone
+ * moves manpage-minilm's cost at recall 0.99 by up to 25%, so graph changes
+ * are compared over several).  ANN_BENCH_REPEAT=<n> passes per point instead
+ * of 3 (1 when only distances matter; more on a loaded machine).
  * Output lines are "key value" pairs, read by bench/ann_peers.py:
  *
  *   build dataset D rows N dim D seconds S cpu_seconds C bytes_per_vector B
  *         graph_bytes_per_vector G
  *   search dataset D mode float32 ef E recall R cpu_qps Q wall_qps W
+ *          dist_per_query N
  *   quant dataset D mode sq8 seconds S cpu_seconds C bytes_per_vector B
  *         own_copy_bytes_per_vector O
  *   search dataset D mode sq8 ef E recall R cpu_qps Q wall_qps W
+ *          dist_per_query N
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +43,9 @@
 #include "core/index/hnsw.h"
 #include "../tests/unit/testutil_fvecs.h"
 
-enum { K = 10, REPEAT = 3 };
+enum { K = 10, DEFAULT_REPEAT = 3 };
+
+static int repeat = DEFAULT_REPEAT;
 
 static double now(clockid_t clock)
 {
@@ -60,15 +71,17 @@ static const char *base_name(const char *dir)
     return s && s[1] ? s + 1 : dir;
 }
 
-/* All queries at beam ef, REPEAT times; the best pass's CPU and wall
- * seconds.  0 on a search error (printed). */
+/* All queries at beam ef, `repeat` times; the best pass's CPU and wall
+ * seconds and the last pass's distances.  0 on a search error (printed). */
 static int sweep_point(const vl_hnsw *h, vl_hnsw_scratch *s, const float *queries, uint32_t nq,
                        uint32_t dim, uint32_t ef, vl_hnsw_hit *hits, uint32_t *got, double *cpu,
-                       double *wall)
+                       double *wall, uint64_t *distances)
 {
     vl_error err;
     *cpu = *wall = 1e30;
-    for (int rep = 0; rep < REPEAT; rep++) {
+    *distances = 0;
+    for (int rep = 0; rep < repeat; rep++) {
+        uint64_t d0 = vl_hnsw_scratch_distances(s);
         double c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
         for (uint32_t qi = 0; qi < nq; qi++)
             if (vl_hnsw_search(h, queries + (size_t)qi * dim, K, ef, NULL, s, hits + (size_t)qi * K,
@@ -79,6 +92,7 @@ static int sweep_point(const vl_hnsw *h, vl_hnsw_scratch *s, const float *querie
         double c = now(CLOCK_PROCESS_CPUTIME_ID) - c0, w = now(CLOCK_MONOTONIC) - w0;
         *cpu = c < *cpu ? c : *cpu;
         *wall = w < *wall ? w : *wall;
+        *distances = vl_hnsw_scratch_distances(s) - d0;
     }
     return 1;
 }
@@ -109,9 +123,14 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    const char *repeat_env = getenv("ANN_BENCH_REPEAT");
+    if (repeat_env && atoi(repeat_env) > 0)
+        repeat = atoi(repeat_env);
+    const char *seed_env = getenv("ANN_BENCH_SEED");
+    uint64_t seed = seed_env && *seed_env ? strtoull(seed_env, NULL, 10) : 42;
     vl_hnsw *h;
     vl_error err;
-    if (vl_hnsw_create(db, metric, m, efc, 42, &h, &err) != VL_OK) {
+    if (vl_hnsw_create(db, metric, m, efc, seed, &h, &err) != VL_OK) {
         fprintf(stderr, "ann_bench: %s\n", err.msg);
         return 1;
     }
@@ -160,7 +179,8 @@ int main(int argc, char **argv)
         for (uint32_t e = 0; e < nef; e++) {
             uint32_t ef = argc > 5 ? (uint32_t)atoi(argv[5 + e]) : default_efs[e];
             double cpu, wall;
-            if (!sweep_point(h, s, queries, nq, dq, ef, hits, got, &cpu, &wall))
+            uint64_t distances;
+            if (!sweep_point(h, s, queries, nq, dq, ef, hits, got, &cpu, &wall, &distances))
                 return 1;
             uint64_t total = 0;
             for (uint32_t qi = 0; qi < nq; qi++) {
@@ -170,9 +190,10 @@ int main(int argc, char **argv)
                 total += vl_tie_hits(metric, queries + (size_t)qi * dq, base, db, rows, got[qi],
                                      gtd[(size_t)qi * dg + K - 1]);
             }
-            printf("search dataset %s mode %s ef %u recall %.4f cpu_qps %.0f wall_qps %.0f\n",
+            printf("search dataset %s mode %s ef %u recall %.4f cpu_qps %.0f wall_qps %.0f "
+                   "dist_per_query %.1f\n",
                    base_name(dir), mode ? "sq8" : "float32", ef, (double)total / ((double)nq * K),
-                   nq / cpu, nq / wall);
+                   nq / cpu, nq / wall, (double)distances / nq);
             fflush(stdout);
         }
     }

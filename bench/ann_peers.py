@@ -24,6 +24,14 @@ ratios, one recall-vs-QPS PNG per dataset) to bench/results/.
                                       (re-write the report from saved curves)
 BENCH_QUICK=1 runs three sweep points per system on the smallest dataset
 (unless BENCH_DATASETS names others) and writes to build/bench/ instead.
+
+BENCH_BASELINE=<another build's ann_bench> (--baseline) also runs that
+binary's SQ8 walk as system vexlake-hnsw-sq8-base, interleaved with this
+tree's on every dataset: BENCH_BASELINE_ROUNDS rounds (default 2) in the
+order this, base, base, this, ..., each point's best QPS over the rounds, so
+that a change is measured against, say, main's build on the same noisy
+machine in the same minutes.  The base counts neither as VexLake nor as a
+peer in the headline; its row in the tables gives the ratios.
 """
 import argparse
 import datetime
@@ -43,7 +51,8 @@ from ann import peers, report  # noqa: E402
 K = peers.K
 VEXLAKE = ["vexlake-hnsw", "vexlake-hnsw-sq8", "vexlake-ivf", "vexlake-ivf-sq8",
            "vexlake-ivf-rabitq"]
-SYSTEMS = VEXLAKE + list(peers.PEERS)
+BASELINE = "vexlake-hnsw-sq8-base"
+SYSTEMS = VEXLAKE + [BASELINE] + list(peers.PEERS)
 WORKER_TIMEOUT = 1800
 
 
@@ -146,12 +155,13 @@ def kv(fields):
     return dict(zip(fields[0::2], fields[1::2]))
 
 
-def run_vexlake_hnsw(path, metric, quick):
+def run_vexlake_hnsw(path, metric, quick, binary=None):
     efs = peers.EFS_QUICK if quick else peers.EFS
-    cmd = [os.path.join(ROOT, "build/rel/bench/ann_bench"), path, metric, str(peers.M),
+    cmd = [binary or os.path.join(ROOT, "build/rel/bench/ann_bench"), path, metric, str(peers.M),
            str(peers.EF_CONSTRUCTION)] + [str(e) for e in efs]
     out, err = run_cmd(cmd)
-    res = {s: {"knob": "ef", "points": [], "cmd": cmd, "version": "this tree"}
+    res = {s: {"knob": "ef", "points": [], "cmd": cmd,
+               "version": "this tree" if binary is None else binary}
            for s in VEXLAKE[:2]}
     for line in out.splitlines():
         f = line.split()
@@ -180,6 +190,34 @@ def run_vexlake_hnsw(path, metric, quick):
                                             float(d["cpu_qps"]), float(d["wall_qps"])])
     for s in res.values():
         s["status"] = err or ("ok" if s["points"] else "no output")
+    return res
+
+
+def best_points(runs):
+    """One result of several runs of the same sweep: each point's best CPU and
+    wall QPS (recall is the same in every run: the build is deterministic)."""
+    out = dict(runs[0], points=[list(p) for p in runs[0]["points"]])
+    for r in runs[1:]:
+        if r["status"] != "ok":
+            out["status"] = r["status"]
+            continue
+        for p, q in zip(out["points"], r["points"]):
+            p[2], p[3] = max(p[2], q[2]), max(p[3], q[3])
+    return out
+
+
+def run_hnsw_with_baseline(path, metric, quick, baseline, rounds):
+    """This tree's HNSW and the baseline binary's SQ8 walk, interleaved."""
+    mine, base = [], []
+    for i in range(rounds):
+        order = [False, True] if i % 2 == 0 else [True, False]
+        for is_base in order:
+            if is_base:
+                base.append(run_vexlake_hnsw(path, metric, quick, baseline)["vexlake-hnsw-sq8"])
+            else:
+                mine.append(run_vexlake_hnsw(path, metric, quick))
+    res = {s: best_points([m[s] for m in mine]) for s in VEXLAKE[:2]}
+    res[BASELINE] = best_points(base)
     return res
 
 
@@ -250,6 +288,7 @@ def command_line():
     if not os.environ.get("BENCH_COMMAND"):
         return " ".join([".venv/bin/python bench/ann_peers.py"] + sys.argv[1:])
     knobs = [f"{k}={os.environ[k]}" for k in ("BENCH_DATASETS", "BENCH_SYSTEMS", "BENCH_QUICK",
+                                               "BENCH_BASELINE", "BENCH_BASELINE_ROUNDS",
                                                "VL_DATASETS") if os.environ.get(k)]
     return " ".join(["nice -n %d" % os.nice(0)] * (os.nice(0) > 0) + [os.environ["BENCH_COMMAND"]] +
                     knobs)
@@ -276,6 +315,10 @@ def main():
                     help="comma-separated systems (default: all): " + ",".join(SYSTEMS))
     ap.add_argument("--quick", action="store_true",
                     default=os.environ.get("BENCH_QUICK", "") not in ("", "0"))
+    ap.add_argument("--baseline", default=os.environ.get("BENCH_BASELINE", ""),
+                    help="another build's ann_bench, run as " + BASELINE)
+    ap.add_argument("--baseline-rounds", type=int,
+                    default=int(os.environ.get("BENCH_BASELINE_ROUNDS", "2")))
     ap.add_argument("--out-dir", help="default bench/results (quick: build/bench)")
     ap.add_argument("--report", metavar="JSON", help="only re-write the report from saved curves")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -296,6 +339,14 @@ def main():
         print(f"ann_peers: no datasets at {datasets}, nothing to run")
         return 0
     systems = [s for s in (args.systems.split(",") if args.systems else SYSTEMS) if s]
+    if args.baseline:
+        args.baseline = os.path.abspath(args.baseline)
+        if BASELINE not in systems:
+            systems.append(BASELINE)
+    elif BASELINE in systems:
+        print(f"ann_peers: {BASELINE} needs BENCH_BASELINE (another build's ann_bench)",
+              file=sys.stderr)
+        return 2
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
         print(f"ann_peers: unknown systems {unknown}; known: {SYSTEMS}", file=sys.stderr)
@@ -322,7 +373,10 @@ def main():
                 continue
             res["load"].append([time.time(), os.getloadavg()[0]])
             t0 = time.perf_counter()
-            if s.startswith("vexlake-hnsw"):
+            if s.startswith("vexlake-hnsw") and args.baseline:
+                got.update(run_hnsw_with_baseline(path, metric, args.quick, args.baseline,
+                                                  max(1, args.baseline_rounds)))
+            elif s.startswith("vexlake-hnsw"):
                 got.update(run_vexlake_hnsw(path, metric, args.quick))
             elif s.startswith("vexlake-ivf"):
                 got.update(run_vexlake_ivf(datasets, name, args.quick))

@@ -46,7 +46,13 @@ def qps_at(points, target):
 
 
 def is_vexlake(name):
-    return name.startswith("vexlake")
+    return name.startswith("vexlake") and not is_baseline(name)
+
+
+def is_baseline(name):
+    """Another build run beside this one (ann_peers.py BENCH_BASELINE): its
+    table row gives the same-run ratios; it is neither VexLake nor a peer."""
+    return name.endswith("-base")
 
 
 def fmt(x, spec=",.0f"):
@@ -140,7 +146,7 @@ def markdown(res, pngs):
     for name, ds in res["datasets"].items():
         at = at_targets(ds)
         vx = best_of(at, is_vexlake)
-        pe = best_of(at, lambda s: not is_vexlake(s))
+        pe = best_of(at, lambda s: not is_vexlake(s) and not is_baseline(s))
         h = at.get("hnswlib", (None, None))
         for i, t in enumerate(TARGETS):
             head.append(f"| {name} | {t} | {vx[i][0] or 'n/a'} | {fmt(vx[i][1])} | {fmt(h[i])} | "

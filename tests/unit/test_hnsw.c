@@ -324,6 +324,33 @@ static void test_pool_equals_heaps(void **state)
     free(q);
 }
 
+/* The bench's cost measure: a scratch counts the distances of its
+ * searches, the same for the same search, more for a wider beam. */
+static void test_distances_counted(void **state)
+{
+    (void)state;
+    enum { N = 2000, D = 8 };
+    float *v = random_vectors(N, D, 31), *q = random_vectors(1, D, 32);
+    vl_hnsw *h = build(v, N, D, VL_METRIC_L2, 0, 60, 5);
+    vl_hnsw_scratch *s = vl_hnsw_scratch_new();
+    assert_non_null(s);
+    assert_int_equal(vl_hnsw_scratch_distances(s), 0);
+    vl_hnsw_hit hits[K];
+    uint32_t got;
+    vl_error err;
+    assert_int_equal(vl_hnsw_search(h, q, K, 10, NULL, s, hits, &got, &err), VL_OK);
+    uint64_t one = vl_hnsw_scratch_distances(s);
+    assert_true(one >= K && one < N);
+    assert_int_equal(vl_hnsw_search(h, q, K, 10, NULL, s, hits, &got, &err), VL_OK);
+    assert_int_equal(vl_hnsw_scratch_distances(s), 2 * one);
+    assert_int_equal(vl_hnsw_search(h, q, K, 400, NULL, s, hits, &got, &err), VL_OK);
+    assert_true(vl_hnsw_scratch_distances(s) - 2 * one > one);
+    vl_hnsw_scratch_free(s);
+    vl_hnsw_free(h);
+    free(v);
+    free(q);
+}
+
 /* ---- determinism and serialisation -------------------------------------- */
 
 static void save(const vl_hnsw *h, uint8_t **buf, size_t *len)
@@ -896,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_recall_every_metric),
         cmocka_unit_test(test_filter_excludes_rows),
         cmocka_unit_test(test_pool_equals_heaps),
+        cmocka_unit_test(test_distances_counted),
         cmocka_unit_test(test_same_seed_same_graph),
         cmocka_unit_test(test_roundtrip_same_results),
         cmocka_unit_test(test_every_byte_flip_detected),

@@ -91,6 +91,19 @@
  *    new) and the pool's binary search had perf's hottest lines on
  *    mispredicts; without branches the SIFT-5k SQ8 walk gained 15-35% and
  *    debian-minilm 2-20%, visiting the same rows.
+ *  - One expansion in two steps (2026-12-02, hnsw2): first the distances of
+ *    all the candidate's unvisited neighbours, back to back under the
+ *    prefetch, then the pool: the few that enter are insertion-sorted
+ *    (stable) and merged into it from its back, so the tail moves once per
+ *    expansion, where each entering row cost a binary search and two
+ *    memmoves (rows and expanded flags).  The pool ends the same, ties
+ *    included, as inserting one by one, so the rows visited are unchanged.
+ *    The results are put in order by insertion (the pool is sorted, the
+ *    re-ranked window is 1.5k rows), not qsort.  Same run, interleaved
+ *    with main's build (bench/results/2026-12-02-hnsw2.md): SIFT-5k SQ8
+ *    +8-32% QPS at ef 10..64; on manpage-minilm within noise (-11..+19%).
+ *    Measured and not kept: the two steps with the per-row binary search
+ *    and memmoves kept (-13..+7% on SIFT-5k, noise).
  *  - Memory (vl_hnsw_set_vector_source): the float32 copy is 4 x dim of the
  *    index's bytes per row, and the engine already holds every vector in
  *    its row store, so the index can read them through a callback instead
@@ -167,7 +180,8 @@ struct vl_hnsw_scratch {
     uint32_t done_cap;
     float *q; /* the normalised query (cosine) */
     uint32_t q_cap;
-    uint8_t *qcode; /* the query's SQ8 code */
+    uint8_t *qcode;     /* the query's SQ8 code */
+    uint64_t distances; /* computed so far (vl_hnsw_scratch_distances) */
 };
 
 /* What a distance is taken against: the float query and, when the index
@@ -406,12 +420,33 @@ static void normalise(float *dst, const float *src, uint32_t dim)
 HN_HEAP(min, <, <=)
 HN_HEAP(max, >, >=)
 
+/* The results' order: nearer first, ties by row id. */
+static inline int item_before(hn_item a, hn_item b)
+{
+    return a.d < b.d || (a.d == b.d && a.id < b.id);
+}
+
 static int item_cmp(const void *pa, const void *pb)
 {
     const hn_item *a = pa, *b = pb;
-    if (a->d != b->d)
-        return a->d < b->d ? -1 : 1;
-    return a->id < b->id ? -1 : (a->id > b->id);
+    return item_before(*a, *b) ? -1 : item_before(*b, *a);
+}
+
+/* Sort a[0..n) by item_before, by insertion: the pool's rows come already
+ * sorted by distance (only ties may move) and a re-ranked window is 1.5k
+ * rows, so this is about n steps where qsort paid a call per comparison
+ * (a filtered walk's heap is in no order: qsort). */
+static void sort_items(hn_item *a, uint32_t n)
+{
+    for (uint32_t i = 1; i < n; i++) {
+        hn_item x = a[i];
+        uint32_t j = i;
+        while (j > 0 && item_before(x, a[j - 1])) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
 }
 
 /* ---- scratch ------------------------------------------------------------ */
@@ -419,6 +454,11 @@ static int item_cmp(const void *pa, const void *pb)
 vl_hnsw_scratch *vl_hnsw_scratch_new(void)
 {
     return calloc(1, sizeof(vl_hnsw_scratch));
+}
+
+uint64_t vl_hnsw_scratch_distances(const vl_hnsw_scratch *s)
+{
+    return s->distances;
 }
 
 void vl_hnsw_scratch_free(vl_hnsw_scratch *s)
@@ -512,12 +552,14 @@ static inline int allowed(const vl_hnsw_filter *f, uint32_t r)
 
 /* Beam 1 on layer lc: move to a nearer neighbour until none is. */
 static inline __attribute__((always_inline)) hn_item greedy(const vl_hnsw *h, const hn_query *x,
-                                                            hn_item cur, uint32_t lc, int coded)
+                                                            hn_item cur, uint32_t lc, int coded,
+                                                            uint64_t *distances)
 {
     for (;;) {
         const uint32_t *list = vl_hnsw_list(h, cur.id, lc);
         uint32_t n = list[0];
         int moved = 0;
+        *distances += n;
         for (uint32_t i = 0; i < n; i++) {
             if (i + 1 < n)
                 prefetch_row(h, list[2 + i], coded);
@@ -564,6 +606,7 @@ static inline __attribute__((always_inline)) int search_layer(const vl_hnsw *h, 
                 fresh[nf++] = nb;
             }
         }
+        s->distances += nf;
         for (uint32_t j = 0; j < nf && j < PF_AHEAD; j++)
             prefetch_row(h, fresh[j], coded);
         for (uint32_t j = 0; j < nf; j++) {
@@ -584,20 +627,6 @@ static inline __attribute__((always_inline)) int search_layer(const vl_hnsw *h, 
         }
     }
     return 1;
-}
-
-/* The first position of pool[0..n) (n >= 1, sorted) whose distance
- * exceeds d, by a binary search without branches on the data: the answer
- * stays in [b, b + len] while len halves. */
-static inline uint32_t insert_pos(const hn_item *pool, uint32_t n, float d)
-{
-    const hn_item *b = pool;
-    for (uint32_t len = n; len > 1;) {
-        uint32_t half = len / 2;
-        b += b[half].d <= d ? half : 0;
-        len -= half;
-    }
-    return (uint32_t)(b - pool) + (b->d <= d);
 }
 
 /* Algorithm 2 without a filter, as one sorted pool of the best ef rows seen
@@ -633,23 +662,51 @@ static inline __attribute__((always_inline)) void search_pool(const vl_hnsw *h, 
             nf += mark[nb] != epoch;
             mark[nb] = epoch;
         }
+        s->distances += nf;
         for (uint32_t j = 0; j < nf && j < PF_AHEAD; j++)
             prefetch_row(h, fresh[j], coded);
-        uint32_t lowest = n;
-        for (uint32_t j = 0; j < nf; j++) {
+        float fd[2 * VL_HNSW_MAX_M];
+        for (uint32_t j = 0; j < nf; j++) { /* the kernels back to back */
             if (j + PF_AHEAD < nf)
                 prefetch_row(h, fresh[j + PF_AHEAD], coded);
-            float d = node_dist(h, x, fresh[j], coded);
-            if (n == ef && d >= pool[n - 1].d)
+            fd[j] = node_dist(h, x, fresh[j], coded);
+        }
+        uint32_t lowest = n;
+        hn_item in[2 * VL_HNSW_MAX_M];
+        uint32_t b = 0;
+        int full = n == ef;
+        float worst = pool[n - 1].d;
+        for (uint32_t j = 0; j < nf; j++) { /* the ones that enter, sorted (stable) */
+            float d = fd[j];
+            if (full && d >= worst)
                 continue;
-            uint32_t lo = insert_pos(pool, n, d);
-            uint32_t last = n < ef ? n : n - 1; /* a full pool drops its worst */
-            memmove(pool + lo + 1, pool + lo, (size_t)(last - lo) * sizeof(hn_item));
-            memmove(done + lo + 1, done + lo, last - lo);
-            pool[lo] = (hn_item){d, fresh[j]};
-            done[lo] = 0;
-            n += n < ef;
-            lowest = lo < lowest ? lo : lowest;
+            uint32_t i = b++;
+            while (i > 0 && in[i - 1].d > d) {
+                in[i] = in[i - 1];
+                i--;
+            }
+            in[i] = (hn_item){d, fresh[j]};
+        }
+        if (b > 0) { /* merge from the back: the tail moves once */
+            uint32_t total = n + b, keep = total < ef ? total : ef;
+            int64_t i = (int64_t)n - 1, j = (int64_t)b - 1;
+            for (int64_t w = (int64_t)total - 1; j >= 0; w--) {
+                if (i >= 0 && pool[i].d > in[j].d) {
+                    if (w < keep) {
+                        pool[w] = pool[i];
+                        done[w] = done[i];
+                    }
+                    i--;
+                } else {
+                    if (w < keep) {
+                        pool[w] = in[j];
+                        done[w] = 0;
+                        lowest = (uint32_t)w;
+                    }
+                    j--;
+                }
+            }
+            n = keep;
         }
         cur = lowest < cur + 1 ? lowest : cur + 1;
         while (cur < n && done[cur])
@@ -689,7 +746,7 @@ vl_status vl_hnsw_search(const vl_hnsw *h, const float *query, uint32_t k, uint3
         x.scale = encode_query(h, x.q, s->qcode);
         cur = (hn_item){code_dist(h, &x, h->entry), h->entry};
         for (uint32_t lc = h->max_level; lc > 0; lc--)
-            cur = greedy(h, &x, cur, lc, 1);
+            cur = greedy(h, &x, cur, lc, 1, &s->distances);
         int exact = h->sq_exact && code_is_exact(h, x.q, s->qcode);
         if (filter) {
             ok = search_layer(h, s, &x, cur, ef, 0, filter, 1);
@@ -698,12 +755,14 @@ vl_status vl_hnsw_search(const vl_hnsw *h, const float *query, uint32_t k, uint3
             uint32_t keep = exact ? k : rerank_count(k, ef);
             s->nres = s->nres < keep ? s->nres : keep;
         }
-        if (ok && !exact && s->nres > k) /* at most k kept: the set is final */
+        if (ok && !exact && s->nres > k) { /* at most k kept: the set is final */
             rerank(h, x.q, s->res, s->nres);
+            s->distances += s->nres;
+        }
     } else {
         cur = (hn_item){dist_q(h, x.q, h->entry), h->entry};
         for (uint32_t lc = h->max_level; lc > 0; lc--)
-            cur = greedy(h, &x, cur, lc, 0);
+            cur = greedy(h, &x, cur, lc, 0, &s->distances);
         if (filter)
             ok = search_layer(h, s, &x, cur, ef, 0, filter, 0);
         else
@@ -713,7 +772,10 @@ vl_status vl_hnsw_search(const vl_hnsw *h, const float *query, uint32_t k, uint3
         st = vl_fail(err, VL_ERR_NOMEM, "hnsw search: out of memory for candidates");
         goto done;
     }
-    qsort(s->res, s->nres, sizeof(hn_item), item_cmp);
+    if (filter)
+        qsort(s->res, s->nres, sizeof(hn_item), item_cmp);
+    else
+        sort_items(s->res, s->nres);
     uint32_t m = s->nres < k ? s->nres : k;
     for (uint32_t i = 0; i < m; i++)
         out[i] = (vl_hnsw_hit){s->res[i].id, s->res[i].d};
@@ -1054,7 +1116,7 @@ vl_status vl_hnsw_add(vl_hnsw *h, uint32_t row, const float *vec, vl_error *err)
     hn_query x = {q, NULL, 0, NULL};
     hn_item cur = {dist_q(h, q, h->entry), h->entry};
     for (uint32_t lc = h->max_level; lc > level; lc--)
-        cur = greedy(h, &x, cur, lc, 0);
+        cur = greedy(h, &x, cur, lc, 0, &s->distances);
     for (uint32_t lc = level < h->max_level ? level : h->max_level;; lc--) {
         search_pool(h, s, &x, cur, h->ef_construction, lc, 0);
         uint32_t w = s->nres;

@@ -167,6 +167,10 @@ vl_status vl_hnsw_set_vector_source(vl_hnsw *h, const vl_hnsw_vectors *src, vl_e
  *  and indexes.  NULL when out of memory. */
 vl_hnsw_scratch *vl_hnsw_scratch_new(void);
 void vl_hnsw_scratch_free(vl_hnsw_scratch *s);
+/** Distances the searches with s have computed so far (every layer's walk,
+ *  on codes or float32, plus the float32 re-rank): a machine-independent
+ *  cost per query for the benchmark (added by the hnsw2 work, additive). */
+uint64_t vl_hnsw_scratch_distances(const vl_hnsw_scratch *s);
 
 uint32_t vl_hnsw_count(const vl_hnsw *h);
 uint32_t vl_hnsw_dim(const vl_hnsw *h);
