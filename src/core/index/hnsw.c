@@ -104,6 +104,24 @@
  *    +8-32% QPS at ef 10..64; on manpage-minilm within noise (-11..+19%).
  *    Measured and not kept: the two steps with the per-row binary search
  *    and memmoves kept (-13..+7% on SIFT-5k, noise).
+ *  - Measured and not kept (2026-12-02, hnsw2): Algorithm 4's
+ *    keepPrunedConnections on layer 0, filling lists with the nearest
+ *    pruned candidates.  SQ8 distances per query at equal recall, mean of
+ *    graph seeds 1, 2, 3, 42 (fashion: seed 1), against no fill, at recall
+ *    0.95 / 0.99 (bench/results/2026-12-02-hnsw2.md):
+ *      a new row's own list filled to M0: SIFT-5k +19/+13%, manpage-minilm
+ *        0/-9%, Fashion-MNIST +6/+6%; build +10-60%;
+ *      shrunk lists filled back to M0: SIFT +1/-5%, manpage +2/0%, Fashion
+ *        +4/+3%;
+ *      both: SIFT -5/-11%, manpage +7.5/-8%, but every link to a full list
+ *        then re-runs the heuristic: build 2-3x (SIFT 0.46 -> 1.4 s,
+ *        manpage 6.7 -> 13 s), which would put the build above hnswlib's.
+ *    No variant wins on the total, so no fill.  A case it does fix: tight
+ *    clusters inserted last, away from the rest (2000 uniform rows in 24-d,
+ *    then 60 clusters of 20 within +-0.02): recall@10 at ef 10 is
+ *    0.995-0.9975 per seed without a fill, 1.0 with any of them.  Not tried
+ *    on the datasets: both fills with the shrunk lists filled to 3/4 of M0
+ *    only (fewer heuristic re-runs; 1.0 on that case too).
  *  - Memory (vl_hnsw_set_vector_source): the float32 copy is 4 x dim of the
  *    index's bytes per row, and the engine already holds every vector in
  *    its row store, so the index can read them through a callback instead
